@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "config.h"
+
+#include <sys/types.h>
+#include <glib/gi18n-lib.h>
+
+#include "afork.h"
+
+G_BEGIN_DECLS
+
+/* Exported for afork-server and the tests, never declared in a public
+ * header nor scanned for introspection. */
+#define AFORK_PRIVATE_API __attribute__((visibility("default"))) extern
+
+/* The largest number of descriptors one sendmsg() may carry on Linux
+ * (SCM_MAX_FD). */
+#define AFORK_MAX_FDS_PER_MESSAGE 253
+
+/* The highest code of AforkError, for checking codes read off the wire. */
+#define _AFORK_ERROR_LAST AFORK_ERROR_CLOSED
+
+void      _afork_i18n_init          (void);
+gboolean  _afork_fd_set_blocking    (int           fd,
+                                     gboolean      blocking);
+gssize    _afork_sendmsg_fds        (int           sock,
+                                     const void   *data,
+                                     gsize         len,
+                                     const int    *fds,
+                                     guint         n_fds,
+                                     int           flags);
+void      _afork_close_fds_from     (int           lowfd);
+void      _afork_set_error_errno    (GError      **error,
+                                     int           code,
+                                     int           saved_errno,
+                                     const char   *what);
+
+G_END_DECLS

@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include "afork-private.h"
+
+G_BEGIN_DECLS
+
+AforkProcess *_afork_process_new_for_fd (int           fd,
+                                         GSubprocess  *subprocess,
+                                         GPid          pid);
+
+G_END_DECLS

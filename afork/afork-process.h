@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#if !defined(AFORK_INSIDE) && !defined(AFORK_COMPILATION)
+# error "Only <afork/afork.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+
+#include "afork-version-macros.h"
+
+G_BEGIN_DECLS
+
+#define AFORK_TYPE_PROCESS (afork_process_get_type ())
+
+AFORK_AVAILABLE_IN_1_0
+G_DECLARE_FINAL_TYPE (AforkProcess, afork_process, AFORK, PROCESS, GObject)
+
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_new          (GError             **error) G_GNUC_WARN_UNUSED_RESULT;
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_new_exec     (GError             **error) G_GNUC_WARN_UNUSED_RESULT;
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_fork         (AforkProcess        *self) G_GNUC_WARN_UNUSED_RESULT;
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_require      (AforkProcess        *self,
+                                               const char          *module);
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_call         (AforkProcess        *self,
+                                               const char          *function,
+                                               const char * const  *args);
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_send_arg     (AforkProcess        *self,
+                                               const char          *arg);
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_send_bytes   (AforkProcess        *self,
+                                               GBytes              *bytes);
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_send_fd      (AforkProcess        *self,
+                                               int                  fd);
+AFORK_AVAILABLE_IN_1_0
+void               afork_process_run_async    (AforkProcess        *self,
+                                               const char          *function,
+                                               GCancellable        *cancellable,
+                                               GAsyncReadyCallback  callback,
+                                               gpointer             user_data);
+AFORK_AVAILABLE_IN_1_0
+GSocketConnection *afork_process_run_finish   (AforkProcess        *self,
+                                               GAsyncResult        *result,
+                                               GError             **error);
+AFORK_AVAILABLE_IN_1_0
+GSocketConnection *afork_process_run          (AforkProcess        *self,
+                                               const char          *function,
+                                               GCancellable        *cancellable,
+                                               GError             **error);
+AFORK_AVAILABLE_IN_1_0
+GPid               afork_process_get_pid      (AforkProcess        *self);
+
+AFORK_AVAILABLE_IN_1_0
+const char        *afork_get_server_path      (void);
+AFORK_AVAILABLE_IN_1_0
+void               afork_set_server_path      (const char          *path);
+
+G_END_DECLS

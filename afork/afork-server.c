@@ -1,0 +1,652 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "afork-server-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <locale.h>
+#include <gmodule.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "afork-child-private.h"
+#include "afork-wire-private.h"
+
+#define READ_CHUNK (64 * 1024)
+
+typedef struct
+{
+  int         sock;
+  GByteArray *in;        /* received bytes not yet decoded */
+  GArray     *fds;       /* received descriptors not yet claimed by `h` */
+  AforkChild  child;     /* pending run arguments */
+  GPtrArray  *modules;   /* GModule *, in load order */
+  GError     *error;     /* the first failed `m` or `c` */
+} AforkServer;
+
+/* The memory of argv, overwritten to set the process title. */
+static char  *title_area;
+static gsize  title_len;
+
+void
+_afork_server_set_title (const char *format,
+                         ...)
+{
+  g_autofree char *title = NULL;
+  va_list args;
+
+  va_start (args, format);
+  title = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  prctl (PR_SET_NAME, title, 0, 0, 0);
+
+  if (title_area != NULL && title_len > 1)
+    {
+      memset (title_area, 0, title_len);
+      memcpy (title_area, title, MIN (strlen (title), title_len - 1));
+    }
+}
+
+G_GNUC_NORETURN static void
+die (AforkServer *server,
+     const char  *message)
+{
+  (void) server;
+  /* TRANSLATORS: %s is the reason an afork server stops */
+  g_printerr (_("afork-server: %s\n"), message);
+  _exit (2);
+}
+
+static void
+set_error (AforkServer *server,
+           GError      *error)
+{
+  if (server->error == NULL)
+    server->error = error;
+  else
+    g_error_free (error);
+}
+
+static gboolean
+module_load (AforkServer  *server,
+             const char   *name,
+             GError      **error)
+{
+  const char *path_env;
+  GModule *module = NULL;
+  gboolean found = FALSE;
+
+  if (strchr (name, '/') == NULL && (path_env = g_getenv ("AFORK_MODULE_PATH")) != NULL)
+    {
+      g_auto(GStrv) dirs = g_strsplit (path_env, G_SEARCHPATH_SEPARATOR_S, -1);
+
+      for (guint i = 0; module == NULL && dirs[i] != NULL; i++)
+        {
+          g_autofree char *plain = NULL;
+          g_autofree char *lib = NULL;
+          g_autofree char *so = NULL;
+
+          if (dirs[i][0] == '\0')
+            continue;
+
+          plain = g_build_filename (dirs[i], name, NULL);
+          lib = g_module_build_path (dirs[i], name);
+          so = g_strconcat (plain, ".so", NULL);
+
+          if (g_file_test (plain, G_FILE_TEST_IS_REGULAR))
+            module = g_module_open (plain, 0);
+          else if (g_file_test (lib, G_FILE_TEST_IS_REGULAR))
+            module = g_module_open (lib, 0);
+          else if (g_file_test (so, G_FILE_TEST_IS_REGULAR))
+            module = g_module_open (so, 0);
+          else
+            continue;
+
+          found = TRUE;
+        }
+    }
+
+  if (!found)
+    module = g_module_open (name, 0);
+
+  if (module == NULL)
+    {
+      const char *reason = g_module_error ();
+
+      g_set_error (error, AFORK_ERROR, AFORK_ERROR_MODULE_NOT_FOUND,
+                   /* TRANSLATORS: the first %s is a module name, the second the
+                    * dynamic linker's explanation */
+                   _("Module “%s” could not be loaded: %s"), name,
+                   reason ? reason : _("not found"));
+      return FALSE;
+    }
+
+  g_module_make_resident (module);
+  g_ptr_array_add (server->modules, module);
+
+  return TRUE;
+}
+
+static gpointer
+symbol_lookup (AforkServer  *server,
+               const char   *name,
+               GError      **error)
+{
+  static GModule *program;
+  gpointer symbol = NULL;
+
+  for (guint i = server->modules->len; i > 0; i--)
+    if (g_module_symbol (server->modules->pdata[i - 1], name, &symbol) && symbol != NULL)
+      return symbol;
+
+  if (program == NULL)
+    program = g_module_open (NULL, 0);
+
+  if (program != NULL && g_module_symbol (program, name, &symbol) && symbol != NULL)
+    return symbol;
+
+  g_set_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND,
+               /* TRANSLATORS: %s is the name of a C function */
+               _("Function “%s” not found in the loaded modules nor in the server program"),
+               name);
+
+  return NULL;
+}
+
+/* Copies a wire string into a C string; refuses embedded NULs, which no
+ * symbol or module name can contain. */
+static char *
+wire_cstring (const AforkWireString  *s,
+              GError                **error)
+{
+  if (memchr (s->data, '\0', s->len) != NULL)
+    {
+      g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                           _("A name in the afork stream contains a NUL byte"));
+      return NULL;
+    }
+
+  return g_strndup ((const char *) s->data, s->len);
+}
+
+static GArray *
+parse_strings (AforkServer  *server,
+               const guint8 *payload,
+               guint32       len)
+{
+  GArray *strings = g_array_new (FALSE, FALSE, sizeof (AforkWireString));
+  g_autoptr(GError) error = NULL;
+
+  if (!_afork_wire_parse_strings (payload, len, strings, &error))
+    die (server, error->message);
+
+  return strings;
+}
+
+static void
+handle_require (AforkServer  *server,
+                const guint8 *payload,
+                guint32       len)
+{
+  g_autoptr(GArray) names = parse_strings (server, payload, len);
+
+  for (guint i = 0; i < names->len && server->error == NULL; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *name = wire_cstring (&g_array_index (names, AforkWireString, i), &error);
+
+      if (name != NULL)
+        module_load (server, name, &error);
+      if (error != NULL)
+        set_error (server, g_steal_pointer (&error));
+    }
+}
+
+static void
+handle_call (AforkServer  *server,
+             const guint8 *payload,
+             guint32       len)
+{
+  g_autoptr(GArray) strings = parse_strings (server, payload, len);
+  g_autoptr(GPtrArray) args = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name = NULL;
+  AforkCallFunc func;
+
+  if (strings->len == 0)
+    die (server, _("Call command names no function"));
+
+  if (server->error != NULL)
+    return;
+
+  name = wire_cstring (&g_array_index (strings, AforkWireString, 0), &error);
+  if (name == NULL)
+    die (server, error->message);
+
+  func = (AforkCallFunc) symbol_lookup (server, name, &error);
+  if (func == NULL)
+    {
+      set_error (server, g_steal_pointer (&error));
+      return;
+    }
+
+  args = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 1; i < strings->len; i++)
+    {
+      const AforkWireString *s = &g_array_index (strings, AforkWireString, i);
+      g_ptr_array_add (args, g_strndup ((const char *) s->data, s->len));
+    }
+  g_ptr_array_add (args, NULL);
+
+  if (!func (&server->child, (const char * const *) args->pdata, &error))
+    {
+      if (error == NULL)
+        set_error (server, g_error_new (AFORK_ERROR, AFORK_ERROR_CALL_FAILED,
+                                        _("Call function “%s” failed without giving a reason"),
+                                        name));
+      else
+        set_error (server, g_error_new (AFORK_ERROR, AFORK_ERROR_CALL_FAILED,
+                                        /* TRANSLATORS: the first %s is a function name, the
+                                         * second its message, then its error domain and code */
+                                        _("Call function “%s” failed: %s (%s, %d)"),
+                                        name, error->message,
+                                        g_quark_to_string (error->domain), error->code));
+    }
+}
+
+static gboolean
+send_all (int           sock,
+          const guint8 *data,
+          gsize         len)
+{
+  while (len > 0)
+    {
+      gssize res = _afork_sendmsg_fds (sock, data, len, NULL, 0, 0);
+
+      if (res < 0)
+        return FALSE;
+      data += res;
+      len -= res;
+    }
+
+  return TRUE;
+}
+
+G_GNUC_NORETURN static void
+handle_run (AforkServer  *server,
+            const guint8 *payload,
+            guint32       len)
+{
+  g_autoptr(GArray) strings = parse_strings (server, payload, len);
+  g_autoptr(GByteArray) reply = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name = NULL;
+  AforkRunFunc func = NULL;
+
+  if (strings->len != 1)
+    die (server, _("Run command must name exactly one function"));
+
+  name = wire_cstring (&g_array_index (strings, AforkWireString, 0), &error);
+  if (name == NULL)
+    die (server, error->message);
+
+  if (server->error != NULL)
+    error = g_steal_pointer (&server->error);
+  else
+    func = (AforkRunFunc) symbol_lookup (server, name, &error);
+
+  if (func == NULL)
+    {
+      _afork_wire_put_error_reply (reply, error);
+      send_all (server->sock, reply->data, reply->len);
+      _exit (1);
+    }
+
+  _afork_wire_put_ok_reply (reply, getpid ());
+  if (!send_all (server->sock, reply->data, reply->len))
+    _exit (1);   /* the parent gave up: do not run */
+
+  /* Leave nothing of the command loop to the run function but its
+   * arguments and socket. */
+  for (guint i = 0; i < server->fds->len; i++)
+    close (g_array_index (server->fds, int, i));
+  g_array_set_size (server->fds, 0);
+  g_byte_array_set_size (server->in, 0);
+
+  signal (SIGCHLD, SIG_DFL);
+  _afork_server_set_title ("afork %d %s", (int) server->child.owner, name);
+  _afork_fd_set_blocking (server->sock, TRUE);
+
+  func (&server->child);
+
+  fflush (NULL);
+  _exit (0);
+}
+
+/* Returns TRUE when the process is a newly forked child, whose stream
+ * starts afresh. */
+static gboolean
+handle_fork (AforkServer *server)
+{
+  int fd = _afork_child_pop_last_fd (&server->child);
+  pid_t pid;
+
+  if (fd < 0)
+    die (server, _("Fork command without a socket for the new process"));
+
+  pid = fork ();
+  if (pid < 0)
+    {
+      /* The new process's parent sees its socket close. */
+      int saved_errno = errno;
+      g_printerr (_("afork-server: fork failed: %s\n"), g_strerror (saved_errno));
+      close (fd);
+      return FALSE;
+    }
+
+  if (pid > 0)
+    {
+      close (fd);
+      return FALSE;
+    }
+
+  /* The child: the rest of the template's stream and the descriptors that
+   * came with it belong to the template. */
+  close (server->sock);
+  server->sock = fd;
+  server->child.fd = fd;
+  g_byte_array_set_size (server->in, 0);
+  for (guint i = 0; i < server->fds->len; i++)
+    close (g_array_index (server->fds, int, i));
+  g_array_set_size (server->fds, 0);
+  _afork_server_set_title ("afork %d child", (int) server->child.owner);
+
+  return TRUE;
+}
+
+/* Handles one frame. Returns TRUE if the stream restarted (after a fork, in
+ * the child), so the caller must drop its view of the buffer. */
+static gboolean
+handle_frame (AforkServer  *server,
+              guint8        command,
+              const guint8 *payload,
+              guint32       len)
+{
+  switch (command)
+    {
+    case AFORK_WIRE_FD:
+      if (server->fds->len == 0)
+        die (server, _("Descriptor command without a descriptor"));
+      _afork_child_add_fd (&server->child, g_array_index (server->fds, int, 0));
+      g_array_remove_index (server->fds, 0);
+      return FALSE;
+
+    case AFORK_WIRE_ARGS:
+      {
+        g_autoptr(GArray) strings = parse_strings (server, payload, len);
+
+        for (guint i = 0; i < strings->len; i++)
+          {
+            const AforkWireString *s = &g_array_index (strings, AforkWireString, i);
+            _afork_child_add_string (&server->child, s->data, s->len);
+          }
+      }
+      return FALSE;
+
+    case AFORK_WIRE_REQUIRE:
+      handle_require (server, payload, len);
+      return FALSE;
+
+    case AFORK_WIRE_CALL:
+      handle_call (server, payload, len);
+      return FALSE;
+
+    case AFORK_WIRE_FORK:
+      return handle_fork (server);
+
+    case AFORK_WIRE_RUN:
+      handle_run (server, payload, len);
+
+    default:
+      g_assert_not_reached ();
+    }
+}
+
+/* Reads what is there, up to @want bytes, with any descriptors attached.
+ * Returns the number of bytes, 0 at end of stream. */
+static gsize
+receive (AforkServer *server,
+         gsize        want)
+{
+  union {
+    char buf[CMSG_SPACE (sizeof (int) * AFORK_MAX_FDS_PER_MESSAGE)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg = { 0 };
+  struct iovec iov;
+  struct cmsghdr *cmsg;
+  guint old_len = server->in->len;
+  gssize res;
+
+  g_byte_array_set_size (server->in, old_len + want);
+  iov.iov_base = server->in->data + old_len;
+  iov.iov_len = want;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+
+  do
+    res = recvmsg (server->sock, &msg, MSG_CMSG_CLOEXEC);
+  while (res < 0 && errno == EINTR);
+
+  if (res < 0)
+    {
+      int saved_errno = errno;
+      g_autofree char *message = g_strdup_printf (_("Cannot read from the parent: %s"),
+                                                  g_strerror (saved_errno));
+      die (server, message);
+    }
+
+  g_byte_array_set_size (server->in, old_len + res);
+
+  for (cmsg = CMSG_FIRSTHDR (&msg); cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
+    {
+      if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+        {
+          guint n = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+          const int *fds = (const int *) CMSG_DATA (cmsg);
+
+          for (guint i = 0; i < n; i++)
+            {
+              int fd;
+              memcpy (&fd, fds + i, sizeof fd);
+              g_array_append_val (server->fds, fd);
+            }
+        }
+    }
+
+  if (msg.msg_flags & MSG_CTRUNC)
+    die (server, _("Too many descriptors in one message from the parent"));
+
+  return (gsize) res;
+}
+
+static void
+serve_loop (AforkServer *server)
+{
+  gsize pos = 0;
+
+  for (;;)
+    {
+      guint8 command = 0;
+      guint32 plen = 0;
+      gsize want = READ_CHUNK;
+      g_autoptr(GError) error = NULL;
+      AforkWireStatus status;
+
+      status = _afork_wire_parse_header (server->in->data + pos, server->in->len - pos,
+                                         FALSE, &command, &plen, &error);
+      if (status == AFORK_WIRE_STATUS_INVALID)
+        die (server, error->message);
+
+      if (status == AFORK_WIRE_STATUS_OK &&
+          server->in->len - pos >= AFORK_WIRE_HEADER_SIZE + (gsize) plen)
+        {
+          const guint8 *payload = server->in->data + pos + AFORK_WIRE_HEADER_SIZE;
+
+          if (handle_frame (server, command, payload, plen))
+            pos = 0;
+          else
+            pos += AFORK_WIRE_HEADER_SIZE + plen;
+          continue;
+        }
+
+      /* Need more: drop what was decoded, then read. A known large frame
+       * is read in bigger steps, but only as far as the data goes. */
+      if (pos > 0)
+        {
+          g_byte_array_remove_range (server->in, 0, pos);
+          pos = 0;
+        }
+
+      if (status == AFORK_WIRE_STATUS_OK)
+        want = MAX (want, MIN ((gsize) plen + AFORK_WIRE_HEADER_SIZE - server->in->len,
+                               (gsize) 1024 * 1024));
+
+      if (receive (server, want) == 0)
+        {
+          if (server->in->len > 0)
+            die (server, _("The parent closed the connection in the middle of a command"));
+          if (server->error != NULL)
+            {
+              g_printerr (_("afork-server: %s\n"), server->error->message);
+              _exit (1);
+            }
+          _exit (0);
+        }
+    }
+}
+
+void
+_afork_server_serve (int  fd,
+                     GPid owner)
+{
+  AforkServer server = { 0 };
+
+  _afork_i18n_init ();
+
+  /* The template reaps its children: they are not the owner's. */
+  signal (SIGCHLD, SIG_IGN);
+
+  _afork_fd_set_blocking (fd, TRUE);
+  server.sock = fd;
+  server.in = g_byte_array_new ();
+  server.fds = g_array_new (FALSE, FALSE, sizeof (int));
+  server.modules = g_ptr_array_new ();
+  _afork_child_init (&server.child, fd, owner);
+
+  serve_loop (&server);
+  g_assert_not_reached ();
+}
+
+static gboolean
+parse_int (const char *str,
+           gint64      min,
+           gint64      max,
+           gint64     *out)
+{
+  return str != NULL && g_ascii_string_to_signed (str, 10, min, max, out, NULL);
+}
+
+int
+_afork_server_main (int    argc,
+                    char **argv)
+{
+  gint64 fd = -1, owner = 0, protocol = -1;
+  struct stat st;
+
+  setlocale (LC_ALL, "");
+  _afork_i18n_init ();
+
+  for (int i = 1; i < argc; i++)
+    {
+      gint64 *target = NULL;
+
+      if (g_str_equal (argv[i], "--fd"))
+        target = &fd;
+      else if (g_str_equal (argv[i], "--owner"))
+        target = &owner;
+      else if (g_str_equal (argv[i], "--protocol"))
+        target = &protocol;
+
+      if (target == NULL || i + 1 >= argc ||
+          !parse_int (argv[i + 1], 0, G_MAXINT, target))
+        {
+          g_printerr (_("Usage: %s --fd FD --owner PID --protocol %d\n"
+                        "afork-server is started by the afork library; it is not "
+                        "meant to be run by hand.\n"),
+                      argv[0], AFORK_WIRE_PROTOCOL_VERSION);
+          return 2;
+        }
+      i++;
+    }
+
+  if (fd < 0 || protocol < 0)
+    {
+      g_printerr (_("afork-server: --fd and --protocol are required\n"));
+      return 2;
+    }
+
+  if (protocol != AFORK_WIRE_PROTOCOL_VERSION)
+    {
+      g_printerr (_("afork-server: protocol version %d requested, but this server "
+                    "speaks version %d\n"),
+                  (int) protocol, AFORK_WIRE_PROTOCOL_VERSION);
+      return 2;
+    }
+
+  if (fstat ((int) fd, &st) != 0 || !S_ISSOCK (st.st_mode))
+    {
+      g_printerr (_("afork-server: descriptor %d is not a socket\n"), (int) fd);
+      return 2;
+    }
+  else
+    {
+      int domain = -1;
+      socklen_t dlen = sizeof domain;
+
+      if (getsockopt ((int) fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) != 0 ||
+          domain != AF_UNIX)
+        {
+          g_printerr (_("afork-server: descriptor %d is not a unix socket\n"), (int) fd);
+          return 2;
+        }
+    }
+
+  /* Keep the socket at 3 and close everything else inherited besides
+   * stdio: a spawn with inherited descriptors is fast, and this is where
+   * the cost of that is paid. */
+  if (fd != 3)
+    {
+      if (dup2 ((int) fd, 3) < 0)
+        {
+          g_printerr (_("afork-server: cannot move the socket: %s\n"), g_strerror (errno));
+          return 2;
+        }
+    }
+  _afork_close_fds_from (4);
+  fcntl (3, F_SETFD, FD_CLOEXEC);
+
+  title_area = argv[0];
+  title_len = (argv[argc - 1] + strlen (argv[argc - 1]) + 1) - argv[0];
+  _afork_server_set_title ("afork-server %d template", (int) owner);
+
+  _afork_server_serve (3, (GPid) owner);
+}

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* The wire codec: pure functions over byte buffers, no I/O, so that the
+ * decoder can be fuzzed. The protocol is described in docs/protocol.md. */
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define AFORK_WIRE_PROTOCOL_VERSION 1
+#define AFORK_WIRE_HEADER_SIZE      5
+/* An absurd length is refused before anything is allocated for it. */
+#define AFORK_WIRE_MAX_PAYLOAD      (256u * 1024u * 1024u)
+
+typedef enum
+{
+  AFORK_WIRE_FD       = 'h',  /* empty, one fd attached */
+  AFORK_WIRE_ARGS     = 'a',  /* string list */
+  AFORK_WIRE_REQUIRE  = 'm',  /* string list of module names */
+  AFORK_WIRE_CALL     = 'c',  /* string list: symbol, args… */
+  AFORK_WIRE_FORK     = 'f',  /* empty */
+  AFORK_WIRE_RUN      = 'r',  /* string list: symbol */
+  AFORK_WIRE_REPLY_OK = 'k',  /* u32 pid */
+  AFORK_WIRE_REPLY_ERROR = 'e', /* u32 code, string list: domain, message */
+} AforkWireCommand;
+
+typedef enum
+{
+  AFORK_WIRE_STATUS_OK,
+  AFORK_WIRE_STATUS_NEED_MORE,
+  AFORK_WIRE_STATUS_INVALID,
+} AforkWireStatus;
+
+/* A string inside a payload: not NUL-terminated, points into the payload. */
+typedef struct
+{
+  const guint8 *data;
+  guint32       len;
+} AforkWireString;
+
+void            _afork_wire_put_u32           (GByteArray       *out,
+                                               guint32           value);
+gsize           _afork_wire_begin             (GByteArray       *out,
+                                               guint8            command);
+void            _afork_wire_put_string        (GByteArray       *out,
+                                               const void       *data,
+                                               gsize             len);
+gboolean        _afork_wire_end               (GByteArray       *out,
+                                               gsize             start);
+void            _afork_wire_put_empty         (GByteArray       *out,
+                                               guint8            command);
+
+guint32         _afork_wire_read_u32          (const guint8     *data);
+AforkWireStatus _afork_wire_parse_header      (const guint8     *data,
+                                               gsize             len,
+                                               gboolean          reply,
+                                               guint8           *command,
+                                               guint32          *payload_len,
+                                               GError          **error);
+gboolean        _afork_wire_parse_strings     (const guint8     *payload,
+                                               gsize             len,
+                                               GArray           *strings,
+                                               GError          **error);
+gboolean        _afork_wire_parse_reply       (guint8            command,
+                                               const guint8     *payload,
+                                               gsize             len,
+                                               GPid             *pid,
+                                               GError          **error);
+void            _afork_wire_put_error_reply   (GByteArray       *out,
+                                               const GError     *error);
+void            _afork_wire_put_ok_reply      (GByteArray       *out,
+                                               GPid              pid);
+
+G_END_DECLS

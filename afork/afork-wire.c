@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "afork-private.h"
+
+#include <string.h>
+
+#include "afork-wire-private.h"
+
+void
+_afork_wire_put_u32 (GByteArray *out,
+                     guint32     value)
+{
+  guint8 le[4] = {
+    value & 0xff, (value >> 8) & 0xff, (value >> 16) & 0xff, (value >> 24) & 0xff,
+  };
+
+  g_byte_array_append (out, le, sizeof le);
+}
+
+guint32
+_afork_wire_read_u32 (const guint8 *data)
+{
+  return (guint32) data[0] | ((guint32) data[1] << 8) |
+         ((guint32) data[2] << 16) | ((guint32) data[3] << 24);
+}
+
+/* Starts a frame whose length is patched by _afork_wire_end(). Returns the
+ * offset of the frame in @out. */
+gsize
+_afork_wire_begin (GByteArray *out,
+                   guint8      command)
+{
+  gsize start = out->len;
+
+  g_byte_array_append (out, &command, 1);
+  _afork_wire_put_u32 (out, 0);
+
+  return start;
+}
+
+void
+_afork_wire_put_string (GByteArray *out,
+                        const void *data,
+                        gsize       len)
+{
+  g_return_if_fail (len <= G_MAXUINT32);
+
+  _afork_wire_put_u32 (out, (guint32) len);
+  if (len > 0)
+    g_byte_array_append (out, data, (guint) len);
+}
+
+/* Patches the length of the frame started at @start. Returns %FALSE, and
+ * drops the frame, when its payload is larger than the protocol allows. */
+gboolean
+_afork_wire_end (GByteArray *out,
+                 gsize       start)
+{
+  gsize payload = out->len - start - AFORK_WIRE_HEADER_SIZE;
+  guint8 *p = out->data + start + 1;
+
+  if (payload > AFORK_WIRE_MAX_PAYLOAD)
+    {
+      g_byte_array_set_size (out, start);
+      return FALSE;
+    }
+
+  p[0] = payload & 0xff;
+  p[1] = (payload >> 8) & 0xff;
+  p[2] = (payload >> 16) & 0xff;
+  p[3] = (payload >> 24) & 0xff;
+
+  return TRUE;
+}
+
+void
+_afork_wire_put_empty (GByteArray *out,
+                       guint8      command)
+{
+  _afork_wire_begin (out, command);
+}
+
+static gboolean
+is_known_command (guint8   command,
+                  gboolean reply)
+{
+  if (reply)
+    return command == AFORK_WIRE_REPLY_OK || command == AFORK_WIRE_REPLY_ERROR;
+
+  switch (command)
+    {
+    case AFORK_WIRE_FD:
+    case AFORK_WIRE_ARGS:
+    case AFORK_WIRE_REQUIRE:
+    case AFORK_WIRE_CALL:
+    case AFORK_WIRE_FORK:
+    case AFORK_WIRE_RUN:
+      return TRUE;
+    default:
+      return FALSE;
+    }
+}
+
+/* Decodes a frame header from the first @len bytes of @data, checking that
+ * the command is one of the set (commands or replies) and that the length
+ * is sane for it. Never allocates. */
+AforkWireStatus
+_afork_wire_parse_header (const guint8  *data,
+                          gsize          len,
+                          gboolean       reply,
+                          guint8        *command,
+                          guint32       *payload_len,
+                          GError       **error)
+{
+  guint32 plen;
+
+  if (len < AFORK_WIRE_HEADER_SIZE)
+    return AFORK_WIRE_STATUS_NEED_MORE;
+
+  *command = data[0];
+  plen = _afork_wire_read_u32 (data + 1);
+
+  if (!is_known_command (data[0], reply))
+    {
+      g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                   _("Unknown command 0x%02x in the afork stream"), data[0]);
+      return AFORK_WIRE_STATUS_INVALID;
+    }
+
+  if (plen > AFORK_WIRE_MAX_PAYLOAD)
+    {
+      g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                   _("Frame of %u bytes in the afork stream exceeds the limit of %u bytes"),
+                   plen, AFORK_WIRE_MAX_PAYLOAD);
+      return AFORK_WIRE_STATUS_INVALID;
+    }
+
+  if ((data[0] == AFORK_WIRE_FD || data[0] == AFORK_WIRE_FORK) && plen != 0)
+    {
+      g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                   _("Command “%c” in the afork stream must have an empty payload"),
+                   data[0]);
+      return AFORK_WIRE_STATUS_INVALID;
+    }
+
+  if (data[0] == AFORK_WIRE_RUN && plen == 0)
+    {
+      g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                           _("Run command in the afork stream names no function"));
+      return AFORK_WIRE_STATUS_INVALID;
+    }
+
+  *payload_len = plen;
+
+  return AFORK_WIRE_STATUS_OK;
+}
+
+/* Splits a string list into @strings (an array of AforkWireString pointing
+ * into @payload). */
+gboolean
+_afork_wire_parse_strings (const guint8  *payload,
+                           gsize          len,
+                           GArray        *strings,
+                           GError       **error)
+{
+  gsize pos = 0;
+
+  while (pos < len)
+    {
+      AforkWireString s;
+
+      if (len - pos < 4)
+        goto truncated;
+
+      s.len = _afork_wire_read_u32 (payload + pos);
+      pos += 4;
+
+      if (s.len > len - pos)
+        goto truncated;
+
+      s.data = payload + pos;
+      pos += s.len;
+      g_array_append_val (strings, s);
+    }
+
+  return TRUE;
+
+truncated:
+  g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                       _("Truncated string list in the afork stream"));
+  return FALSE;
+}
+
+void
+_afork_wire_put_ok_reply (GByteArray *out,
+                          GPid        pid)
+{
+  gsize start = _afork_wire_begin (out, AFORK_WIRE_REPLY_OK);
+
+  _afork_wire_put_u32 (out, (guint32) pid);
+  _afork_wire_end (out, start);
+}
+
+void
+_afork_wire_put_error_reply (GByteArray   *out,
+                             const GError *error)
+{
+  const char *domain = g_quark_to_string (error->domain);
+  const char *message = error->message ? error->message : "";
+  gsize start = _afork_wire_begin (out, AFORK_WIRE_REPLY_ERROR);
+
+  _afork_wire_put_u32 (out, (guint32) error->code);
+  _afork_wire_put_string (out, domain, strlen (domain));
+  /* Keep a runaway message within one frame. */
+  _afork_wire_put_string (out, message, MIN (strlen (message), 65536));
+  _afork_wire_end (out, start);
+}
+
+/* Decodes the reply to `r`: on success stores the child's pid; an error
+ * reply becomes @error, in the %AFORK_ERROR domain. */
+gboolean
+_afork_wire_parse_reply (guint8         command,
+                         const guint8  *payload,
+                         gsize          len,
+                         GPid          *pid,
+                         GError       **error)
+{
+  g_autoptr(GArray) strings = NULL;
+  const AforkWireString *domain, *message;
+  g_autofree char *message_str = NULL;
+  g_autofree char *domain_str = NULL;
+  guint32 code;
+
+  if (command == AFORK_WIRE_REPLY_OK)
+    {
+      if (len != 4)
+        {
+          g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                               _("Malformed acknowledgement from the child process"));
+          return FALSE;
+        }
+      *pid = (GPid) _afork_wire_read_u32 (payload);
+      return TRUE;
+    }
+
+  strings = g_array_new (FALSE, FALSE, sizeof (AforkWireString));
+  if (len < 4 ||
+      !_afork_wire_parse_strings (payload + 4, len - 4, strings, NULL) ||
+      strings->len != 2)
+    {
+      g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                           _("Malformed error reply from the child process"));
+      return FALSE;
+    }
+
+  code = _afork_wire_read_u32 (payload);
+  domain = &g_array_index (strings, AforkWireString, 0);
+  message = &g_array_index (strings, AforkWireString, 1);
+  domain_str = g_strndup ((const char *) domain->data, domain->len);
+  message_str = g_utf8_make_valid ((const char *) message->data, message->len);
+
+  /* Every error a server reports is in afork's own domain; anything else
+   * is kept in the message rather than trusted as a code. */
+  if (g_strcmp0 (domain_str, g_quark_to_string (AFORK_ERROR)) == 0 &&
+      code <= _AFORK_ERROR_LAST)
+    g_set_error_literal (error, AFORK_ERROR, (int) code, message_str);
+  else
+    g_set_error (error, AFORK_ERROR, AFORK_ERROR_FAILED, "%s (%s, %u)",
+                 message_str, domain_str, code);
+
+  return FALSE;
+}

@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#define AFORK_INSIDE
+# include "afork-version.h"
+# include "afork-version-macros.h"
+# include "afork-error.h"
+# include "afork-enum-types.h"
+# include "afork-child.h"
+# include "afork-process.h"
+#undef AFORK_INSIDE
