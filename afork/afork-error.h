@@ -41,6 +41,12 @@ G_BEGIN_DECLS
  *   invalid, such as a closed file descriptor
  * @AFORK_ERROR_CLOSED: the process can no longer be used, because it was
  *   run or its connection was taken
+ * @AFORK_ERROR_THREADED: the calling program already runs more than one
+ *   thread, so forking it is refused (see [func@Afork.early_init] and
+ *   [ctor@Afork.Process.fork_self])
+ * @AFORK_ERROR_STATUS_UNKNOWN: the wait status of a process cannot be
+ *   known, because nobody reaps it on the caller's behalf (its template
+ *   exited first, or the process was handed over)
  *
  * Error codes of the %AFORK_ERROR domain.
  *
@@ -58,6 +64,8 @@ typedef enum
   AFORK_ERROR_PROTOCOL,
   AFORK_ERROR_INVALID_ARGUMENT,
   AFORK_ERROR_CLOSED,
+  AFORK_ERROR_THREADED,
+  AFORK_ERROR_STATUS_UNKNOWN,
 } AforkError;
 
 AFORK_AVAILABLE_IN_1_0

@@ -7,6 +7,7 @@ G_BEGIN_DECLS
 
 AforkProcess *_afork_process_new_for_fd (int           fd,
                                          GSubprocess  *subprocess,
-                                         GPid          pid);
+                                         GPid          pid,
+                                         int           status_fd);
 
 G_END_DECLS

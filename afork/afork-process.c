@@ -71,7 +71,10 @@ struct _AforkProcess
   GError       *error;         /* the first error met while queueing */
   GSubprocess  *subprocess;    /* the server, when spawned by us */
   GPid          pid;
+  int           status_fd;     /* the template writes the wait status here */
+  int           wait_status;
   guint         ran : 1;
+  guint         exited : 1;    /* wait_status is known */
 };
 
 G_DEFINE_FINAL_TYPE (AforkProcess, afork_process, G_TYPE_OBJECT)
@@ -91,14 +94,24 @@ typedef enum
   FLUSH_FAILED,
 } FlushResult;
 
+/* Closes a descriptor the library holds and forgets it. */
+static void
+clear_fd (int *fd)
+{
+  if (*fd >= 0)
+    {
+      _afork_untrack_fd (*fd);
+      close (*fd);
+      *fd = -1;
+    }
+}
+
 static void
 queued_fd_clear (gpointer data)
 {
   QueuedFd *q = data;
 
-  if (q->fd >= 0)
-    close (q->fd);
-  q->fd = -1;
+  clear_fd (&q->fd);
 }
 
 static void
@@ -264,6 +277,8 @@ queue_fd (AforkProcess *self,
 {
   QueuedFd q = { fd, self->out->len };
 
+  _afork_track_fd (fd);
+
   _afork_wire_put_empty (self->out, AFORK_WIRE_FD);
   g_array_append_val (self->out_fds, q);
 }
@@ -278,10 +293,10 @@ afork_process_dispose (GObject *object)
     {
       /* A last try; closing the socket then makes the process exit. */
       flush (self);
-      close (self->fd);
-      self->fd = -1;
+      clear_fd (&self->fd);
     }
   discard_queue (self);
+  clear_fd (&self->status_fd);
 
   G_OBJECT_CLASS (afork_process_parent_class)->dispose (object);
 }
@@ -352,6 +367,7 @@ static void
 afork_process_init (AforkProcess *self)
 {
   self->fd = -1;
+  self->status_fd = -1;
   self->context = g_main_context_ref_thread_default ();
   self->out = g_byte_array_new ();
   self->out_fds = g_array_new (FALSE, FALSE, sizeof (QueuedFd));
@@ -361,15 +377,25 @@ afork_process_init (AforkProcess *self)
 AforkProcess *
 _afork_process_new_for_fd (int          fd,
                            GSubprocess *subprocess,
-                           GPid         pid)
+                           GPid         pid,
+                           int          status_fd)
 {
   AforkProcess *self = g_object_new (AFORK_TYPE_PROCESS, NULL);
 
   self->fd = fd;
   if (fd >= 0)
-    _afork_fd_set_blocking (fd, FALSE);
+    {
+      _afork_track_fd (fd);
+      _afork_fd_set_blocking (fd, FALSE);
+    }
   self->subprocess = subprocess;
   self->pid = pid;
+  self->status_fd = status_fd;
+  if (status_fd >= 0)
+    {
+      _afork_track_fd (status_fd);
+      _afork_fd_set_blocking (status_fd, FALSE);
+    }
 
   return self;
 }
@@ -377,9 +403,35 @@ _afork_process_new_for_fd (int          fd,
 static AforkProcess *
 new_failed (GError *error)
 {
-  AforkProcess *self = _afork_process_new_for_fd (-1, NULL, 0);
+  AforkProcess *self = _afork_process_new_for_fd (-1, NULL, 0, -1);
 
   self->error = error;
+
+  return self;
+}
+
+/* Forks a shared template (the early one, or the default one) into a new
+ * process. With @for_exec and no early template, returns NULL without an
+ * error: the caller spawns a server instead. */
+static AforkProcess *
+new_from_shared_template (gboolean   for_exec,
+                          GError   **error)
+{
+  AforkForkRequest request;
+  AforkProcess *self;
+  gboolean forked;
+
+  if (!_afork_fork_request_init (&request, error))
+    return NULL;
+
+  if (!_afork_registry_fork (&request, for_exec, &forked, error) || !forked)
+    {
+      _afork_fork_request_clear (&request);
+      return NULL;
+    }
+
+  self = _afork_process_new_for_fd (request.sock, NULL, 0, request.status);
+  request.sock = request.status = -1;
 
   return self;
 }
@@ -402,23 +454,9 @@ new_failed (GError *error)
 AforkProcess *
 afork_process_new (GError **error)
 {
-  int fds[2];
-
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (!_afork_socketpair (fds, error))
-    return NULL;
-
-  if (!_afork_default_template_fork (fds[1], error))
-    {
-      close (fds[0]);
-      close (fds[1]);
-      return NULL;
-    }
-
-  close (fds[1]);
-
-  return _afork_process_new_for_fd (fds[0], NULL, 0);
+  return new_from_shared_template (FALSE, error);
 }
 
 /**
@@ -443,16 +481,27 @@ AforkProcess *
 afork_process_new_exec (GError **error)
 {
   GSubprocess *subprocess = NULL;
+  AforkProcess *self;
+  GError *local_error = NULL;
   int fd;
 
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  self = new_from_shared_template (TRUE, &local_error);
+  if (self != NULL || local_error != NULL)
+    {
+      if (local_error != NULL)
+        g_propagate_error (error, local_error);
+      return self;
+    }
 
   if (!_afork_spawn_server (&fd, &subprocess, error))
     return NULL;
 
   return _afork_process_new_for_fd (fd, subprocess,
                                     (GPid) g_ascii_strtoll (g_subprocess_get_identifier (subprocess),
-                                                            NULL, 10));
+                                                            NULL, 10),
+                                    -1);
 }
 
 /**
@@ -478,7 +527,9 @@ AforkProcess *
 afork_process_fork (AforkProcess *self)
 {
   g_autoptr(GError) error = NULL;
-  int fds[2];
+  AforkForkRequest request;
+  AforkProcess *child;
+  gsize offsets[2];
 
   g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
 
@@ -489,14 +540,23 @@ afork_process_fork (AforkProcess *self)
     return new_failed (g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CLOSED,
                                             _("Cannot fork a process that was already run or handed over")));
 
-  if (!_afork_socketpair (fds, &error))
+  if (!_afork_fork_request_init (&request, &error))
     return new_failed (g_steal_pointer (&error));
 
-  queue_fd (self, fds[1]);
-  _afork_wire_put_empty (self->out, AFORK_WIRE_FORK);
+  _afork_fork_request_put_frames (self->out, offsets);
+  for (guint i = 0; i < 2; i++)
+    {
+      QueuedFd q = { request.send_fds[i], offsets[i] };
+
+      _afork_track_fd (q.fd);
+      g_array_append_val (self->out_fds, q);
+      request.send_fds[i] = -1;
+    }
   flush_soon (self);
 
-  return _afork_process_new_for_fd (fds[0], NULL, 0);
+  child = _afork_process_new_for_fd (request.sock, NULL, 0, request.status);
+
+  return child;
 }
 
 /**
@@ -697,11 +757,7 @@ run_data_free (RunData *data)
 static void
 close_socket (AforkProcess *self)
 {
-  if (self->fd >= 0)
-    {
-      close (self->fd);
-      self->fd = -1;
-    }
+  clear_fd (&self->fd);
   discard_queue (self);
 }
 
@@ -813,6 +869,7 @@ run_reply_cb (int                         fd,
   socket = g_socket_new_from_fd (self->fd, &error);
   if (socket == NULL)
     goto failed;
+  _afork_untrack_fd (self->fd);
   self->fd = -1;
 
   if (self->pid != pid)

@@ -56,9 +56,4 @@ GSocketConnection *afork_process_run          (AforkProcess        *self,
 AFORK_AVAILABLE_IN_1_0
 GPid               afork_process_get_pid      (AforkProcess        *self);
 
-AFORK_AVAILABLE_IN_1_0
-const char        *afork_get_server_path      (void);
-AFORK_AVAILABLE_IN_1_0
-void               afork_set_server_path      (const char          *path);
-
 G_END_DECLS

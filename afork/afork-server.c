@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "afork-child-private.h"
@@ -27,7 +30,13 @@ typedef struct
   AforkChild  child;     /* pending run arguments */
   GPtrArray  *modules;   /* GModule *, in load order */
   GError     *error;     /* the first failed `m` or `c` */
+  int         next_status_fd;  /* from `w`, for the next fork */
+  GHashTable *watched;   /* child pid → fd its wait status is written to */
+  int         owner_pidfd;     /* readable once the owner has exited */
 } AforkServer;
+
+/* SIGCHLD wakes the loop through this pipe: the handler only writes. */
+static int sigchld_pipe[2] = { -1, -1 };
 
 /* The memory of argv, overwritten to set the process title. */
 static char  *title_area;
@@ -71,6 +80,162 @@ set_error (AforkServer *server,
     server->error = error;
   else
     g_error_free (error);
+}
+
+
+static void
+sigchld_handler (G_GNUC_UNUSED int signum)
+{
+  int saved_errno = errno;
+  char c = 0;
+
+  if (write (sigchld_pipe[1], &c, 1) < 0)
+    { /* full already: the loop will wake anyway */ }
+  errno = saved_errno;
+}
+
+static void
+sigchld_setup (void)
+{
+  struct sigaction sa = { 0 };
+
+  if (sigchld_pipe[0] >= 0)
+    {
+      close (sigchld_pipe[0]);
+      close (sigchld_pipe[1]);
+    }
+  if (pipe2 (sigchld_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+    {
+      g_printerr (_("afork-server: cannot create a pipe: %s\n"), g_strerror (errno));
+      _exit (2);
+    }
+
+  sa.sa_handler = sigchld_handler;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGCHLD, &sa, NULL);
+}
+
+/* What a process leaves to the program it becomes: no trace of the
+ * command loop's own descriptors and signal handling. */
+static void
+server_forget_loop_state (AforkServer *server)
+{
+  GHashTableIter iter;
+  gpointer fd;
+
+  signal (SIGCHLD, SIG_DFL);
+  if (sigchld_pipe[0] >= 0)
+    {
+      close (sigchld_pipe[0]);
+      close (sigchld_pipe[1]);
+      sigchld_pipe[0] = sigchld_pipe[1] = -1;
+    }
+
+  g_hash_table_iter_init (&iter, server->watched);
+  while (g_hash_table_iter_next (&iter, NULL, &fd))
+    close (GPOINTER_TO_INT (fd));
+  g_hash_table_remove_all (server->watched);
+
+  if (server->next_status_fd >= 0)
+    close (server->next_status_fd);
+  server->next_status_fd = -1;
+
+  if (server->owner_pidfd >= 0)
+    close (server->owner_pidfd);
+  server->owner_pidfd = -1;
+
+  for (guint i = 0; i < server->fds->len; i++)
+    close (g_array_index (server->fds, int, i));
+  g_array_set_size (server->fds, 0);
+  g_byte_array_set_size (server->in, 0);
+}
+
+/* Reaps every child that exited, telling the parent of those it watches
+ * their wait status (4 bytes, little-endian) on their status channel. */
+static void
+reap_children (AforkServer *server)
+{
+  char drain[64];
+  pid_t pid;
+  int status;
+
+  while (read (sigchld_pipe[0], drain, sizeof drain) > 0)
+    ;
+
+  while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
+    {
+      gpointer fd;
+
+      if (g_hash_table_steal_extended (server->watched, GINT_TO_POINTER (pid), NULL, &fd))
+        {
+          guint8 le[4] = {
+            status & 0xff, (status >> 8) & 0xff, (status >> 16) & 0xff, (status >> 24) & 0xff,
+          };
+          gssize res;
+
+          do
+            res = write (GPOINTER_TO_INT (fd), le, sizeof le);
+          while (res < 0 && errno == EINTR);
+          close (GPOINTER_TO_INT (fd));
+        }
+    }
+}
+
+static int
+open_owner_pidfd (GPid owner)
+{
+#ifdef SYS_pidfd_open
+  if (owner > 0)
+    {
+      int fd = (int) syscall (SYS_pidfd_open, (pid_t) owner, 0);
+
+      if (fd >= 0)
+        fcntl (fd, F_SETFD, FD_CLOEXEC);
+      return fd;
+    }
+#endif
+  return -1;
+}
+
+static gboolean
+owner_is_gone (AforkServer *server)
+{
+  GPid owner = server->child.owner;
+
+  return owner > 0 && kill ((pid_t) owner, 0) != 0 && errno == ESRCH;
+}
+
+/* After the parent closed the connection, a template whose children's
+ * statuses are awaited stays to reap them, as long as the owner lives. */
+G_GNUC_NORETURN static void
+linger_and_exit (AforkServer *server,
+                 int          status)
+{
+  if (g_hash_table_size (server->watched) > 0)
+    {
+      close (server->sock);
+      server->sock = -1;
+      _afork_server_set_title ("afork-server %d reaper", (int) server->child.owner);
+
+      while (g_hash_table_size (server->watched) > 0)
+        {
+          struct pollfd pfds[2] = {
+            { sigchld_pipe[0], POLLIN, 0 },
+            { server->owner_pidfd, POLLIN, 0 },
+          };
+          int res = poll (pfds, server->owner_pidfd >= 0 ? 2 : 1,
+                          server->owner_pidfd >= 0 ? -1 : 1000);
+
+          if (res < 0 && errno != EINTR)
+            break;
+          if (pfds[1].revents != 0 || (server->owner_pidfd < 0 && owner_is_gone (server)))
+            break;
+          reap_children (server);
+        }
+    }
+
+  _exit (status);
 }
 
 static gboolean
@@ -314,12 +479,7 @@ handle_run (AforkServer  *server,
 
   /* Leave nothing of the command loop to the run function but its
    * arguments and socket. */
-  for (guint i = 0; i < server->fds->len; i++)
-    close (g_array_index (server->fds, int, i));
-  g_array_set_size (server->fds, 0);
-  g_byte_array_set_size (server->in, 0);
-
-  signal (SIGCHLD, SIG_DFL);
+  server_forget_loop_state (server);
   _afork_server_set_title ("afork %d %s", (int) server->child.owner, name);
   _afork_fd_set_blocking (server->sock, TRUE);
 
@@ -327,6 +487,128 @@ handle_run (AforkServer  *server,
 
   fflush (NULL);
   _exit (0);
+}
+
+
+G_GNUC_NORETURN static void
+write_errno_and_exit (int status_fd,
+                      int saved_errno)
+{
+  guint8 le[4] = {
+    saved_errno & 0xff, (saved_errno >> 8) & 0xff,
+    (saved_errno >> 16) & 0xff, (saved_errno >> 24) & 0xff,
+  };
+
+  if (write (status_fd, le, sizeof le) < 0)
+    { /* the parent is gone: nobody to tell */ }
+  _exit (127);
+}
+
+/* The built-in exec: becomes the program described by the `x` frame, with
+ * the chosen descriptors as standard input, output and error. The status
+ * channel (the last descriptor sent) is close-on-exec: the parent reads
+ * end of file when the program started, or the errno of the failure. */
+G_GNUC_NORETURN static void
+handle_exec (AforkServer  *server,
+             const guint8 *payload,
+             guint32       len)
+{
+  g_autoptr(GArray) strings = parse_strings (server, payload, len);
+  g_autoptr(GByteArray) reply = g_byte_array_new ();
+  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) envp = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *stdio = NULL;
+  g_autofree char *cwd = NULL;
+  g_autofree char *has_env = NULL;
+  g_autofree char *argc_str = NULL;
+  guint64 argc = 0;
+  int stdio_src[3] = { -1, -1, -1 };
+  int status_fd;
+  sigset_t all;
+
+  if (strings->len < 5)
+    die (server, _("Malformed exec command"));
+
+  stdio = wire_cstring (&g_array_index (strings, AforkWireString, 0), NULL);
+  cwd = wire_cstring (&g_array_index (strings, AforkWireString, 1), NULL);
+  has_env = wire_cstring (&g_array_index (strings, AforkWireString, 2), NULL);
+  argc_str = wire_cstring (&g_array_index (strings, AforkWireString, 3), NULL);
+  if (stdio == NULL || strlen (stdio) != 3 || cwd == NULL || has_env == NULL ||
+      argc_str == NULL ||
+      !g_ascii_string_to_unsigned (argc_str, 10, 1, strings->len - 4, &argc, NULL))
+    die (server, _("Malformed exec command"));
+
+  for (guint i = 4; i < strings->len; i++)
+    {
+      char *str = wire_cstring (&g_array_index (strings, AforkWireString, i), NULL);
+
+      if (str == NULL)
+        die (server, _("Malformed exec command"));
+      g_ptr_array_add (i < 4 + argc ? argv : envp, str);
+    }
+  g_ptr_array_add (argv, NULL);
+  g_ptr_array_add (envp, NULL);
+
+  status_fd = _afork_child_pop_last_fd (&server->child);
+  if (status_fd < 0)
+    die (server, _("Exec command without a status channel"));
+  for (int t = 2; t >= 0; t--)
+    {
+      if (stdio[t] == 'f')
+        {
+          stdio_src[t] = _afork_child_pop_last_fd (&server->child);
+          if (stdio_src[t] < 0)
+            die (server, _("Exec command without the descriptors it names"));
+        }
+      else if (stdio[t] == 's')
+        stdio_src[t] = server->sock;
+      else if (stdio[t] != 'i')
+        die (server, _("Malformed exec command"));
+    }
+
+  if (server->error != NULL)
+    {
+      _afork_wire_put_error_reply (reply, server->error);
+      send_all (server->sock, reply->data, reply->len);
+      _exit (1);
+    }
+
+  _afork_wire_put_ok_reply (reply, getpid ());
+  if (!send_all (server->sock, reply->data, reply->len))
+    _exit (1);
+
+  server_forget_loop_state (server);
+
+  /* A clean slate of signals for the program. */
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      signal (sig, SIG_DFL);
+  sigemptyset (&all);
+  sigprocmask (SIG_SETMASK, &all, NULL);
+
+  /* Move the sources out of the way first, so that no target overwrites
+   * a source that is still needed. */
+  for (int t = 0; t < 3; t++)
+    if (stdio_src[t] >= 0)
+      {
+        stdio_src[t] = fcntl (stdio_src[t], F_DUPFD_CLOEXEC, 10);
+        if (stdio_src[t] < 0)
+          write_errno_and_exit (status_fd, errno);
+      }
+  for (int t = 0; t < 3; t++)
+    if (stdio_src[t] >= 0 && dup2 (stdio_src[t], t) < 0)
+      write_errno_and_exit (status_fd, errno);
+
+  if (cwd[0] != '\0' && chdir (cwd) != 0)
+    write_errno_and_exit (status_fd, errno);
+
+  if (has_env[0] == '1')
+    execvpe (argv->pdata[0], (char **) argv->pdata, (char **) envp->pdata);
+  else
+    execvp (argv->pdata[0], (char **) argv->pdata);
+
+  write_errno_and_exit (status_fd, errno);
 }
 
 /* Returns TRUE when the process is a newly forked child, whose stream
@@ -353,18 +635,21 @@ handle_fork (AforkServer *server)
   if (pid > 0)
     {
       close (fd);
+      if (server->next_status_fd >= 0)
+        g_hash_table_insert (server->watched, GINT_TO_POINTER (pid),
+                             GINT_TO_POINTER (server->next_status_fd));
+      server->next_status_fd = -1;
       return FALSE;
     }
 
-  /* The child: the rest of the template's stream and the descriptors that
-   * came with it belong to the template. */
+  /* The child: the rest of the template's stream, the descriptors that
+   * came with it and the children it watches belong to the template. */
   close (server->sock);
+  server_forget_loop_state (server);
   server->sock = fd;
   server->child.fd = fd;
-  g_byte_array_set_size (server->in, 0);
-  for (guint i = 0; i < server->fds->len; i++)
-    close (g_array_index (server->fds, int, i));
-  g_array_set_size (server->fds, 0);
+  server->owner_pidfd = open_owner_pidfd (server->child.owner);
+  sigchld_setup ();
   _afork_server_set_title ("afork %d child", (int) server->child.owner);
 
   return TRUE;
@@ -409,6 +694,21 @@ handle_frame (AforkServer  *server,
 
     case AFORK_WIRE_FORK:
       return handle_fork (server);
+
+    case AFORK_WIRE_WATCH:
+      {
+        int fd = _afork_child_pop_last_fd (&server->child);
+
+        if (fd < 0)
+          die (server, _("Watch command without a descriptor"));
+        if (server->next_status_fd >= 0)
+          close (server->next_status_fd);
+        server->next_status_fd = fd;
+      }
+      return FALSE;
+
+    case AFORK_WIRE_EXEC:
+      handle_exec (server, payload, len);
 
     case AFORK_WIRE_RUN:
       handle_run (server, payload, len);
@@ -478,6 +778,29 @@ receive (AforkServer *server,
   return (gsize) res;
 }
 
+/* Waits until the socket is readable, reaping children meanwhile. Returns
+ * FALSE when woken for something else. */
+static gboolean
+wait_readable (AforkServer *server)
+{
+  struct pollfd pfds[2] = {
+    { server->sock, POLLIN, 0 },
+    { sigchld_pipe[0], POLLIN, 0 },
+  };
+
+  if (poll (pfds, 2, -1) < 0)
+    {
+      if (errno == EINTR)
+        return FALSE;
+      die (server, g_strerror (errno));
+    }
+
+  if (pfds[1].revents != 0)
+    reap_children (server);
+
+  return pfds[0].revents != 0;
+}
+
 static void
 serve_loop (AforkServer *server)
 {
@@ -520,6 +843,9 @@ serve_loop (AforkServer *server)
         want = MAX (want, MIN ((gsize) plen + AFORK_WIRE_HEADER_SIZE - server->in->len,
                                (gsize) 1024 * 1024));
 
+      if (!wait_readable (server))
+        continue;
+
       if (receive (server, want) == 0)
         {
           if (server->in->len > 0)
@@ -527,9 +853,9 @@ serve_loop (AforkServer *server)
           if (server->error != NULL)
             {
               g_printerr (_("afork-server: %s\n"), server->error->message);
-              _exit (1);
+              linger_and_exit (server, 1);
             }
-          _exit (0);
+          linger_and_exit (server, 0);
         }
     }
 }
@@ -543,13 +869,16 @@ _afork_server_serve (int  fd,
   _afork_i18n_init ();
 
   /* The template reaps its children: they are not the owner's. */
-  signal (SIGCHLD, SIG_IGN);
+  sigchld_setup ();
 
   _afork_fd_set_blocking (fd, TRUE);
   server.sock = fd;
   server.in = g_byte_array_new ();
   server.fds = g_array_new (FALSE, FALSE, sizeof (int));
   server.modules = g_ptr_array_new ();
+  server.next_status_fd = -1;
+  server.watched = g_hash_table_new (NULL, NULL);
+  server.owner_pidfd = open_owner_pidfd (owner);
   _afork_child_init (&server.child, fd, owner);
 
   serve_loop (&server);

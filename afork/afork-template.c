@@ -1,26 +1,37 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "afork-template-private.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "afork-server-private.h"
 #include "afork-wire-private.h"
 
-/* The default template: an afork-server spawned on first use, shared by
- * every thread. Only `h`+`f` pairs are ever written to it, under the lock,
- * so it never needs a main context. */
+/* The templates every caller shares: the default one, an afork-server
+ * spawned on first use, and the early one, a fork of the program made by
+ * afork_early_init(). Only fork requests are ever written to them, under
+ * the lock, so they never need a main context. */
 typedef struct
 {
   int          fd;
-  GSubprocess *subprocess;
-  GPid         owner;   /* getpid() when it was started: a forked parent starts afresh */
-} DefaultTemplate;
+  GSubprocess *subprocess;  /* NULL for the early template */
+  GPid         owner;       /* getpid() when it was started: a forked copy of the program starts afresh */
+} SharedTemplate;
 
-static GMutex default_lock;
-static DefaultTemplate default_template = { -1, NULL, 0 };
+static GMutex registry_lock;
+static SharedTemplate default_template = { -1, NULL, 0 };
+static SharedTemplate early_template = { -1, NULL, 0 };
+
+/* Descriptors the library holds, closed in forks of the program. */
+static GMutex tracked_lock;
+static GHashTable *tracked_fds;
 
 static char *server_path_override;
 G_LOCK_DEFINE_STATIC (server_path);
@@ -144,40 +155,155 @@ _afork_spawn_server (int          *fd_out,
   return TRUE;
 }
 
+void
+_afork_track_fd (int fd)
+{
+  g_mutex_lock (&tracked_lock);
+  if (tracked_fds == NULL)
+    tracked_fds = g_hash_table_new (NULL, NULL);
+  g_hash_table_add (tracked_fds, GINT_TO_POINTER (fd));
+  g_mutex_unlock (&tracked_lock);
+}
+
+void
+_afork_untrack_fd (int fd)
+{
+  g_mutex_lock (&tracked_lock);
+  if (tracked_fds != NULL)
+    g_hash_table_remove (tracked_fds, GINT_TO_POINTER (fd));
+  g_mutex_unlock (&tracked_lock);
+}
+
+/* In a fresh fork of the program: the parent's afork descriptors are not
+ * the server's business, and would keep its children from seeing EOF. */
 static void
-default_template_forget (void)
+close_tracked_fds (int keep)
 {
-  if (default_template.fd >= 0)
+  GHashTableIter iter;
+  gpointer fd;
+
+  if (default_template.fd >= 0 && default_template.fd != keep)
     close (default_template.fd);
-  default_template.fd = -1;
-  g_clear_object (&default_template.subprocess);
-  default_template.owner = 0;
+  if (early_template.fd >= 0 && early_template.fd != keep)
+    close (early_template.fd);
+  default_template.fd = early_template.fd = -1;
+  default_template.subprocess = NULL;
+  default_template.owner = early_template.owner = 0;
+
+  if (tracked_fds == NULL)
+    return;
+  g_hash_table_iter_init (&iter, tracked_fds);
+  while (g_hash_table_iter_next (&iter, &fd, NULL))
+    if (GPOINTER_TO_INT (fd) != keep)
+      close (GPOINTER_TO_INT (fd));
+  g_hash_table_remove_all (tracked_fds);
 }
 
-/* The template never writes to its socket: readable means it hung up. */
-static gboolean
-default_template_is_alive (void)
+gboolean
+_afork_fork_request_init (AforkForkRequest  *request,
+                          GError           **error)
 {
-  struct pollfd pfd = { default_template.fd, POLLIN, 0 };
+  int sv[2], status[2];
 
-  return poll (&pfd, 1, 0) == 0;
+  if (!_afork_socketpair (sv, error))
+    return FALSE;
+
+  if (pipe2 (status, O_CLOEXEC) != 0)
+    {
+      _afork_set_error_errno (error, AFORK_ERROR_FAILED, errno, "pipe2()");
+      close (sv[0]);
+      close (sv[1]);
+      return FALSE;
+    }
+
+  request->sock = sv[0];
+  request->status = status[0];
+  request->send_fds[0] = status[1];
+  request->send_fds[1] = sv[1];
+
+  return TRUE;
+}
+
+/* Closes whatever the request still holds. */
+void
+_afork_fork_request_clear (AforkForkRequest *request)
+{
+  int *fds[] = { &request->sock, &request->status, &request->send_fds[0], &request->send_fds[1] };
+
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
+    if (*fds[i] >= 0)
+      {
+        close (*fds[i]);
+        *fds[i] = -1;
+      }
+}
+
+/* Appends the fork request's frames: `h` (status channel), `w`, `h` (the
+ * new process's socket), `f`. @fd_offsets receives the offsets of the two
+ * `h` frames, which carry send_fds[0] and send_fds[1]. */
+void
+_afork_fork_request_put_frames (GByteArray *out,
+                                gsize      *fd_offsets)
+{
+  fd_offsets[0] = out->len;
+  _afork_wire_put_empty (out, AFORK_WIRE_FD);
+  _afork_wire_put_empty (out, AFORK_WIRE_WATCH);
+  fd_offsets[1] = out->len;
+  _afork_wire_put_empty (out, AFORK_WIRE_FD);
+  _afork_wire_put_empty (out, AFORK_WIRE_FORK);
+}
+
+static void
+template_forget (SharedTemplate *tmpl)
+{
+  if (tmpl->fd >= 0)
+    close (tmpl->fd);
+  tmpl->fd = -1;
+  g_clear_object (&tmpl->subprocess);
+  tmpl->owner = 0;
+}
+
+/* A forked copy of the program does not share the templates of the
+ * program it was forked from. */
+static void
+template_check_owner (SharedTemplate *tmpl)
+{
+  if (tmpl->owner != 0 && tmpl->owner != getpid ())
+    {
+      if (tmpl->fd >= 0)
+        close (tmpl->fd);
+      tmpl->fd = -1;
+      /* The subprocess object belongs to the original program's
+       * bookkeeping; drop the copy without touching the process. */
+      tmpl->subprocess = NULL;
+      tmpl->owner = 0;
+    }
+}
+
+/* A template never writes to its socket: readable means it hung up. */
+static gboolean
+template_is_alive (SharedTemplate *tmpl)
+{
+  struct pollfd pfd = { tmpl->fd, POLLIN, 0 };
+
+  return tmpl->fd >= 0 && poll (&pfd, 1, 0) == 0;
 }
 
 static gboolean
-send_fork (int   template_fd,
-           int   child_fd,
-           int  *saved_errno)
+send_fork (int               template_fd,
+           AforkForkRequest *request,
+           int              *saved_errno)
 {
-  g_autoptr(GByteArray) frames = g_byte_array_sized_new (2 * AFORK_WIRE_HEADER_SIZE);
+  g_autoptr(GByteArray) frames = g_byte_array_sized_new (4 * AFORK_WIRE_HEADER_SIZE);
+  gsize offsets[2];
   gsize sent = 0;
 
-  _afork_wire_put_empty (frames, AFORK_WIRE_FD);
-  _afork_wire_put_empty (frames, AFORK_WIRE_FORK);
+  _afork_fork_request_put_frames (frames, offsets);
 
   while (sent < frames->len)
     {
       gssize res = _afork_sendmsg_fds (template_fd, frames->data + sent, frames->len - sent,
-                                       &child_fd, sent == 0 ? 1 : 0, 0);
+                                       request->send_fds, sent == 0 ? 2 : 0, 0);
       if (res < 0)
         {
           *saved_errno = errno;
@@ -189,52 +315,279 @@ send_fork (int   template_fd,
   return TRUE;
 }
 
-/* Asks the default template to fork a process whose socket is @child_fd
- * (which stays owned by the caller). Starts the template on first use,
- * and again if it died. */
+/* Asks a shared template to fork the process described by @request: the
+ * early template if there is one, else (unless @for_exec) the default
+ * template, started on first use and again if it died. *@forked tells
+ * whether a template took the request; with @for_exec and no early
+ * template it is FALSE, and the caller spawns a server itself. */
 gboolean
-_afork_default_template_fork (int      child_fd,
-                              GError **error)
+_afork_registry_fork (AforkForkRequest  *request,
+                      gboolean           for_exec,
+                      gboolean          *forked,
+                      GError           **error)
 {
-  gboolean ok = FALSE;
   int saved_errno = 0;
 
-  g_mutex_lock (&default_lock);
+  *forked = FALSE;
 
-  if (default_template.owner != getpid ())
+  g_mutex_lock (&registry_lock);
+
+  template_check_owner (&early_template);
+  template_check_owner (&default_template);
+
+  if (early_template.fd >= 0)
     {
-      /* First use, or a forked copy of the program that started it. */
-      if (default_template.fd >= 0)
-        close (default_template.fd);
-      default_template.fd = -1;
-      /* The subprocess object belongs to the original program's
-       * bookkeeping; drop the copy without touching the process. */
-      default_template.subprocess = NULL;
+      if (template_is_alive (&early_template) &&
+          send_fork (early_template.fd, request, &saved_errno))
+        *forked = TRUE;
+      else
+        /* The early template cannot be made again once the program runs
+         * threads: from now on the default template stands in. */
+        template_forget (&early_template);
     }
 
-  for (guint attempt = 0; attempt < 2 && !ok; attempt++)
+  for (guint attempt = 0; !*forked && !for_exec && attempt < 2; attempt++)
     {
-      if (default_template.fd >= 0 && !default_template_is_alive ())
-        default_template_forget ();
+      if (default_template.fd >= 0 && !template_is_alive (&default_template))
+        template_forget (&default_template);
 
       if (default_template.fd < 0)
         {
           if (!_afork_spawn_server (&default_template.fd, &default_template.subprocess, error))
-            goto out;
+            {
+              g_mutex_unlock (&registry_lock);
+              return FALSE;
+            }
           default_template.owner = getpid ();
         }
 
-      ok = send_fork (default_template.fd, child_fd, &saved_errno);
-      if (!ok)
-        default_template_forget ();
+      if (send_fork (default_template.fd, request, &saved_errno))
+        *forked = TRUE;
+      else
+        template_forget (&default_template);
     }
 
-  if (!ok)
-    _afork_set_error_errno (error, AFORK_ERROR_SPAWN_FAILED, saved_errno,
-                            _("Sending a fork request to the default template"));
+  g_mutex_unlock (&registry_lock);
 
-out:
-  g_mutex_unlock (&default_lock);
+  if (!*forked && !for_exec)
+    {
+      _afork_set_error_errno (error, AFORK_ERROR_SPAWN_FAILED, saved_errno,
+                              _("Sending a fork request to the default template"));
+      return FALSE;
+    }
+
+  if (*forked)
+    {
+      /* The template holds them now. */
+      close (request->send_fds[0]);
+      close (request->send_fds[1]);
+      request->send_fds[0] = request->send_fds[1] = -1;
+    }
+
+  return TRUE;
+}
+
+/* Counts the threads of the calling process, for real. */
+gboolean
+_afork_check_single_threaded (GError **error)
+{
+  DIR *dir = opendir ("/proc/self/task");
+  struct dirent *entry;
+  guint n = 0;
+
+  if (dir == NULL)
+    {
+      _afork_set_error_errno (error, AFORK_ERROR_FAILED, errno, "/proc/self/task");
+      return FALSE;
+    }
+
+  while ((entry = readdir (dir)) != NULL)
+    if (entry->d_name[0] != '.')
+      n++;
+  closedir (dir);
+
+  if (n > 1)
+    {
+      g_set_error (error, AFORK_ERROR, AFORK_ERROR_THREADED,
+                   g_dngettext (GETTEXT_PACKAGE,
+                                "Refusing to fork the program: it runs %u thread, and only a "
+                                "single-threaded program can be forked safely",
+                                "Refusing to fork the program: it runs %u threads, and only a "
+                                "single-threaded program can be forked safely", n),
+                   n);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Forks the calling program into a server, twice, so that the server is
+ * nobody's zombie: the intermediate process exits at once and is reaped
+ * here, and the server is adopted by init (or a subreaper). */
+gboolean
+_afork_fork_server (int      *fd_out,
+                    GPid     *pid_out,
+                    GError  **error)
+{
+  GPid owner = getpid ();
+  int sv[2], pp[2];
+  pid_t pid, server_pid = 0;
+  int status;
+
+  if (!_afork_check_single_threaded (error))
+    return FALSE;
+
+  if (!_afork_socketpair (sv, error))
+    return FALSE;
+
+  if (pipe2 (pp, O_CLOEXEC) != 0)
+    {
+      _afork_set_error_errno (error, AFORK_ERROR_FAILED, errno, "pipe2()");
+      close (sv[0]);
+      close (sv[1]);
+      return FALSE;
+    }
+
+  fflush (NULL);
+  pid = fork ();
+  if (pid < 0)
+    {
+      _afork_set_error_errno (error, AFORK_ERROR_SPAWN_FAILED, errno, "fork()");
+      close (sv[0]);
+      close (sv[1]);
+      close (pp[0]);
+      close (pp[1]);
+      return FALSE;
+    }
+
+  if (pid == 0)
+    {
+      pid_t grandchild = fork ();
+
+      if (grandchild != 0)
+        {
+          gint32 value = grandchild;
+
+          if (write (pp[1], &value, sizeof value) < 0)
+            { /* the caller reads 0 */ }
+          _exit (grandchild < 0 ? 1 : 0);
+        }
+
+      close (sv[0]);
+      close (pp[0]);
+      close (pp[1]);
+      close_tracked_fds (sv[1]);
+      _afork_server_set_title ("afork %d template", (int) owner);
+      _afork_server_serve (sv[1], owner);
+    }
+
+  close (sv[1]);
+  close (pp[1]);
+  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  {
+    gint32 value = 0;
+    gssize res;
+
+    do
+      res = read (pp[0], &value, sizeof value);
+    while (res < 0 && errno == EINTR);
+    server_pid = res == sizeof value ? value : 0;
+  }
+  close (pp[0]);
+
+  if (server_pid <= 0)
+    {
+      g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED,
+                           _("Forking the program into a server failed"));
+      close (sv[0]);
+      return FALSE;
+    }
+
+  *fd_out = sv[0];
+  *pid_out = server_pid;
+
+  return TRUE;
+}
+
+/**
+ * afork_early_init:
+ * @error: return location for a #GError
+ *
+ * Forks the calling program into a template, to be called as the very
+ * first thing in `main()`, while the program is still small and runs a
+ * single thread. From then on [ctor@Afork.Process.new] and
+ * [ctor@Afork.Process.new_exec] fork that early template instead of
+ * starting `afork-server`: no program is executed at all, and the new
+ * processes can run functions of the main program itself.
+ *
+ * For those functions to be found by name, the program must export its
+ * symbols: link it with `-rdynamic` (meson: `export_dynamic: true`) and do
+ * not make them `static`.
+ *
+ * Calling it again is harmless. If the early template dies later, the
+ * default template stands in for it.
+ *
+ * Returns: %TRUE on success; %FALSE with %AFORK_ERROR_THREADED if the
+ *   program already runs more than one thread, or another error
+ *
+ * Since: 1.0
+ */
+gboolean
+afork_early_init (GError **error)
+{
+  gboolean ok = TRUE;
+
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  _afork_i18n_init ();
+
+  g_mutex_lock (&registry_lock);
+  template_check_owner (&early_template);
+  if (early_template.fd < 0)
+    {
+      int fd;
+      GPid pid;
+
+      /* Not holding the lock across the fork: the server may use afork
+       * itself. The program is single-threaded, or this fails. */
+      g_mutex_unlock (&registry_lock);
+      ok = _afork_fork_server (&fd, &pid, error);
+      g_mutex_lock (&registry_lock);
+      if (ok)
+        {
+          template_forget (&early_template);
+          early_template.fd = fd;
+          early_template.owner = getpid ();
+        }
+    }
+  g_mutex_unlock (&registry_lock);
 
   return ok;
+}
+
+/**
+ * afork_reset:
+ *
+ * Forgets the default and early templates, closing the library's
+ * connections to them (they exit once nobody else holds one). The next
+ * [ctor@Afork.Process.new] starts a new default template.
+ *
+ * A program that forks itself after using afork does not need it: a
+ * forked copy notices it is not the program that started the templates
+ * and starts afresh. It is for a process that wants to stop sharing them
+ * for other reasons, such as a server forked with
+ * [ctor@Afork.Process.fork_self] that uses afork itself.
+ *
+ * Since: 1.0
+ */
+void
+afork_reset (void)
+{
+  g_mutex_lock (&registry_lock);
+  template_check_owner (&early_template);
+  template_check_owner (&default_template);
+  template_forget (&early_template);
+  template_forget (&default_template);
+  g_mutex_unlock (&registry_lock);
 }

@@ -21,6 +21,8 @@ typedef enum
   AFORK_WIRE_CALL     = 'c',  /* string list: symbol, args… */
   AFORK_WIRE_FORK     = 'f',  /* empty */
   AFORK_WIRE_RUN      = 'r',  /* string list: symbol */
+  AFORK_WIRE_WATCH    = 'w',  /* empty: the last fd reports the next fork's wait status */
+  AFORK_WIRE_EXEC     = 'x',  /* string list: stdio, cwd, has-env, argc, argv…, env… */
   AFORK_WIRE_REPLY_OK = 'k',  /* u32 pid */
   AFORK_WIRE_REPLY_ERROR = 'e', /* u32 code, string list: domain, message */
 } AforkWireCommand;

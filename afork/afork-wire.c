@@ -94,6 +94,8 @@ is_known_command (guint8   command,
     case AFORK_WIRE_CALL:
     case AFORK_WIRE_FORK:
     case AFORK_WIRE_RUN:
+    case AFORK_WIRE_WATCH:
+    case AFORK_WIRE_EXEC:
       return TRUE;
     default:
       return FALSE;
@@ -134,7 +136,8 @@ _afork_wire_parse_header (const guint8  *data,
       return AFORK_WIRE_STATUS_INVALID;
     }
 
-  if ((data[0] == AFORK_WIRE_FD || data[0] == AFORK_WIRE_FORK) && plen != 0)
+  if ((data[0] == AFORK_WIRE_FD || data[0] == AFORK_WIRE_FORK ||
+       data[0] == AFORK_WIRE_WATCH) && plen != 0)
     {
       g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
                    _("Command “%c” in the afork stream must have an empty payload"),
@@ -142,10 +145,10 @@ _afork_wire_parse_header (const guint8  *data,
       return AFORK_WIRE_STATUS_INVALID;
     }
 
-  if (data[0] == AFORK_WIRE_RUN && plen == 0)
+  if ((data[0] == AFORK_WIRE_RUN || data[0] == AFORK_WIRE_EXEC) && plen == 0)
     {
       g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
-                           _("Run command in the afork stream names no function"));
+                           _("Run command in the afork stream names nothing to run"));
       return AFORK_WIRE_STATUS_INVALID;
     }
 

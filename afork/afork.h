@@ -8,4 +8,5 @@
 # include "afork-enum-types.h"
 # include "afork-child.h"
 # include "afork-process.h"
+# include "afork-template.h"
 #undef AFORK_INSIDE
