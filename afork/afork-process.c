@@ -6,6 +6,7 @@
 #include <glib-unix.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "afork-template-private.h"
@@ -722,18 +723,34 @@ afork_process_send_fd (AforkProcess *self,
   return self;
 }
 
-/* The state of a run, from the `r` command to the child's reply. */
+/* How a process is finished: entering a run function, becoming another
+ * program, or being handed over as it is. */
+typedef enum
+{
+  FINISH_RUN,
+  FINISH_EXEC,
+  FINISH_STEAL,
+} FinishMode;
+
+/* The state of a finish, from the last command to the child's reply (and
+ * for an exec, to the end of its status channel). */
 typedef struct
 {
-  GSource *io_source;
-  GSource *cancel_source;
-  guint8   header[AFORK_WIRE_HEADER_SIZE];
-  gsize    header_got;
-  guint8   command;
-  guint8  *payload;
-  guint32  payload_len;
-  gsize    payload_got;
-} RunData;
+  FinishMode mode;
+  GSource   *io_source;
+  GSource   *cancel_source;
+  guint8     header[AFORK_WIRE_HEADER_SIZE];
+  gsize      header_got;
+  guint8     command;
+  guint8    *payload;
+  guint32    payload_len;
+  gsize      payload_got;
+  int        exec_status_fd;      /* read end: EOF once the program started */
+  guint8     exec_errno[4];
+  gsize      exec_errno_got;
+  char      *exec_program;
+  GSocketConnection *connection;  /* ready, for an exec waiting on its status */
+} FinishData;
 
 static void
 clear_source (GSource **source)
@@ -746,11 +763,15 @@ clear_source (GSource **source)
 }
 
 static void
-run_data_free (RunData *data)
+finish_data_free (FinishData *data)
 {
   clear_source (&data->io_source);
   clear_source (&data->cancel_source);
+  if (data->exec_status_fd >= 0)
+    close (data->exec_status_fd);
   g_free (data->payload);
+  g_free (data->exec_program);
+  g_clear_object (&data->connection);
   g_free (data);
 }
 
@@ -761,22 +782,23 @@ close_socket (AforkProcess *self)
   discard_queue (self);
 }
 
-/* Completes the run: with @connection on success, else with @error, after
- * closing the socket, which makes a process that has not started its
- * function exit: nothing is left behind. */
+/* Completes: with @connection on success, else with @error, after closing
+ * the socket, which makes a process that has not started its function
+ * exit: nothing is left behind. */
 static void
-run_return (GTask             *task,
-            GSocketConnection *connection,
-            GError            *error)
+finish_return (GTask             *task,
+               GSocketConnection *connection,
+               GError            *error)
 {
   AforkProcess *self = g_task_get_source_object (task);
-  RunData *data = g_task_get_task_data (task);
+  FinishData *data = g_task_get_task_data (task);
 
   clear_source (&data->io_source);
   clear_source (&data->cancel_source);
 
   if (error != NULL)
     {
+      g_clear_object (&connection);
       close_socket (self);
       g_task_return_error (task, error);
     }
@@ -794,7 +816,7 @@ read_some (int     fd,
   gssize res;
 
   do
-    res = recv (fd, buf, want, MSG_DONTWAIT);
+    res = read (fd, buf, want);
   while (res < 0 && errno == EINTR);
 
   return res;
@@ -822,16 +844,79 @@ read_exactly (int     fd,
   return FLUSH_DONE;
 }
 
+/* Gives the socket away as a connection. */
+static GSocketConnection *
+take_connection (AforkProcess  *self,
+                 GError       **error)
+{
+  GSocketConnection *connection;
+  GSocket *socket;
+
+  socket = g_socket_new_from_fd (self->fd, error);
+  if (socket == NULL)
+    return NULL;
+  _afork_untrack_fd (self->fd);
+  self->fd = -1;
+
+  connection = g_socket_connection_factory_create_connection (socket);
+  g_object_unref (socket);
+
+  return connection;
+}
+
+static void finish_watch (GTask             *task,
+                          int                fd,
+                          GIOCondition       condition,
+                          GUnixFDSourceFunc  callback);
+
 static gboolean
-run_reply_cb (int                         fd,
-              G_GNUC_UNUSED GIOCondition  condition,
-              gpointer      user_data)
+exec_status_cb (int                         fd,
+                G_GNUC_UNUSED GIOCondition  condition,
+                gpointer                    user_data)
+{
+  GTask *task = user_data;
+  FinishData *data = g_task_get_task_data (task);
+  FlushResult res;
+  int code;
+
+  res = read_exactly (fd, data->exec_errno, &data->exec_errno_got, sizeof data->exec_errno);
+  if (res == FLUSH_BLOCKED)
+    return G_SOURCE_CONTINUE;
+
+  if (data->exec_errno_got == 0)
+    {
+      /* End of file at once: the program replaced the server. */
+      finish_return (task, g_steal_pointer (&data->connection), NULL);
+      return G_SOURCE_REMOVE;
+    }
+
+  if (res == FLUSH_DONE)
+    {
+      code = (int) _afork_wire_read_u32 (data->exec_errno);
+      finish_return (task, NULL,
+                     g_error_new (G_IO_ERROR, g_io_error_from_errno (code),
+                                  /* TRANSLATORS: the first %s is a program, the second a reason */
+                                  _("Cannot execute “%s”: %s"),
+                                  data->exec_program, g_strerror (code)));
+    }
+  else
+    finish_return (task, NULL,
+                   g_error_new_literal (AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                                        _("Truncated exec status from the process")));
+
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+finish_reply_cb (int                         fd,
+                 G_GNUC_UNUSED GIOCondition  condition,
+                 gpointer                    user_data)
 {
   GTask *task = user_data;
   AforkProcess *self = g_task_get_source_object (task);
-  RunData *data = g_task_get_task_data (task);
+  FinishData *data = g_task_get_task_data (task);
+  GSocketConnection *connection;
   GError *error = NULL;
-  GSocket *socket;
   GPid pid = 0;
   FlushResult res;
 
@@ -866,20 +951,23 @@ run_reply_cb (int                         fd,
                                 &pid, &error))
     goto failed;
 
-  socket = g_socket_new_from_fd (self->fd, &error);
-  if (socket == NULL)
-    goto failed;
-  _afork_untrack_fd (self->fd);
-  self->fd = -1;
-
   if (self->pid != pid)
     {
       self->pid = pid;
       g_object_notify_by_pspec (G_OBJECT (self), properties[PROP_PID]);
     }
 
-  run_return (task, g_socket_connection_factory_create_connection (socket), NULL);
-  g_object_unref (socket);
+  connection = take_connection (self, &error);
+  if (connection == NULL)
+    goto failed;
+
+  if (data->mode == FINISH_EXEC)
+    {
+      data->connection = connection;
+      finish_watch (task, data->exec_status_fd, G_IO_IN, exec_status_cb);
+    }
+  else
+    finish_return (task, connection, NULL);
 
   return G_SOURCE_REMOVE;
 
@@ -887,28 +975,55 @@ exited:
   error = g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
                                _("The process exited before it could run its function"));
 failed:
-  run_return (task, NULL, error);
+  finish_return (task, NULL, error);
 
   return G_SOURCE_REMOVE;
 }
 
 static void
-run_watch (GTask             *task,
-           GIOCondition       condition,
-           GUnixFDSourceFunc  callback)
+finish_watch (GTask             *task,
+              int                fd,
+              GIOCondition       condition,
+              GUnixFDSourceFunc  callback)
 {
-  AforkProcess *self = g_task_get_source_object (task);
-  RunData *data = g_task_get_task_data (task);
+  FinishData *data = g_task_get_task_data (task);
 
   clear_source (&data->io_source);
-  data->io_source = g_unix_fd_source_new (self->fd, condition);
+  data->io_source = g_unix_fd_source_new (fd, condition);
   g_task_attach_source (task, data->io_source, (GSourceFunc) G_CALLBACK (callback));
 }
 
+/* Everything is written, or the process went away. */
+static void
+finish_written (GTask *task)
+{
+  AforkProcess *self = g_task_get_source_object (task);
+  FinishData *data = g_task_get_task_data (task);
+  GError *error = NULL;
+  GSocketConnection *connection;
+
+  if (data->mode != FINISH_STEAL)
+    {
+      /* Either way, the reply (or the reason for leaving) counts now. */
+      discard_queue (self);
+      finish_watch (task, self->fd, G_IO_IN, finish_reply_cb);
+      return;
+    }
+
+  if (self->error != NULL)
+    {
+      finish_return (task, NULL, g_steal_pointer (&self->error));
+      return;
+    }
+
+  connection = take_connection (self, &error);
+  finish_return (task, connection, error);
+}
+
 static gboolean
-run_write_cb (G_GNUC_UNUSED int           fd,
-              G_GNUC_UNUSED GIOCondition  condition,
-              gpointer      user_data)
+finish_write_cb (G_GNUC_UNUSED int           fd,
+                 G_GNUC_UNUSED GIOCondition  condition,
+                 gpointer                    user_data)
 {
   GTask *task = user_data;
   AforkProcess *self = g_task_get_source_object (task);
@@ -916,23 +1031,92 @@ run_write_cb (G_GNUC_UNUSED int           fd,
   if (flush (self) == FLUSH_BLOCKED)
     return G_SOURCE_CONTINUE;
 
-  /* Written, or the process went away: either way its reply (or its
-   * reason for leaving) is what counts now. */
-  discard_queue (self);
-  run_watch (task, G_IO_IN, run_reply_cb);
+  finish_written (task);
 
   return G_SOURCE_REMOVE;
 }
 
 static gboolean
-run_cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
-                  gpointer      user_data)
+finish_cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
+                     gpointer                    user_data)
 {
-  run_return (user_data, NULL,
-              g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                   _("Operation was cancelled")));
+  finish_return (user_data, NULL,
+                 g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                      _("Operation was cancelled")));
 
   return G_SOURCE_REMOVE;
+}
+
+/* Starts finishing the process: checks it can be, lets @queue_last queue
+ * the last command, then writes and waits. Returns the task, or NULL if it
+ * completed already. */
+static GTask *
+finish_begin (AforkProcess        *self,
+              FinishMode           mode,
+              gpointer             source_tag,
+              GCancellable        *cancellable,
+              GAsyncReadyCallback  callback,
+              gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  FinishData *data;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, source_tag);
+  data = g_new0 (FinishData, 1);
+  data->mode = mode;
+  data->exec_status_fd = -1;
+  g_task_set_task_data (task, data, (GDestroyNotify) finish_data_free);
+
+  if (self->ran || (self->fd < 0 && self->error == NULL))
+    {
+      g_task_return_new_error (task, AFORK_ERROR, AFORK_ERROR_CLOSED,
+                               _("The process was already run or handed over"));
+      return NULL;
+    }
+
+  return g_steal_pointer (&task);
+}
+
+static void
+finish_start (GTask *task)
+{
+  AforkProcess *self = g_task_get_source_object (task);
+  FinishData *data = g_task_get_task_data (task);
+
+  self->ran = TRUE;
+  /* From now on the task's own sources, in the caller's context, write. */
+  cancel_write_source (self);
+
+  if (self->error != NULL)
+    {
+      finish_return (task, NULL, g_steal_pointer (&self->error));
+      g_object_unref (task);
+      return;
+    }
+
+  if (g_task_return_error_if_cancelled (task))
+    {
+      close_socket (self);
+      g_object_unref (task);
+      return;
+    }
+
+  if (g_task_get_cancellable (task) != NULL)
+    {
+      data->cancel_source = g_cancellable_source_new (g_task_get_cancellable (task));
+      g_task_attach_source (task, data->cancel_source,
+                            (GSourceFunc) G_CALLBACK (finish_cancelled_cb));
+    }
+
+  /* The commands were written as far as the socket took them; wait for
+   * room for the rest, if any. */
+  if (self->out_pos < self->out->len)
+    finish_watch (task, self->fd, G_IO_OUT, finish_write_cb);
+  else
+    finish_written (task);
+
+  g_object_unref (task);
 }
 
 /**
@@ -951,7 +1135,8 @@ run_cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
  * @callback is called in the thread-default main context of the caller
  * once the process has acknowledged the command, or has failed; call
  * [method@Afork.Process.run_finish] there to get the connection to it.
- * @self cannot be used for anything else afterwards.
+ * @self cannot be used for anything else afterwards, but
+ * [method@Afork.Process.get_pid] and [method@Afork.Process.wait_async].
  *
  * Cancelling closes the connection: a process that has not entered its
  * run function yet exits.
@@ -965,54 +1150,34 @@ afork_process_run_async (AforkProcess        *self,
                          GAsyncReadyCallback  callback,
                          gpointer             user_data)
 {
-  g_autoptr(GTask) task = NULL;
-  RunData *data;
+  GTask *task;
 
   g_return_if_fail (AFORK_IS_PROCESS (self));
   g_return_if_fail (function != NULL);
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, afork_process_run_async);
+  task = finish_begin (self, FINISH_RUN, afork_process_run_async,
+                       cancellable, callback, user_data);
+  if (task == NULL)
+    return;
+
   g_task_set_name (task, "[afork] process run");
-  data = g_new0 (RunData, 1);
-  g_task_set_task_data (task, data, (GDestroyNotify) run_data_free);
-
-  if (self->ran || (self->fd < 0 && self->error == NULL))
-    {
-      g_task_return_new_error (task, AFORK_ERROR, AFORK_ERROR_CLOSED,
-                               _("The process was already run or handed over"));
-      return;
-    }
-
   queue_strings (self, AFORK_WIRE_RUN, function, strlen (function), NULL);
-  self->ran = TRUE;
-  /* From now on the run's own sources, in the caller's context, write. */
-  cancel_write_source (self);
+  finish_start (task);
+}
 
-  if (self->error != NULL)
-    {
-      run_return (task, NULL, g_steal_pointer (&self->error));
-      return;
-    }
+static GSocketConnection *
+finish_finish (AforkProcess  *self,
+               GAsyncResult  *result,
+               gpointer       source_tag,
+               GError       **error)
+{
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (g_task_return_error_if_cancelled (task))
-    {
-      close_socket (self);
-      return;
-    }
-
-  if (cancellable != NULL)
-    {
-      data->cancel_source = g_cancellable_source_new (cancellable);
-      g_task_attach_source (task, data->cancel_source,
-                            (GSourceFunc) G_CALLBACK (run_cancelled_cb));
-    }
-
-  /* queue_strings() wrote what it could; wait for room for the rest, if
-   * any, then for the reply. */
-  run_watch (task, self->out_pos < self->out->len ? G_IO_OUT : G_IO_IN,
-             self->out_pos < self->out->len ? run_write_cb : run_reply_cb);
+  return g_task_propagate_pointer (G_TASK (result), error);
 }
 
 /**
@@ -1038,22 +1203,52 @@ afork_process_run_finish (AforkProcess  *self,
                           GAsyncResult  *result,
                           GError       **error)
 {
-  g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
-  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == afork_process_run_async, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  return g_task_propagate_pointer (G_TASK (result), error);
+  return finish_finish (self, result, afork_process_run_async, error);
 }
 
+/* Runs an async operation to completion in a private main context. */
+typedef void (*StartFunc) (AforkProcess        *self,
+                           gpointer             data,
+                           GCancellable        *cancellable,
+                           GAsyncReadyCallback  callback,
+                           gpointer             user_data);
+
 static void
-run_sync_cb (G_GNUC_UNUSED GObject *object,
-             GAsyncResult *result,
-             gpointer      user_data)
+sync_cb (G_GNUC_UNUSED GObject *object,
+         GAsyncResult          *result,
+         gpointer               user_data)
 {
   GAsyncResult **out = user_data;
 
   *out = g_object_ref (result);
+}
+
+static GAsyncResult *
+run_sync (AforkProcess *self,
+          StartFunc     start,
+          gpointer      data,
+          GCancellable *cancellable)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  GAsyncResult *result = NULL;
+
+  g_main_context_push_thread_default (context);
+  start (self, data, cancellable, sync_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+
+  return result;
+}
+
+static void
+start_run (AforkProcess        *self,
+           gpointer             function,
+           GCancellable        *cancellable,
+           GAsyncReadyCallback  callback,
+           gpointer             user_data)
+{
+  afork_process_run_async (self, function, cancellable, callback, user_data);
 }
 
 /**
@@ -1077,23 +1272,782 @@ afork_process_run (AforkProcess  *self,
                    GCancellable  *cancellable,
                    GError       **error)
 {
-  g_autoptr(GMainContext) context = NULL;
   g_autoptr(GAsyncResult) result = NULL;
 
   g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
   g_return_val_if_fail (function != NULL, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  context = g_main_context_new ();
-  g_main_context_push_thread_default (context);
-
-  afork_process_run_async (self, function, cancellable, run_sync_cb, &result);
-  while (result == NULL)
-    g_main_context_iteration (context, TRUE);
-
-  g_main_context_pop_thread_default (context);
+  result = run_sync (self, start_run, (gpointer) function, cancellable);
 
   return afork_process_run_finish (self, result, error);
+}
+
+/* Queues a descriptor for the exec built-in; returns its stdio letter. */
+static char
+queue_exec_fd (AforkProcess *self,
+               int           fd)
+{
+  int copy;
+
+  if (fd == AFORK_EXEC_FD_SOCKET)
+    return 's';
+  if (fd < 0)
+    return 'i';
+
+  copy = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0)
+    {
+      int saved_errno = errno;
+
+      set_error (self, g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                    _("Cannot send file descriptor %d: %s"),
+                                    fd, g_strerror (saved_errno)));
+      return 'i';
+    }
+
+  queue_fd (self, copy);
+
+  return 'f';
+}
+
+/**
+ * afork_process_exec_async:
+ * @self: an #AforkProcess
+ * @argv: (array zero-terminated=1) (element-type filename): the program
+ *   and its arguments; the program is searched in `PATH` if it has no slash
+ * @envp: (array zero-terminated=1) (element-type filename) (nullable): the
+ *   program's environment, or %NULL to keep the process's
+ * @cwd: (type filename) (nullable): the working directory, or %NULL to
+ *   keep the process's
+ * @stdin_fd: the descriptor to use as standard input, or
+ *   %AFORK_EXEC_FD_INHERIT, or %AFORK_EXEC_FD_SOCKET
+ * @stdout_fd: the descriptor to use as standard output, likewise
+ * @stderr_fd: the descriptor to use as standard error, likewise
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): the function to call when the program started
+ * @user_data: data for @callback
+ *
+ * Makes the process execute a program: the faster fork+exec. The process
+ * takes @stdin_fd, @stdout_fd and @stderr_fd (duplicated at once, so the
+ * caller may close them) as its standard input, output and error; with
+ * %AFORK_EXEC_FD_SOCKET the connection to the parent is used instead, and
+ * with %AFORK_EXEC_FD_INHERIT the server's own is kept (the caller's, for
+ * the default template). Every other descriptor, the run arguments
+ * included, is closed; signal handlers and the signal mask are reset.
+ *
+ * The callback runs once the program has started, or has failed to:
+ * [method@Afork.Process.exec_finish] reports a program that cannot be
+ * executed with an error in the %G_IO_ERROR domain made from the errno
+ * (%G_IO_ERROR_NOT_FOUND for a missing program,
+ * %G_IO_ERROR_PERMISSION_DENIED for one that is not executable). Its
+ * process id is then [method@Afork.Process.get_pid], and
+ * [method@Afork.Process.wait_async] reports its exit.
+ *
+ * Since: 1.0
+ */
+void
+afork_process_exec_async (AforkProcess        *self,
+                          const char * const  *argv,
+                          const char * const  *envp,
+                          const char          *cwd,
+                          int                  stdin_fd,
+                          int                  stdout_fd,
+                          int                  stderr_fd,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  FinishData *data;
+  GTask *task;
+  char stdio[4] = { 0 };
+  char argc[16];
+  int status[2];
+  gsize start;
+
+  g_return_if_fail (AFORK_IS_PROCESS (self));
+  g_return_if_fail (argv != NULL && argv[0] != NULL);
+  g_return_if_fail (stdin_fd >= AFORK_EXEC_FD_SOCKET);
+  g_return_if_fail (stdout_fd >= AFORK_EXEC_FD_SOCKET);
+  g_return_if_fail (stderr_fd >= AFORK_EXEC_FD_SOCKET);
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = finish_begin (self, FINISH_EXEC, afork_process_exec_async,
+                       cancellable, callback, user_data);
+  if (task == NULL)
+    return;
+
+  g_task_set_name (task, "[afork] process exec");
+  data = g_task_get_task_data (task);
+  data->exec_program = g_strdup (argv[0]);
+
+  if (can_queue (self))
+    {
+      stdio[0] = queue_exec_fd (self, stdin_fd);
+      stdio[1] = queue_exec_fd (self, stdout_fd);
+      stdio[2] = queue_exec_fd (self, stderr_fd);
+    }
+
+  if (can_queue (self))
+    {
+      if (pipe2 (status, O_CLOEXEC) != 0)
+        {
+          GError *error = NULL;
+
+          _afork_set_error_errno (&error, AFORK_ERROR_FAILED, errno, "pipe2()");
+          set_error (self, error);
+        }
+      else
+        {
+          data->exec_status_fd = status[0];
+          _afork_fd_set_blocking (status[0], FALSE);
+          queue_fd (self, status[1]);
+        }
+    }
+
+  if (can_queue (self))
+    {
+      g_snprintf (argc, sizeof argc, "%u", g_strv_length ((char **) argv));
+      start = _afork_wire_begin (self->out, AFORK_WIRE_EXEC);
+      _afork_wire_put_string (self->out, stdio, 3);
+      _afork_wire_put_string (self->out, cwd ? cwd : "", cwd ? strlen (cwd) : 0);
+      _afork_wire_put_string (self->out, envp ? "1" : "0", 1);
+      _afork_wire_put_string (self->out, argc, strlen (argc));
+      for (guint i = 0; argv[i] != NULL; i++)
+        _afork_wire_put_string (self->out, argv[i], strlen (argv[i]));
+      for (guint i = 0; envp != NULL && envp[i] != NULL; i++)
+        _afork_wire_put_string (self->out, envp[i], strlen (envp[i]));
+      if (!_afork_wire_end (self->out, start))
+        set_error (self, g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                      _("A command for the process is larger than %u bytes"),
+                                      AFORK_WIRE_MAX_PAYLOAD));
+      else
+        flush_soon (self);
+    }
+
+  finish_start (task);
+}
+
+/**
+ * afork_process_exec_finish:
+ * @self: an #AforkProcess
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Afork.Process.exec_async].
+ *
+ * Returns: (transfer full): the connection to the process, which the
+ *   program uses where %AFORK_EXEC_FD_SOCKET was given and which is closed
+ *   in it otherwise; or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+GSocketConnection *
+afork_process_exec_finish (AforkProcess  *self,
+                           GAsyncResult  *result,
+                           GError       **error)
+{
+  return finish_finish (self, result, afork_process_exec_async, error);
+}
+
+typedef struct
+{
+  const char * const *argv;
+  const char * const *envp;
+  const char         *cwd;
+  int                 fds[3];
+} ExecArgs;
+
+static void
+start_exec (AforkProcess        *self,
+            gpointer             data,
+            GCancellable        *cancellable,
+            GAsyncReadyCallback  callback,
+            gpointer             user_data)
+{
+  ExecArgs *args = data;
+
+  afork_process_exec_async (self, args->argv, args->envp, args->cwd,
+                            args->fds[0], args->fds[1], args->fds[2],
+                            cancellable, callback, user_data);
+}
+
+/**
+ * afork_process_exec:
+ * @self: an #AforkProcess
+ * @argv: (array zero-terminated=1) (element-type filename): the program
+ *   and its arguments
+ * @envp: (array zero-terminated=1) (element-type filename) (nullable): the
+ *   program's environment, or %NULL to keep the process's
+ * @cwd: (type filename) (nullable): the working directory, or %NULL
+ * @stdin_fd: the descriptor to use as standard input, or
+ *   %AFORK_EXEC_FD_INHERIT, or %AFORK_EXEC_FD_SOCKET
+ * @stdout_fd: the descriptor to use as standard output, likewise
+ * @stderr_fd: the descriptor to use as standard error, likewise
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * The synchronous form of [method@Afork.Process.exec_async].
+ *
+ * Returns: (transfer full): the connection to the process, or %NULL with
+ *   @error set
+ *
+ * Since: 1.0
+ */
+GSocketConnection *
+afork_process_exec (AforkProcess        *self,
+                    const char * const  *argv,
+                    const char * const  *envp,
+                    const char          *cwd,
+                    int                  stdin_fd,
+                    int                  stdout_fd,
+                    int                  stderr_fd,
+                    GCancellable        *cancellable,
+                    GError             **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  ExecArgs args = { argv, envp, cwd, { stdin_fd, stdout_fd, stderr_fd } };
+
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
+  g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  result = run_sync (self, start_exec, &args, cancellable);
+
+  return afork_process_exec_finish (self, result, error);
+}
+
+/**
+ * afork_process_steal_connection_async:
+ * @self: an #AforkProcess
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): the function to call when done
+ * @user_data: data for @callback
+ *
+ * Writes every queued command to the process, then hands its connection
+ * over: the process keeps what was done to it so far and waits for more
+ * commands, from whoever holds the connection. Pass the connection's
+ * socket to another program (with [method@Gio.UnixConnection.send_fd]) and
+ * make a new #AforkProcess of it there with
+ * [ctor@Afork.Process.new_from_fd], or here with
+ * [ctor@Afork.Process.new_from_connection].
+ *
+ * @self cannot be used afterwards, but [method@Afork.Process.wait_async]
+ * still reports the process's exit.
+ *
+ * Since: 1.0
+ */
+void
+afork_process_steal_connection_async (AforkProcess        *self,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (AFORK_IS_PROCESS (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = finish_begin (self, FINISH_STEAL, afork_process_steal_connection_async,
+                       cancellable, callback, user_data);
+  if (task == NULL)
+    return;
+
+  g_task_set_name (task, "[afork] process steal connection");
+  finish_start (task);
+}
+
+/**
+ * afork_process_steal_connection_finish:
+ * @self: an #AforkProcess
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Afork.Process.steal_connection_async].
+ *
+ * Returns: (transfer full): the connection to the process, or %NULL with
+ *   @error set
+ *
+ * Since: 1.0
+ */
+GSocketConnection *
+afork_process_steal_connection_finish (AforkProcess  *self,
+                                       GAsyncResult  *result,
+                                       GError       **error)
+{
+  return finish_finish (self, result, afork_process_steal_connection_async, error);
+}
+
+static void
+start_steal (AforkProcess        *self,
+             G_GNUC_UNUSED gpointer data,
+             GCancellable        *cancellable,
+             GAsyncReadyCallback  callback,
+             gpointer             user_data)
+{
+  afork_process_steal_connection_async (self, cancellable, callback, user_data);
+}
+
+/**
+ * afork_process_steal_connection:
+ * @self: an #AforkProcess
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * The synchronous form of [method@Afork.Process.steal_connection_async].
+ *
+ * Returns: (transfer full): the connection to the process, or %NULL with
+ *   @error set
+ *
+ * Since: 1.0
+ */
+GSocketConnection *
+afork_process_steal_connection (AforkProcess  *self,
+                                GCancellable  *cancellable,
+                                GError       **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  result = run_sync (self, start_steal, NULL, cancellable);
+
+  return afork_process_steal_connection_finish (self, result, error);
+}
+
+/**
+ * afork_process_new_from_fd:
+ * @fd: the socket of a process, as handed over by
+ *   [method@Afork.Process.steal_connection]
+ * @error: return location for a #GError
+ *
+ * Makes an #AforkProcess of a process handed over by another
+ * #AforkProcess, possibly in another program. The descriptor is
+ * duplicated: the caller keeps @fd. The process goes on from where it
+ * was: modules, call functions and arguments sent before stay.
+ *
+ * Its process id is known once it runs, and its exit status cannot be
+ * waited for from here.
+ *
+ * Returns: (transfer full): the process, or %NULL if @fd is not a stream
+ *   socket
+ *
+ * Since: 1.0
+ */
+AforkProcess *
+afork_process_new_from_fd (int      fd,
+                           GError **error)
+{
+  int type = 0;
+  socklen_t len = sizeof type;
+  int copy;
+
+  g_return_val_if_fail (fd >= 0, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+    {
+      g_set_error (error, AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                   _("File descriptor %d is not the connection to a process"), fd);
+      return NULL;
+    }
+
+  copy = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0)
+    {
+      _afork_set_error_errno (error, AFORK_ERROR_INVALID_ARGUMENT, errno, "dup()");
+      return NULL;
+    }
+
+  return _afork_process_new_for_fd (copy, NULL, 0, -1);
+}
+
+/**
+ * afork_process_new_from_connection:
+ * @connection: the connection of a process, as handed over by
+ *   [method@Afork.Process.steal_connection]
+ * @error: return location for a #GError
+ *
+ * Makes an #AforkProcess of a process handed over by another
+ * #AforkProcess; see [ctor@Afork.Process.new_from_fd]. The connection's
+ * socket is duplicated, so @connection may be closed afterwards.
+ *
+ * Returns: (transfer full): the process, or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+AforkProcess *
+afork_process_new_from_connection (GSocketConnection  *connection,
+                                   GError            **error)
+{
+  g_return_val_if_fail (G_IS_SOCKET_CONNECTION (connection), NULL);
+
+  return afork_process_new_from_fd (g_socket_get_fd (g_socket_connection_get_socket (connection)),
+                                    error);
+}
+
+/**
+ * afork_process_fork_self:
+ * @error: return location for a #GError
+ *
+ * Forks the calling program, now, into a template: everything the program
+ * loaded and computed so far is shared with the processes forked from it
+ * (by [method@Afork.Process.fork]), which can run functions of the main
+ * program itself (export them: see [func@Afork.early_init]).
+ *
+ * Forking a program that runs more than one thread is exactly what afork
+ * exists to avoid, so this fails with %AFORK_ERROR_THREADED if the program
+ * has started a thread (GLib starts some itself, for example to watch
+ * children, to resolve names or for D-Bus). Call it early, after loading
+ * what the workers should share.
+ *
+ * The template is not a child of the caller; it exits when its last
+ * connection is closed.
+ *
+ * Returns: (transfer full): the template, or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+AforkProcess *
+afork_process_fork_self (GError **error)
+{
+  GPid pid;
+  int fd;
+
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  _afork_i18n_init ();
+
+  if (!_afork_fork_server (&fd, &pid, error))
+    return NULL;
+
+  return _afork_process_new_for_fd (fd, NULL, pid, -1);
+}
+
+static void
+set_status (AforkProcess *self,
+            int           status)
+{
+  self->wait_status = status;
+  self->exited = TRUE;
+  clear_fd (&self->status_fd);
+}
+
+static void
+wait_subprocess_cb (GObject      *object,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  AforkProcess *self = g_task_get_source_object (task);
+  GError *error = NULL;
+
+  if (!g_subprocess_wait_finish (G_SUBPROCESS (object), result, &error))
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+
+  set_status (self, g_subprocess_get_status (G_SUBPROCESS (object)));
+  g_task_return_boolean (task, TRUE);
+}
+
+typedef struct
+{
+  guint8   status[4];
+  gsize    got;
+  GSource *source;
+  GSource *cancel_source;
+} WaitData;
+
+static void
+wait_data_free (WaitData *data)
+{
+  clear_source (&data->source);
+  clear_source (&data->cancel_source);
+  g_free (data);
+}
+
+static gboolean
+wait_status_cb (int                         fd,
+                G_GNUC_UNUSED GIOCondition  condition,
+                gpointer                    user_data)
+{
+  GTask *task = user_data;
+  AforkProcess *self = g_task_get_source_object (task);
+  WaitData *data = g_task_get_task_data (task);
+  FlushResult res;
+
+  if (self->exited)
+    res = FLUSH_DONE;   /* another wait read it */
+  else
+    res = read_exactly (fd, data->status, &data->got, sizeof data->status);
+
+  if (res == FLUSH_BLOCKED)
+    return G_SOURCE_CONTINUE;
+
+  clear_source (&data->source);
+  clear_source (&data->cancel_source);
+
+  if (res == FLUSH_DONE)
+    {
+      if (!self->exited)
+        set_status (self, (int) _afork_wire_read_u32 (data->status));
+      g_task_return_boolean (task, TRUE);
+    }
+  else
+    g_task_return_new_error (task, AFORK_ERROR, AFORK_ERROR_STATUS_UNKNOWN,
+                             _("The exit status of process %d is unknown: its template "
+                               "exited before it"), (int) self->pid);
+
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+wait_cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
+                   gpointer                    user_data)
+{
+  GTask *task = user_data;
+  WaitData *data = g_task_get_task_data (task);
+
+  clear_source (&data->source);
+  clear_source (&data->cancel_source);
+  g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                           _("Operation was cancelled"));
+
+  return G_SOURCE_REMOVE;
+}
+
+/**
+ * afork_process_wait_async:
+ * @self: an #AforkProcess
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): the function to call when the process exited
+ * @user_data: data for @callback
+ *
+ * Waits for the process to exit, whether it is a child of the caller
+ * ([ctor@Afork.Process.new_exec] without an early template) or was forked
+ * by a template, which then reports its children's wait statuses. Read the
+ * status with [method@Afork.Process.get_status] and its helpers once
+ * [method@Afork.Process.wait_finish] returned %TRUE.
+ *
+ * The status cannot be known, and the wait fails with
+ * %AFORK_ERROR_STATUS_UNKNOWN, for a template made by
+ * [ctor@Afork.Process.fork_self] or [func@Afork.early_init] (which nobody
+ * reaps on the caller's behalf), for a process made by
+ * [ctor@Afork.Process.new_from_fd], and when the template of a process
+ * dies before the process (a template whose connection is closed stays
+ * until the children it reports on have exited, unless the owner exits).
+ *
+ * Since: 1.0
+ */
+void
+afork_process_wait_async (AforkProcess        *self,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  WaitData *data;
+
+  g_return_if_fail (AFORK_IS_PROCESS (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, afork_process_wait_async);
+  g_task_set_name (task, "[afork] process wait");
+
+  if (self->exited)
+    {
+      g_task_return_boolean (task, TRUE);
+      return;
+    }
+
+  if (self->subprocess != NULL)
+    {
+      g_subprocess_wait_async (self->subprocess, cancellable, wait_subprocess_cb,
+                               g_steal_pointer (&task));
+      return;
+    }
+
+  if (self->status_fd < 0)
+    {
+      g_task_return_new_error (task, AFORK_ERROR, AFORK_ERROR_STATUS_UNKNOWN,
+                               _("The exit status of this process cannot be known here"));
+      return;
+    }
+
+  data = g_new0 (WaitData, 1);
+  g_task_set_task_data (task, data, (GDestroyNotify) wait_data_free);
+  data->source = g_unix_fd_source_new (self->status_fd, G_IO_IN);
+  g_task_attach_source (task, data->source, (GSourceFunc) G_CALLBACK (wait_status_cb));
+
+  if (cancellable != NULL)
+    {
+      data->cancel_source = g_cancellable_source_new (cancellable);
+      g_task_attach_source (task, data->cancel_source,
+                            (GSourceFunc) G_CALLBACK (wait_cancelled_cb));
+    }
+}
+
+/**
+ * afork_process_wait_finish:
+ * @self: an #AforkProcess
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Afork.Process.wait_async].
+ *
+ * Returns: %TRUE if the process exited and its status is known
+ *
+ * Since: 1.0
+ */
+gboolean
+afork_process_wait_finish (AforkProcess  *self,
+                           GAsyncResult  *result,
+                           GError       **error)
+{
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == afork_process_wait_async, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * afork_process_wait:
+ * @self: an #AforkProcess
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * The synchronous form of [method@Afork.Process.wait_async].
+ *
+ * Returns: %TRUE if the process exited and its status is known
+ *
+ * Since: 1.0
+ */
+gboolean
+afork_process_wait (AforkProcess  *self,
+                    GCancellable  *cancellable,
+                    GError       **error)
+{
+  g_autoptr(GMainContext) context = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  context = g_main_context_new ();
+  g_main_context_push_thread_default (context);
+  afork_process_wait_async (self, cancellable, sync_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+
+  return afork_process_wait_finish (self, result, error);
+}
+
+/**
+ * afork_process_get_status:
+ * @self: an #AforkProcess
+ *
+ * Gets the process's raw wait status, as `waitpid()` gives it (and as
+ * [method@Gio.Subprocess.get_status] does), once
+ * [method@Afork.Process.wait_finish] returned %TRUE. Prefer
+ * [method@Afork.Process.get_if_exited] and its siblings.
+ *
+ * Returns: the wait status
+ *
+ * Since: 1.0
+ */
+int
+afork_process_get_status (AforkProcess *self)
+{
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), 0);
+  g_return_val_if_fail (self->exited, 0);
+
+  return self->wait_status;
+}
+
+/**
+ * afork_process_get_if_exited:
+ * @self: an #AforkProcess
+ *
+ * Tells whether the process exited normally (by returning from its run
+ * function or calling `exit()`), once waited for.
+ *
+ * Returns: %TRUE if the process exited normally
+ *
+ * Since: 1.0
+ */
+gboolean
+afork_process_get_if_exited (AforkProcess *self)
+{
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), FALSE);
+  g_return_val_if_fail (self->exited, FALSE);
+
+  return WIFEXITED (self->wait_status);
+}
+
+/**
+ * afork_process_get_exit_status:
+ * @self: an #AforkProcess
+ *
+ * Gets the exit status of a process that exited normally (see
+ * [method@Afork.Process.get_if_exited]).
+ *
+ * Returns: the exit status
+ *
+ * Since: 1.0
+ */
+int
+afork_process_get_exit_status (AforkProcess *self)
+{
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), 1);
+  g_return_val_if_fail (self->exited && WIFEXITED (self->wait_status), 1);
+
+  return WEXITSTATUS (self->wait_status);
+}
+
+/**
+ * afork_process_get_if_signaled:
+ * @self: an #AforkProcess
+ *
+ * Tells whether the process was killed by a signal, once waited for.
+ *
+ * Returns: %TRUE if a signal killed the process
+ *
+ * Since: 1.0
+ */
+gboolean
+afork_process_get_if_signaled (AforkProcess *self)
+{
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), FALSE);
+  g_return_val_if_fail (self->exited, FALSE);
+
+  return WIFSIGNALED (self->wait_status);
+}
+
+/**
+ * afork_process_get_term_sig:
+ * @self: an #AforkProcess
+ *
+ * Gets the signal that killed the process (see
+ * [method@Afork.Process.get_if_signaled]).
+ *
+ * Returns: the signal number
+ *
+ * Since: 1.0
+ */
+int
+afork_process_get_term_sig (AforkProcess *self)
+{
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), 0);
+  g_return_val_if_fail (self->exited && WIFSIGNALED (self->wait_status), 0);
+
+  return WTERMSIG (self->wait_status);
 }
 
 /**
@@ -1101,9 +2055,10 @@ afork_process_run (AforkProcess  *self,
  * @self: an #AforkProcess
  *
  * Gets the process id of the child. It is known once
- * [method@Afork.Process.run_async] has completed, for every kind of
- * process, and from the start for a process made by
- * [ctor@Afork.Process.new_exec], which is a direct child of the caller.
+ * [method@Afork.Process.run_async] (or an exec) has completed, for every
+ * kind of process, and from the start for a process made by
+ * [ctor@Afork.Process.new_exec] without an early template, which is a
+ * direct child of the caller, and for [ctor@Afork.Process.fork_self].
  * Processes forked from a template are not the caller's children: the
  * template reaps them.
  *

@@ -11,6 +11,26 @@
 
 G_BEGIN_DECLS
 
+/**
+ * AFORK_EXEC_FD_INHERIT:
+ *
+ * For [method@Afork.Process.exec_async]: keep the process's own standard
+ * descriptor.
+ *
+ * Since: 1.0
+ */
+#define AFORK_EXEC_FD_INHERIT (-1)
+
+/**
+ * AFORK_EXEC_FD_SOCKET:
+ *
+ * For [method@Afork.Process.exec_async]: use the connection to the parent
+ * as the standard descriptor.
+ *
+ * Since: 1.0
+ */
+#define AFORK_EXEC_FD_SOCKET (-2)
+
 #define AFORK_TYPE_PROCESS (afork_process_get_type ())
 
 AFORK_AVAILABLE_IN_1_0
@@ -55,5 +75,78 @@ GSocketConnection *afork_process_run          (AforkProcess        *self,
                                                GError             **error);
 AFORK_AVAILABLE_IN_1_0
 GPid               afork_process_get_pid      (AforkProcess        *self);
+
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_fork_self    (GError             **error) G_GNUC_WARN_UNUSED_RESULT;
+
+AFORK_AVAILABLE_IN_1_0
+void               afork_process_exec_async   (AforkProcess        *self,
+                                               const char * const  *argv,
+                                               const char * const  *envp,
+                                               const char          *cwd,
+                                               int                  stdin_fd,
+                                               int                  stdout_fd,
+                                               int                  stderr_fd,
+                                               GCancellable        *cancellable,
+                                               GAsyncReadyCallback  callback,
+                                               gpointer             user_data);
+AFORK_AVAILABLE_IN_1_0
+GSocketConnection *afork_process_exec_finish  (AforkProcess        *self,
+                                               GAsyncResult        *result,
+                                               GError             **error);
+AFORK_AVAILABLE_IN_1_0
+GSocketConnection *afork_process_exec         (AforkProcess        *self,
+                                               const char * const  *argv,
+                                               const char * const  *envp,
+                                               const char          *cwd,
+                                               int                  stdin_fd,
+                                               int                  stdout_fd,
+                                               int                  stderr_fd,
+                                               GCancellable        *cancellable,
+                                               GError             **error);
+
+AFORK_AVAILABLE_IN_1_0
+void               afork_process_wait_async   (AforkProcess        *self,
+                                               GCancellable        *cancellable,
+                                               GAsyncReadyCallback  callback,
+                                               gpointer             user_data);
+AFORK_AVAILABLE_IN_1_0
+gboolean           afork_process_wait_finish  (AforkProcess        *self,
+                                               GAsyncResult        *result,
+                                               GError             **error);
+AFORK_AVAILABLE_IN_1_0
+gboolean           afork_process_wait         (AforkProcess        *self,
+                                               GCancellable        *cancellable,
+                                               GError             **error);
+AFORK_AVAILABLE_IN_1_0
+int                afork_process_get_status   (AforkProcess        *self);
+AFORK_AVAILABLE_IN_1_0
+gboolean           afork_process_get_if_exited (AforkProcess       *self);
+AFORK_AVAILABLE_IN_1_0
+int                afork_process_get_exit_status (AforkProcess     *self);
+AFORK_AVAILABLE_IN_1_0
+gboolean           afork_process_get_if_signaled (AforkProcess     *self);
+AFORK_AVAILABLE_IN_1_0
+int                afork_process_get_term_sig (AforkProcess        *self);
+
+AFORK_AVAILABLE_IN_1_0
+void               afork_process_steal_connection_async  (AforkProcess        *self,
+                                                          GCancellable        *cancellable,
+                                                          GAsyncReadyCallback  callback,
+                                                          gpointer             user_data);
+AFORK_AVAILABLE_IN_1_0
+GSocketConnection *afork_process_steal_connection_finish (AforkProcess        *self,
+                                                          GAsyncResult        *result,
+                                                          GError             **error);
+AFORK_AVAILABLE_IN_1_0
+GSocketConnection *afork_process_steal_connection        (AforkProcess        *self,
+                                                          GCancellable        *cancellable,
+                                                          GError             **error);
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_new_from_fd             (int                  fd,
+                                                          GError             **error) G_GNUC_WARN_UNUSED_RESULT;
+AFORK_AVAILABLE_IN_1_0
+AforkProcess      *afork_process_new_from_connection     (GSocketConnection   *connection,
+                                                          GError             **error) G_GNUC_WARN_UNUSED_RESULT;
 
 G_END_DECLS
