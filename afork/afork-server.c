@@ -114,6 +114,10 @@ sigchld_setup (void)
   sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
   sigemptyset (&sa.sa_mask);
   sigaction (SIGCHLD, &sa, NULL);
+
+  /* Status channels are pipes: a parent that dropped a process must not
+   * kill the template with SIGPIPE when it reports that process's exit. */
+  signal (SIGPIPE, SIG_IGN);
 }
 
 /* What a process leaves to the program it becomes: no trace of the
@@ -125,6 +129,7 @@ server_forget_loop_state (AforkServer *server)
   gpointer fd;
 
   signal (SIGCHLD, SIG_DFL);
+  signal (SIGPIPE, SIG_DFL);
   if (sigchld_pipe[0] >= 0)
     {
       close (sigchld_pipe[0]);
