@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Shared helpers of the reliability tests: process kinds, /proc
+ * inspection, a main-loop watchdog. Everything works on real processes. */
+
+#include <afork/afork.h>
+
+G_BEGIN_DECLS
+
+/* The main loop must never stall this long while a test waits on a child;
+ * a generous bound, to catch a blocked loop, not to measure speed. */
+#define REL_STALL_LIMIT_S 10
+/* No single wait in a test may take longer than this: past it the test
+ * fails as hung. */
+#define REL_HANG_LIMIT_S  60
+
+void         rel_init                  (int           *argc,
+                                        char        ***argv);
+void         rel_assert_no_sigpipe     (void);
+void         rel_unblock_sigpipe       (void);
+guint        rel_env_uint              (const char    *name,
+                                        guint          default_value);
+char        *rel_module_path           (const char    *name);
+
+/* Kinds of processes the library can make. A kind that needs a template
+ * (fork) keeps it in @data. */
+typedef struct _RelKind RelKind;
+struct _RelKind
+{
+  const char    *name;
+  AforkProcess *(*make) (RelKind *kind, GError **error);
+  gpointer       data;
+};
+
+extern RelKind rel_kinds[];
+extern const guint rel_n_kinds;
+void         rel_kinds_reset           (void);
+
+AforkProcess *rel_make                 (RelKind       *kind);
+GPid          rel_report_pid           (AforkProcess  *process);
+GPid          rel_default_template_pid (void);
+
+/* /proc */
+gboolean     rel_proc_stat             (GPid           pid,
+                                        char          *state,
+                                        GPid          *ppid,
+                                        GPid          *pgrp);
+char        *rel_proc_cmdline          (GPid           pid);
+GArray      *rel_proc_list             (void);
+gboolean     rel_proc_gone             (GPid           pid);
+gboolean     rel_wait_gone             (GPid           pid,
+                                        guint          timeout_s);
+GArray      *rel_zombie_children       (GPid           parent);
+guint        rel_count_fds             (GPid           pid);
+gboolean     rel_proc_has_fd_target    (GPid           pid,
+                                        const char    *target);
+gsize        rel_rss_kib               (void);
+
+/* Connections */
+char        *rel_read_line             (GSocketConnection *connection,
+                                        GError           **error);
+GPid         rel_read_pid_line         (GSocketConnection *connection);
+void         rel_drain_to_eof          (GSocketConnection *connection);
+
+/* Main loop */
+typedef struct _RelWatchdog RelWatchdog;
+RelWatchdog *rel_watchdog_new          (GMainContext  *context);
+guint        rel_watchdog_beats        (RelWatchdog   *watchdog);
+void         rel_watchdog_free         (RelWatchdog   *watchdog);
+void         rel_iterate_until         (GMainContext  *context,
+                                        gboolean      *done,
+                                        const char    *what);
+void         rel_iterate_for           (GMainContext  *context,
+                                        guint          msec);
+GSocketConnection *rel_run_async_wait  (AforkProcess  *process,
+                                        const char    *function,
+                                        GError       **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelWatchdog, rel_watchdog_free)
+
+G_END_DECLS
