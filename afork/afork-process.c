@@ -1075,6 +1075,16 @@ finish_begin (AforkProcess        *self,
       return NULL;
     }
 
+  /* Checked before the last command is queued: once it is written, the
+   * child may start its function before the socket is closed. */
+  if (self->error == NULL && g_task_return_error_if_cancelled (task))
+    {
+      self->ran = TRUE;
+      cancel_write_source (self);
+      close_socket (self);
+      return NULL;
+    }
+
   return g_steal_pointer (&task);
 }
 
@@ -1139,7 +1149,9 @@ finish_start (GTask *task)
  * [method@Afork.Process.get_pid] and [method@Afork.Process.wait_async].
  *
  * Cancelling closes the connection: a process that has not entered its
- * run function yet exits.
+ * run function yet exits, and one that has (the acknowledgement was on its
+ * way) sees its connection closed. With a cancellable that is already
+ * cancelled, the run command is not even sent.
  *
  * Since: 1.0
  */
