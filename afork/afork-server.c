@@ -218,6 +218,9 @@ linger_and_exit (AforkServer *server,
                  int          status)
 {
   if (g_hash_table_size (server->watched) > 0)
+    server->owner_pidfd = open_owner_pidfd (server->child.owner);
+
+  if (g_hash_table_size (server->watched) > 0 && !owner_is_gone (server))
     {
       close (server->sock);
       server->sock = -1;
@@ -627,6 +630,11 @@ handle_fork (AforkServer *server)
   if (fd < 0)
     die (server, _("Fork command without a socket for the new process"));
 
+  /* A server becomes a template with its first fork: from then on it
+   * reaps children. */
+  if (sigchld_pipe[0] < 0)
+    sigchld_setup ();
+
   pid = fork ();
   if (pid < 0)
     {
@@ -653,8 +661,6 @@ handle_fork (AforkServer *server)
   server_forget_loop_state (server);
   server->sock = fd;
   server->child.fd = fd;
-  server->owner_pidfd = open_owner_pidfd (server->child.owner);
-  sigchld_setup ();
   _afork_server_set_title ("afork %d child", (int) server->child.owner);
 
   return TRUE;
@@ -873,9 +879,6 @@ _afork_server_serve (int  fd,
 
   _afork_i18n_init ();
 
-  /* The template reaps its children: they are not the owner's. */
-  sigchld_setup ();
-
   _afork_fd_set_blocking (fd, TRUE);
   server.sock = fd;
   server.in = g_byte_array_new ();
@@ -883,7 +886,7 @@ _afork_server_serve (int  fd,
   server.modules = g_ptr_array_new ();
   server.next_status_fd = -1;
   server.watched = g_hash_table_new (NULL, NULL);
-  server.owner_pidfd = open_owner_pidfd (owner);
+  server.owner_pidfd = -1;
   _afork_child_init (&server.child, fd, owner);
 
   serve_loop (&server);
