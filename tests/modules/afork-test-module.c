@@ -4,12 +4,14 @@
 #include <afork/afork.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -180,4 +182,123 @@ test_call_count_args (G_GNUC_UNUSED AforkChild *child,
   test_global = g_strdup_printf ("n_args=%u", afork_child_get_n_args (child));
 
   return TRUE;
+}
+
+/* Writes ARGS[0] and a newline into the last descriptor pending (without
+ * taking it), so the parent knows how far the child has gone. Fails if
+ * no descriptor is pending. */
+EXPORT gboolean test_call_notify (AforkChild *, const char * const *, GError **);
+gboolean
+test_call_notify (AforkChild         *child,
+                  const char * const *args,
+                  GError            **error)
+{
+  const char *word = args[0] ? args[0] : "ready";
+
+  for (guint i = afork_child_get_n_args (child); i > 0; i--)
+    {
+      int fd = afork_child_peek_fd (child, i - 1);
+
+      if (afork_child_arg_is_fd (child, i - 1) && fd >= 0)
+        {
+          write_all (fd, word, strlen (word));
+          write_all (fd, "\n", 1);
+          return TRUE;
+        }
+    }
+
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                       "no descriptor to notify on");
+  return FALSE;
+}
+
+/* Forgets every pending argument. */
+EXPORT gboolean test_call_clear_args (AforkChild *, const char * const *, GError **);
+gboolean
+test_call_clear_args (AforkChild                        *child,
+                      G_GNUC_UNUSED const char * const  *args,
+                      G_GNUC_UNUSED GError             **error)
+{
+  afork_child_clear_args (child);
+
+  return TRUE;
+}
+
+/* Fails without setting an error. */
+EXPORT gboolean test_call_fail_silently (AforkChild *, const char * const *, GError **);
+gboolean
+test_call_fail_silently (G_GNUC_UNUSED AforkChild         *child,
+                         G_GNUC_UNUSED const char * const *args,
+                         G_GNUC_UNUSED GError            **error)
+{
+  return FALSE;
+}
+
+/* Reports what each AforkChild accessor returns, one line per fact:
+ *   "sock VALID ISSOCK NONBLOCK CLOEXEC" for the communication socket;
+ *   "owner PID";
+ *   "n N";
+ *   for a string: "str INDEX ISFD LEN TERMINATED PEEK STEAL SHA256";
+ *   for a descriptor: "fd INDEX ISFD VALID CLOEXEC SAME STEAL2 PEEK2
+ *     ARGNULL ARGLEN", after writing "fd INDEX\n" into it (VALID: the
+ *     peeked descriptor is open; SAME: the stolen one is the peeked one;
+ *     STEAL2 and PEEK2: what a second steal and a peek then return;
+ *     ARGNULL and ARGLEN: what get_arg returns for it);
+ *   "end". */
+EXPORT void test_run_child_api (AforkChild *child);
+void
+test_run_child_api (AforkChild *child)
+{
+  int sock = afork_child_get_fd (child);
+  int fl = fcntl (sock, F_GETFL);
+  int fdfl = fcntl (sock, F_GETFD);
+  struct stat st;
+  guint n = afork_child_get_n_args (child);
+
+  report (child, "sock %d %d %d %d\n",
+          fl >= 0,
+          fstat (sock, &st) == 0 && S_ISSOCK (st.st_mode),
+          fl >= 0 && (fl & O_NONBLOCK) != 0,
+          fdfl >= 0 && (fdfl & FD_CLOEXEC) != 0);
+  report (child, "owner %d\n", (int) afork_child_get_owner (child));
+  report (child, "n %u\n", n);
+
+  for (guint i = 0; i < n; i++)
+    {
+      gboolean is_fd = afork_child_arg_is_fd (child, i);
+      gsize len = 12345;
+      const char *data = afork_child_get_arg (child, i, &len);
+
+      if (!is_fd)
+        {
+          g_autofree char *sum = g_compute_checksum_for_data (G_CHECKSUM_SHA256,
+                                                             (const guchar *) data, len);
+
+          report (child, "str %u %d %" G_GSIZE_FORMAT " %d %d %d %s\n",
+                  i, is_fd, len, data != NULL && data[len] == '\0',
+                  afork_child_peek_fd (child, i),
+                  afork_child_steal_fd (child, i), sum);
+        }
+      else
+        {
+          int peek = afork_child_peek_fd (child, i);
+          int peekfl = peek >= 0 ? fcntl (peek, F_GETFD) : -1;
+          int stolen = afork_child_steal_fd (child, i);
+          int steal2 = afork_child_steal_fd (child, i);
+          int peek2 = afork_child_peek_fd (child, i);
+          g_autofree char *msg = g_strdup_printf ("fd %u\n", i);
+
+          if (stolen >= 0)
+            {
+              write_all (stolen, msg, strlen (msg));
+              close (stolen);
+            }
+
+          report (child, "fd %u %d %d %d %d %d %d %d %" G_GSIZE_FORMAT "\n",
+                  i, is_fd, peekfl >= 0, peekfl >= 0 && (peekfl & FD_CLOEXEC) != 0,
+                  stolen == peek, steal2, peek2, data == NULL, len);
+        }
+    }
+
+  report (child, "end\n");
 }
