@@ -69,6 +69,20 @@ Tap.test('synchronous run throws', async () => {
     assertAforkError(caught, Afork.Error.MODULE_NOT_FOUND);
 });
 
+Tap.test('forking the threaded interpreter is refused', async () => {
+    // The JavaScript engine runs threads of its own: neither early init
+    // nor fork-self may fork it.
+    for (const attempt of [() => Afork.early_init(), () => Afork.Process.fork_self()]) {
+        let caught = null;
+        try {
+            attempt();
+        } catch (error) {
+            caught = error;
+        }
+        assertAforkError(caught, Afork.Error.THREADED);
+    }
+});
+
 Tap.test('cancel while waiting', async () => {
     const [ours, theirs] = Tap.socketPair();
     // test_call_wait_hangup keeps the child from answering the run command
