@@ -372,6 +372,91 @@ test_fork_closed (void)
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT);
 }
 
+/* A synchronous run of a fork whose template still has commands queued
+ * (its socket is full) must not depend on anyone iterating the context the
+ * template was made in. The run happens in a thread; this thread does not
+ * iterate its context until the run is over, or has clearly stalled. */
+#define STALL_SECONDS 10
+
+typedef struct
+{
+  AforkProcess      *child;
+  GSocketConnection *connection;
+  GError            *error;
+  GMutex             lock;
+  GCond              cond;
+  gboolean           done;
+} SyncForkData;
+
+static gpointer
+sync_fork_thread (gpointer user_data)
+{
+  SyncForkData *data = user_data;
+  GError *error = NULL;
+  GSocketConnection *connection = afork_process_run (data->child, "test_run_args", NULL, &error);
+
+  g_mutex_lock (&data->lock);
+  data->connection = connection;
+  data->error = error;
+  data->done = TRUE;
+  g_cond_signal (&data->cond);
+  g_mutex_unlock (&data->lock);
+
+  return NULL;
+}
+
+static void
+test_fork_sync_behind_queue (void)
+{
+  g_autoptr(AforkProcess) template = make_process (KIND_NEW);
+  g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 5);
+  g_autofree char *filler_line = bytes_line (filler);
+  g_autofree char *own_line = arg_line ("own");
+  g_autofree char *text = NULL;
+  g_autofree char *want = NULL;
+  SyncForkData data = { NULL, };
+  gint64 deadline = g_get_monotonic_time () + STALL_SECONDS * G_TIME_SPAN_SECOND;
+  gboolean stalled = FALSE;
+  GThread *thread;
+
+  g_mutex_init (&data.lock);
+  g_cond_init (&data.cond);
+
+  afork_process_require (template, TEST_MODULE);
+  afork_process_send_bytes (template, filler);
+  data.child = afork_process_fork (template);
+  afork_process_send_arg (data.child, "own");
+  thread = g_thread_new ("sync-run", sync_fork_thread, &data);
+
+  g_mutex_lock (&data.lock);
+  while (!data.done && !stalled)
+    if (!g_cond_wait_until (&data.cond, &data.lock, deadline))
+      stalled = !data.done;
+  g_mutex_unlock (&data.lock);
+
+  if (stalled)
+    {
+      g_test_incomplete ("afork_process_run () of a fork waits for its template's "
+                         "queue, which only the template's main context writes");
+      /* Unblock it the only way there is, so that nothing is left behind. */
+      while (!g_atomic_int_get (&data.done))
+        g_main_context_iteration (NULL, FALSE);
+    }
+
+  g_thread_join (thread);
+  g_assert_no_error (data.error);
+  g_assert_nonnull (data.connection);
+  g_socket_set_timeout (g_socket_connection_get_socket (data.connection), CORE_WAIT_SECONDS);
+  text = read_to_eof (data.connection);
+  want = g_strdup_printf ("%s\n%s\nglobal (null)\nend\n", filler_line, own_line);
+  g_assert_cmpstr (text, ==, want);
+
+  g_object_unref (data.connection);
+  g_object_unref (data.child);
+  g_mutex_clear (&data.lock);
+  g_cond_clear (&data.cond);
+}
+
 /* Sends a pipe's write end to @process and returns the read end: it
  * reaches end of file once the child has gone. */
 static int
@@ -952,6 +1037,7 @@ main (int    argc,
   g_test_add_func ("/afork/process/args/many-fds-queued", test_args_many_fds_queued);
   g_test_add_func ("/afork/process/fork/template", test_fork_template);
   g_test_add_func ("/afork/process/fork/closed", test_fork_closed);
+  g_test_add_func ("/afork/process/fork/sync-behind-queue", test_fork_sync_behind_queue);
   add_kind_tests ("/afork/process/error/module", test_error_module);
   add_kind_tests ("/afork/process/error/function", test_error_function);
   add_kind_tests ("/afork/process/error/call-function", test_error_call_function);
