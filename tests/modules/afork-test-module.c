@@ -302,3 +302,29 @@ test_run_child_api (AforkChild *child)
 
   report (child, "end\n");
 }
+
+/* Takes the descriptor argument at index 0 (a pipe's read end), waits
+ * until one byte or end of file can be read from it, then closes it: the
+ * parent holds the child's command loop until it writes to the pipe. */
+EXPORT gboolean test_call_wait_gate (AforkChild *, const char * const *, GError **);
+gboolean
+test_call_wait_gate (AforkChild                       *child,
+                     G_GNUC_UNUSED const char * const *args,
+                     GError                          **error)
+{
+  int fd = afork_child_get_n_args (child) > 0 ? afork_child_steal_fd (child, 0) : -1;
+  char c;
+
+  if (fd < 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                           "no gate descriptor at index 0");
+      return FALSE;
+    }
+
+  while (read (fd, &c, 1) < 0 && errno == EINTR)
+    ;
+  close (fd);
+
+  return TRUE;
+}
