@@ -100,26 +100,34 @@ test_pid (gconstpointer data)
     }
 }
 
-/* Strings and descriptors, interleaved, arrive in order. */
+/* Sends @n_items arguments, strings and descriptors in turn (after
+ * @filler, if any), and checks that the child sees each in its place. */
 static void
-test_args_interleaved (gconstpointer data)
+check_interleaved (AforkProcess *process,
+                   guint         n_items,
+                   GBytes       *filler)
 {
-  ProcessKind kind = GPOINTER_TO_INT (data);
-  g_autoptr(AforkProcess) process = make_process (kind);
   g_autoptr(GPtrArray) expected = g_ptr_array_new_with_free_func (g_free);
+  g_autofree int *reads = g_new (int, n_items);
   g_auto(GStrv) lines = NULL;
-  int reads[12];
+  guint first = 0;
 
   afork_process_require (process, TEST_MODULE);
+  if (filler != NULL)
+    {
+      afork_process_send_bytes (process, filler);
+      g_ptr_array_add (expected, bytes_line (filler));
+      first = 1;
+    }
 
-  for (guint i = 0; i < G_N_ELEMENTS (reads); i++)
+  for (guint i = 0; i < n_items; i++)
     {
       reads[i] = -1;
 
       if (i % 2 == 0)
         {
           g_autofree char *arg = i == 4 ? g_strdup ("h\xc3\xa9llo w\xc3\xb6rld") :
-                                          g_strdup_printf ("arg-%u", i);
+                                          g_strdup_printf ("arg-%u", first + i);
 
           g_assert_true (afork_process_send_arg (process, arg) == process);
           g_ptr_array_add (expected, arg_line (arg));
@@ -143,14 +151,93 @@ test_args_interleaved (gconstpointer data)
   lines = run_lines (process, "test_run_args");
   assert_lines_equal (lines, (const char * const *) expected->pdata);
 
-  for (guint i = 1; i < G_N_ELEMENTS (reads); i += 2)
+  for (guint i = 1; i < n_items; i += 2)
     {
       g_autofree char *got = read_fd_to_eof (reads[i]);
-      g_autofree char *want = g_strdup_printf ("fd %u\n", i);
+      g_autofree char *want = g_strdup_printf ("fd %u\n", first + i);
 
       g_assert_cmpstr (got, ==, want);
       close (reads[i]);
     }
+}
+
+/* Strings and descriptors, interleaved, arrive in order. */
+static void
+test_args_interleaved (gconstpointer data)
+{
+  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+
+  check_interleaved (process, 12, NULL);
+}
+
+/* The same, with 300 descriptors among 600 arguments, queued behind a
+ * socket that is full, so that they leave in batches (one message carries
+ * at most 253 descriptors). */
+static void
+test_args_interleaved_queued (gconstpointer data)
+{
+  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 7);
+
+  check_interleaved (process, 600, filler);
+}
+
+/* Many more descriptors than one message carries (253), queued among
+ * strings while the child's command loop is held, so that the socket
+ * fills up with small frames and hundreds of descriptors wait in the
+ * queue: each must still travel no later than its frame. */
+static void
+test_args_many_fds_held (gconstpointer data)
+{
+  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(GPtrArray) expected = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GString) sink_want = g_string_new (NULL);
+  g_autofree char *sink_got = NULL;
+  g_auto(GStrv) lines = NULL;
+  int gate[2], sink[2];
+  const guint n_items = 1200;
+
+  make_pipe (gate);
+  make_pipe (sink);
+
+  afork_process_require (process, TEST_MODULE);
+  afork_process_send_fd (process, gate[0]);
+  close (gate[0]);
+  afork_process_call (process, "test_call_wait_gate", NULL);
+  afork_process_call (process, "test_call_clear_args", NULL);
+
+  for (guint i = 0; i < n_items; i++)
+    {
+      if (i % 2 == 0)
+        {
+          g_autofree char *arg = g_strdup_printf ("arg-%u", i);
+
+          afork_process_send_arg (process, arg);
+          g_ptr_array_add (expected, arg_line (arg));
+        }
+      else
+        {
+          /* Copies of one pipe, to stay far below any descriptor limit. */
+          afork_process_send_fd (process, sink[1]);
+          g_ptr_array_add (expected, g_strdup ("f"));
+          g_string_append_printf (sink_want, "fd %u\n", i);
+        }
+    }
+  close (sink[1]);
+  g_ptr_array_add (expected, g_strdup ("global (null)"));
+  g_ptr_array_add (expected, g_strdup ("end"));
+  g_ptr_array_add (expected, NULL);
+
+  /* Let the child go on. */
+  g_assert_cmpint (write (gate[1], "x", 1), ==, 1);
+  close (gate[1]);
+
+  lines = run_lines (process, "test_run_args");
+  assert_lines_equal (lines, (const char * const *) expected->pdata);
+
+  sink_got = read_fd_to_eof (sink[0]);
+  g_assert_cmpstr (sink_got, ==, sink_want->str);
+  close (sink[0]);
 }
 
 /* A 1 MiB binary argument with NUL bytes, then an empty one, then a plain
@@ -182,79 +269,41 @@ test_args_binary (gconstpointer data)
                         big_line, empty_line, after_line, "global (null)", "end", NULL });
 }
 
+/* 200 descriptors to one child, each one the right one. */
 static void
-check_many_fds (AforkProcess *process,
-                guint         first_index,
-                int          *reads,
-                guint         n_fds,
-                char         *first_line)
+test_args_many_fds (gconstpointer data)
 {
-  g_auto(GStrv) lines = run_lines (process, "test_run_args");
+  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_auto(GStrv) lines = NULL;
+  int reads[200];
   guint i = 0;
 
-  if (first_line != NULL)
-    g_assert_cmpstr (lines[i++], ==, first_line);
-  for (guint k = 0; k < n_fds; k++)
+  afork_process_require (process, TEST_MODULE);
+  for (guint k = 0; k < G_N_ELEMENTS (reads); k++)
+    {
+      int fds[2];
+
+      make_pipe (fds);
+      afork_process_send_fd (process, fds[1]);
+      close (fds[1]);
+      reads[k] = fds[0];
+    }
+
+  lines = run_lines (process, "test_run_args");
+  for (guint k = 0; k < G_N_ELEMENTS (reads); k++)
     g_assert_cmpstr (lines[i++], ==, "f");
   g_assert_cmpstr (lines[i++], ==, "global (null)");
   g_assert_cmpstr (lines[i++], ==, "end");
   g_assert_null (lines[i]);
 
-  for (guint k = 0; k < n_fds; k++)
+  for (guint k = 0; k < G_N_ELEMENTS (reads); k++)
     {
       g_autofree char *got = read_fd_to_eof (reads[k]);
-      g_autofree char *want = g_strdup_printf ("fd %u\n", first_index + k);
+      g_autofree char *want = g_strdup_printf ("fd %u\n", k);
 
       g_assert_cmpstr (got, ==, want);
       close (reads[k]);
     }
-}
-
-/* 200 descriptors to one child, each one the right one. */
-static void
-test_args_many_fds (gconstpointer data)
-{
-  ProcessKind kind = GPOINTER_TO_INT (data);
-  g_autoptr(AforkProcess) process = make_process (kind);
-  int reads[200];
-
-  afork_process_require (process, TEST_MODULE);
-  for (guint i = 0; i < G_N_ELEMENTS (reads); i++)
-    {
-      int fds[2];
-
-      make_pipe (fds);
-      afork_process_send_fd (process, fds[1]);
-      close (fds[1]);
-      reads[i] = fds[0];
-    }
-
-  check_many_fds (process, 0, reads, G_N_ELEMENTS (reads), NULL);
-}
-
-/* More descriptors than one message can carry (253), queued behind a
- * socket that is full, so that they leave in batches. */
-static void
-test_args_many_fds_queued (void)
-{
-  g_autoptr(AforkProcess) process = make_process (KIND_NEW);
-  g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 7);
-  g_autofree char *filler_line = bytes_line (filler);
-  int reads[300];
-
-  afork_process_require (process, TEST_MODULE);
-  afork_process_send_bytes (process, filler);
-  for (guint i = 0; i < G_N_ELEMENTS (reads); i++)
-    {
-      int fds[2];
-
-      make_pipe (fds);
-      afork_process_send_fd (process, fds[1]);
-      close (fds[1]);
-      reads[i] = fds[0];
-    }
-
-  check_many_fds (process, 1, reads, G_N_ELEMENTS (reads), filler_line);
 }
 
 /* 50 forks of one user template: each sees the template's module, the
@@ -700,6 +749,35 @@ test_cancel_blocked (gconstpointer data)
   close (watch);
 }
 
+/* Cancelled while the commands before `run` are still being written (the
+ * socket is full): the child never gets to its run function and exits. */
+static void
+test_cancel_writing (gconstpointer data)
+{
+  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 13);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *got = NULL;
+  int watch;
+
+  afork_process_require (process, TEST_MODULE);
+  watch = send_watch_pipe (process);
+  afork_process_send_bytes (process, filler);
+  afork_process_run_async (process, "test_run_args", cancellable, store_result_cb, &result);
+  g_cancellable_cancel (cancellable);
+  wait_async (&result);
+  connection = afork_process_run_finish (process, result, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_assert_null (connection);
+
+  got = read_fd_to_eof (watch);
+  g_assert_cmpstr (got, ==, "");
+  close (watch);
+}
+
 static void
 test_run_sync (gconstpointer data)
 {
@@ -1034,7 +1112,8 @@ main (int    argc,
   add_kind_tests ("/afork/process/args/interleaved", test_args_interleaved);
   add_kind_tests ("/afork/process/args/binary", test_args_binary);
   add_kind_tests ("/afork/process/args/many-fds", test_args_many_fds);
-  g_test_add_func ("/afork/process/args/many-fds-queued", test_args_many_fds_queued);
+  add_kind_tests ("/afork/process/args/many-fds-held", test_args_many_fds_held);
+  add_kind_tests ("/afork/process/args/interleaved-queued", test_args_interleaved_queued);
   g_test_add_func ("/afork/process/fork/template", test_fork_template);
   g_test_add_func ("/afork/process/fork/closed", test_fork_closed);
   g_test_add_func ("/afork/process/fork/sync-behind-queue", test_fork_sync_behind_queue);
@@ -1048,6 +1127,7 @@ main (int    argc,
   add_kind_tests ("/afork/process/error/run-twice", test_error_run_twice);
   add_kind_tests ("/afork/process/run/cancel/before", test_cancel_before);
   add_kind_tests ("/afork/process/run/cancel/blocked", test_cancel_blocked);
+  add_kind_tests ("/afork/process/run/cancel/writing", test_cancel_writing);
   add_kind_tests ("/afork/process/run/sync", test_run_sync);
   g_test_add_func ("/afork/process/run/sync-errors", test_run_sync_errors);
   g_test_add_func ("/afork/process/run/echo", test_run_echo);
