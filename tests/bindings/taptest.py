@@ -5,10 +5,10 @@ spin a GLib main loop until a condition holds.
 Every test file starts with
 
     import taptest
-    Afork, Gio, GLib = taptest.require_gi()
+    from taptest import MODULE, Afork, Gio, GLib
 
-which prints a TAP skip plan and exits when PyGObject or the Afork
-typelib is missing, and ends with taptest.main().
+(importing taptest prints a TAP skip plan and exits when PyGObject or the
+Afork typelib is missing), and ends with taptest.main().
 """
 
 import os
