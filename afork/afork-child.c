@@ -164,8 +164,9 @@ afork_child_arg_is_fd (AforkChild *child,
  * returned data may contain NUL bytes, so use @length to know its size;
  * a NUL byte always follows the data for convenience.
  *
- * Returns: (transfer none) (nullable): the argument's bytes, or %NULL if
- *   the argument at @index is a file descriptor
+ * Returns: (transfer none) (nullable) (array length=length) (element-type guint8):
+ *   the argument's bytes, or %NULL if the argument at @index is a file
+ *   descriptor
  *
  * Since: 1.0
  */

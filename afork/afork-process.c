@@ -69,6 +69,8 @@ struct _AforkProcess
   gsize         out_pos;       /* bytes of @out already written */
   GArray       *out_fds;       /* QueuedFd, not yet sent, owned */
   GSource      *write_source;  /* flushes @out when the socket was full */
+  AforkProcess *upstream;      /* the template whose queue still holds our
+                                * fork request */
   GError       *error;         /* the first error met while queueing */
   GSubprocess  *subprocess;    /* the server, when spawned by us */
   GPid          pid;
@@ -290,6 +292,7 @@ afork_process_dispose (GObject *object)
   AforkProcess *self = (AforkProcess *) object;
 
   cancel_write_source (self);
+  g_clear_object (&self->upstream);
   if (self->fd >= 0)
     {
       /* A last try; closing the socket then makes the process exit. */
@@ -556,6 +559,8 @@ afork_process_fork (AforkProcess *self)
   flush_soon (self);
 
   child = _afork_process_new_for_fd (request.sock, NULL, 0, request.status);
+  if (self->write_source != NULL)
+    child->upstream = g_object_ref (self);
 
   return child;
 }
@@ -739,6 +744,7 @@ typedef struct
   FinishMode mode;
   GSource   *io_source;
   GSource   *cancel_source;
+  GSource   *upstream_source;   /* writes the template's queue from here */
   guint8     header[AFORK_WIRE_HEADER_SIZE];
   gsize      header_got;
   guint8     command;
@@ -767,6 +773,7 @@ finish_data_free (FinishData *data)
 {
   clear_source (&data->io_source);
   clear_source (&data->cancel_source);
+  clear_source (&data->upstream_source);
   if (data->exec_status_fd >= 0)
     close (data->exec_status_fd);
   g_free (data->payload);
@@ -795,6 +802,7 @@ finish_return (GTask             *task,
 
   clear_source (&data->io_source);
   clear_source (&data->cancel_source);
+  clear_source (&data->upstream_source);
 
   if (error != NULL)
     {
@@ -1088,6 +1096,14 @@ finish_begin (AforkProcess        *self,
   return g_steal_pointer (&task);
 }
 
+static gboolean
+upstream_write_cb (G_GNUC_UNUSED int           fd,
+                   G_GNUC_UNUSED GIOCondition  condition,
+                   gpointer                    user_data)
+{
+  return flush (user_data) == FLUSH_BLOCKED ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
 static void
 finish_start (GTask *task)
 {
@@ -1097,6 +1113,20 @@ finish_start (GTask *task)
   self->ran = TRUE;
   /* From now on the task's own sources, in the caller's context, write. */
   cancel_write_source (self);
+
+  /* Our fork request may still wait in the template's queue, written from
+   * the template's context: write it from ours too, so that a synchronous
+   * run (or a run in another context of the same thread) cannot wait for
+   * a context nobody iterates. */
+  if (self->upstream != NULL && self->upstream->fd >= 0 &&
+      self->upstream->out_pos < self->upstream->out->len)
+    {
+      data->upstream_source = g_unix_fd_source_new (self->upstream->fd, G_IO_OUT);
+      g_source_set_callback (data->upstream_source, (GSourceFunc) G_CALLBACK (upstream_write_cb),
+                             g_object_ref (self->upstream), g_object_unref);
+      g_source_attach (data->upstream_source, g_task_get_context (task));
+    }
+  g_clear_object (&self->upstream);
 
   if (self->error != NULL)
     {
@@ -1700,7 +1730,7 @@ afork_process_new_from_connection (GSocketConnection  *connection,
 }
 
 /**
- * afork_process_fork_self:
+ * afork_process_fork_self: (constructor)
  * @error: return location for a #GError
  *
  * Forks the calling program, now, into a template: everything the program

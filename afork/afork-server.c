@@ -507,6 +507,8 @@ write_errno_and_exit (int status_fd,
     (saved_errno >> 16) & 0xff, (saved_errno >> 24) & 0xff,
   };
 
+  /* Nobody may be listening any more: exit with 127 all the same. */
+  signal (SIGPIPE, SIG_IGN);
   if (write (status_fd, le, sizeof le) < 0)
     { /* the parent is gone: nobody to tell */ }
   _exit (127);
