@@ -423,10 +423,9 @@ test_fork_closed (void)
 
 /* A synchronous run of a fork whose template still has commands queued
  * (its socket is full) must not depend on anyone iterating the context the
- * template was made in. The run happens in a thread; this thread does not
- * iterate its context until the run is over, or has clearly stalled. */
-#define STALL_SECONDS 10
-
+ * template was made in; nor must a fork of a fork of such a template. The
+ * run happens in a thread; this thread does not iterate its context until
+ * the run is over, or has clearly stalled. */
 typedef struct
 {
   AforkProcess      *child;
@@ -455,17 +454,24 @@ sync_fork_thread (gpointer user_data)
 }
 
 static void
-test_fork_sync_behind_queue (void)
+test_fork_sync_behind_queue (gconstpointer test_data)
 {
+  guint depth = GPOINTER_TO_UINT (test_data);
   g_autoptr(AforkProcess) template = make_process (KIND_NEW);
+  g_autoptr(GPtrArray) chain = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 5);
+  g_autoptr(GString) want = g_string_new (NULL);
   g_autofree char *filler_line = bytes_line (filler);
-  g_autofree char *own_line = arg_line ("own");
   g_autofree char *text = NULL;
-  g_autofree char *want = NULL;
   SyncForkData data = { NULL, };
-  gint64 deadline = g_get_monotonic_time () + STALL_SECONDS * G_TIME_SPAN_SECOND;
+  /* Forks of forks are known to stall for now (the library only writes
+   * the queue of the nearest template from the run's context): a shorter
+   * wait, and an incomplete result rather than a failure. */
+  gboolean known_to_stall = depth > 1;
+  guint bound = known_to_stall ? 10 : CORE_WAIT_SECONDS;
+  gint64 deadline = g_get_monotonic_time () + bound * G_TIME_SPAN_SECOND;
   gboolean stalled = FALSE;
+  AforkProcess *parent = template;
   GThread *thread;
 
   g_mutex_init (&data.lock);
@@ -473,8 +479,21 @@ test_fork_sync_behind_queue (void)
 
   afork_process_require (template, TEST_MODULE);
   afork_process_send_bytes (template, filler);
-  data.child = afork_process_fork (template);
-  afork_process_send_arg (data.child, "own");
+  g_string_append_printf (want, "%s\n", filler_line);
+  for (guint d = 0; d < depth; d++)
+    {
+      g_autofree char *arg = g_strdup_printf ("own-%u", d);
+      g_autofree char *line = arg_line (arg);
+      AforkProcess *child = afork_process_fork (parent);
+
+      afork_process_send_arg (child, arg);
+      g_string_append_printf (want, "%s\n", line);
+      g_ptr_array_add (chain, child);
+      parent = child;
+    }
+  g_string_append (want, "global (null)\nend\n");
+
+  data.child = parent;
   thread = g_thread_new ("sync-run", sync_fork_thread, &data);
 
   g_mutex_lock (&data.lock);
@@ -485,8 +504,13 @@ test_fork_sync_behind_queue (void)
 
   if (stalled)
     {
-      g_test_incomplete ("afork_process_run () of a fork waits for its template's "
-                         "queue, which only the template's main context writes");
+      if (known_to_stall)
+        g_test_incomplete_printf ("afork_process_run () of a fork of a fork (depth %u) "
+                                  "waits for a template queue that only the template's "
+                                  "context writes", depth);
+      else
+        g_test_fail_printf ("afork_process_run () of a fork did not return within %u s "
+                            "while the template's context was not iterated", bound);
       /* Unblock it the only way there is, so that nothing is left behind. */
       while (!g_atomic_int_get (&data.done))
         g_main_context_iteration (NULL, FALSE);
@@ -497,11 +521,9 @@ test_fork_sync_behind_queue (void)
   g_assert_nonnull (data.connection);
   g_socket_set_timeout (g_socket_connection_get_socket (data.connection), CORE_WAIT_SECONDS);
   text = read_to_eof (data.connection);
-  want = g_strdup_printf ("%s\n%s\nglobal (null)\nend\n", filler_line, own_line);
-  g_assert_cmpstr (text, ==, want);
+  g_assert_cmpstr (text, ==, want->str);
 
   g_object_unref (data.connection);
-  g_object_unref (data.child);
   g_mutex_clear (&data.lock);
   g_cond_clear (&data.cond);
 }
@@ -628,6 +650,31 @@ test_error_crash (gconstpointer data)
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
 
   assert_child_gone (watch);
+}
+
+/* A call function failing with a huge message (cut by the child, maybe
+ * inside a UTF-8 sequence): still a clean, valid error. */
+static void
+test_error_long_message (void)
+{
+  g_autoptr(AforkProcess) process = make_process (KIND_NEW);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) huge = g_string_new ("start ");
+  const char *args[] = { NULL, NULL };
+
+  for (guint i = 0; i < 100 * 1024; i++)
+    g_string_append (huge, "\xc3\xa9");
+  g_string_append (huge, " end");
+  args[0] = huge->str;
+
+  afork_process_require (process, TEST_MODULE);
+  afork_process_call (process, "test_call_fail", args);
+  error = run_error (process, "test_run_pid");
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_CALL_FAILED);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_assert_nonnull (strstr (error->message, "test_call_fail"));
+  g_assert_nonnull (strstr (error->message, "test failure requested with start \xc3\xa9\xc3\xa9"));
+  g_assert_cmpuint (strlen (error->message), <=, 128 * 1024);
 }
 
 /* A descriptor that is not open is reported by run_finish; the child,
@@ -893,6 +940,31 @@ test_lifetime_drop_queued (void)
   close (watch);
 }
 
+/* A template dropped while its commands (and the fork request after
+ * them) are still queued: they all go, and the fork runs. */
+static void
+test_lifetime_forget_template (gconstpointer data)
+{
+  AforkProcess *template = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) child = NULL;
+  g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 17);
+  g_autofree char *filler_line = bytes_line (filler);
+  g_autofree char *template_line = arg_line ("T");
+  g_autofree char *own_line = arg_line ("own");
+  g_auto(GStrv) lines = NULL;
+
+  afork_process_require (template, TEST_MODULE);
+  afork_process_send_bytes (template, filler);
+  afork_process_send_arg (template, "T");
+  child = afork_process_fork (template);
+  g_object_unref (template);
+  afork_process_send_arg (child, "own");
+
+  lines = run_lines (child, "test_run_args");
+  assert_lines_equal (lines, (const char * const[]) {
+                        filler_line, template_line, own_line, "global (null)", "end", NULL });
+}
+
 /* Configure and forget: run_async on a process whose last reference the
  * caller drops at once still completes. */
 typedef struct
@@ -1116,12 +1188,16 @@ main (int    argc,
   add_kind_tests ("/afork/process/args/interleaved-queued", test_args_interleaved_queued);
   g_test_add_func ("/afork/process/fork/template", test_fork_template);
   g_test_add_func ("/afork/process/fork/closed", test_fork_closed);
-  g_test_add_func ("/afork/process/fork/sync-behind-queue", test_fork_sync_behind_queue);
+  g_test_add_data_func ("/afork/process/fork/sync-behind-queue/1", GUINT_TO_POINTER (1),
+                        test_fork_sync_behind_queue);
+  g_test_add_data_func ("/afork/process/fork/sync-behind-queue/3", GUINT_TO_POINTER (3),
+                        test_fork_sync_behind_queue);
   add_kind_tests ("/afork/process/error/module", test_error_module);
   add_kind_tests ("/afork/process/error/function", test_error_function);
   add_kind_tests ("/afork/process/error/call-function", test_error_call_function);
   add_kind_tests ("/afork/process/error/call-failed", test_error_call_failed);
   g_test_add_func ("/afork/process/error/call-failed-silently", test_error_call_failed_silently);
+  g_test_add_func ("/afork/process/error/long-message", test_error_long_message);
   add_kind_tests ("/afork/process/error/crash", test_error_crash);
   add_kind_tests ("/afork/process/error/bad-fd", test_error_bad_fd);
   add_kind_tests ("/afork/process/error/run-twice", test_error_run_twice);
@@ -1134,6 +1210,7 @@ main (int    argc,
   add_kind_tests ("/afork/process/lifetime/drop", test_lifetime_drop);
   g_test_add_func ("/afork/process/lifetime/drop-queued", test_lifetime_drop_queued);
   add_kind_tests ("/afork/process/lifetime/forget", test_lifetime_forget);
+  add_kind_tests ("/afork/process/lifetime/forget-template", test_lifetime_forget_template);
   g_test_add_func ("/afork/process/template/restart", test_template_restart);
   g_test_add_func ("/afork/process/threads", test_threads);
   g_test_add_func ("/afork/process/programmer-errors", test_programmer_errors);
