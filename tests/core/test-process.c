@@ -1020,6 +1020,51 @@ test_lifetime_forget (gconstpointer data)
   g_assert_null (process);
 }
 
+/* Waits until the title of @pid (its command line as ps shows it) is
+ * @want: a process sets it itself, a little after it started. */
+static void
+assert_title_becomes (GPid        pid,
+                      const char *want)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/cmdline", (int) pid);
+  g_autofree char *title = NULL;
+  gint64 deadline = g_get_monotonic_time () + CORE_WAIT_SECONDS * G_TIME_SPAN_SECOND;
+
+  do
+    {
+      g_autofree char *contents = NULL;
+
+      if (title != NULL)
+        g_usleep (10 * 1000);
+      g_clear_pointer (&title, g_free);
+      g_assert_true (g_file_get_contents (path, &contents, NULL, NULL));
+      /* The title fills the old argument area, padded with NULs. */
+      title = g_strdup (contents);
+    }
+  while (!g_str_equal (title, want) && g_get_monotonic_time () < deadline);
+
+  g_assert_cmpstr (title, ==, want);
+}
+
+/* Process titles name the owner and what the process does. */
+static void
+test_titles (gconstpointer data)
+{
+  ProcessKind kind = GPOINTER_TO_INT (data);
+  g_autoptr(AforkProcess) process = make_process (kind);
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autofree char *template_title = g_strdup_printf ("afork-server %d template", (int) getpid ());
+  g_autofree char *run_title = g_strdup_printf ("afork %d test_run_echo", (int) getpid ());
+
+  if (kind == KIND_NEW_EXEC)
+    assert_title_becomes (afork_process_get_pid (process), template_title);
+
+  afork_process_require (process, TEST_MODULE);
+  connection = run_ok (process, "test_run_echo");
+  /* The child lives until we hang up. */
+  assert_title_becomes (afork_process_get_pid (process), run_title);
+}
+
 /* The default template is started again if it dies. */
 static GPid
 echo_child_parent (AforkProcess       *process,
@@ -1212,6 +1257,7 @@ main (int    argc,
   add_kind_tests ("/afork/process/lifetime/forget", test_lifetime_forget);
   add_kind_tests ("/afork/process/lifetime/forget-template", test_lifetime_forget_template);
   g_test_add_func ("/afork/process/template/restart", test_template_restart);
+  add_kind_tests ("/afork/process/titles", test_titles);
   g_test_add_func ("/afork/process/threads", test_threads);
   g_test_add_func ("/afork/process/programmer-errors", test_programmer_errors);
 
