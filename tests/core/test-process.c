@@ -16,11 +16,11 @@ static GBytes *
 make_binary (gsize   size,
              guint32 seed)
 {
-  g_autoptr(GRand) rand = g_rand_new_with_seed (seed);
+  g_autoptr(GRand) rng = g_rand_new_with_seed (seed);
   guint8 *data = g_malloc (size);
 
   for (gsize i = 0; i < size; i++)
-    data[i] = (guint8) g_rand_int_range (rand, 0, 256);
+    data[i] = (guint8) g_rand_int_range (rng, 0, 256);
 
   /* NUL bytes at the edges and in the middle, whatever the generator did. */
   if (size > 0)
@@ -512,8 +512,18 @@ test_fork_sync_behind_queue (gconstpointer test_data)
         g_test_fail_printf ("afork_process_run () of a fork did not return within %u s "
                             "while the template's context was not iterated", bound);
       /* Unblock it the only way there is, so that nothing is left behind. */
-      while (!g_atomic_int_get (&data.done))
-        g_main_context_iteration (NULL, FALSE);
+      for (;;)
+        {
+          gboolean done;
+
+          g_mutex_lock (&data.lock);
+          done = data.done;
+          g_mutex_unlock (&data.lock);
+          if (done)
+            break;
+          g_main_context_iteration (NULL, FALSE);
+          g_usleep (1000);
+        }
     }
 
   g_thread_join (thread);
