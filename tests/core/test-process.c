@@ -463,7 +463,7 @@ test_fork_sync_behind_queue (gconstpointer test_data)
   g_autoptr(GString) want = g_string_new (NULL);
   g_autofree char *filler_line = bytes_line (filler);
   g_autofree char *text = NULL;
-  SyncForkData data = { NULL, };
+  SyncForkData data = { 0 };
   /* Forks of forks are known to stall for now (the library only writes
    * the queue of the nearest template from the run's context): a shorter
    * wait, and an incomplete result rather than a failure. */
