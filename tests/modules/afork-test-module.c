@@ -328,3 +328,25 @@ test_call_wait_gate (AforkChild                       *child,
 
   return TRUE;
 }
+
+/* Ends the process as its first string argument says: "signal N" kills it
+ * with signal N, anything else is an exit status. */
+EXPORT void test_run_exit (AforkChild *child);
+void
+test_run_exit (AforkChild *child)
+{
+  const char *how = afork_child_get_n_args (child) > 0 ? afork_child_get_arg (child, 0, NULL) : NULL;
+
+  if (how == NULL)
+    _exit (0);
+
+  if (g_str_has_prefix (how, "signal "))
+    {
+      int sig = atoi (how + strlen ("signal "));
+
+      signal (sig, SIG_DFL);
+      raise (sig);
+    }
+
+  _exit (atoi (how));
+}
