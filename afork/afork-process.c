@@ -559,7 +559,8 @@ afork_process_fork (AforkProcess *self)
   flush_soon (self);
 
   child = _afork_process_new_for_fd (request.sock, NULL, 0, request.status);
-  if (self->write_source != NULL)
+  /* Our request waits for self's queue, or for self to exist at all. */
+  if (self->write_source != NULL || self->upstream != NULL)
     child->upstream = g_object_ref (self);
 
   return child;
@@ -744,7 +745,7 @@ typedef struct
   FinishMode mode;
   GSource   *io_source;
   GSource   *cancel_source;
-  GSource   *upstream_source;   /* writes the template's queue from here */
+  GPtrArray *upstream_sources;  /* GSource *: write the templates' queues from here */
   guint8     header[AFORK_WIRE_HEADER_SIZE];
   gsize      header_got;
   guint8     command;
@@ -769,11 +770,18 @@ clear_source (GSource **source)
 }
 
 static void
+destroy_source (GSource *source)
+{
+  g_source_destroy (source);
+  g_source_unref (source);
+}
+
+static void
 finish_data_free (FinishData *data)
 {
   clear_source (&data->io_source);
   clear_source (&data->cancel_source);
-  clear_source (&data->upstream_source);
+  g_clear_pointer (&data->upstream_sources, g_ptr_array_unref);
   if (data->exec_status_fd >= 0)
     close (data->exec_status_fd);
   g_free (data->payload);
@@ -802,7 +810,7 @@ finish_return (GTask             *task,
 
   clear_source (&data->io_source);
   clear_source (&data->cancel_source);
-  clear_source (&data->upstream_source);
+  g_clear_pointer (&data->upstream_sources, g_ptr_array_unref);
 
   if (error != NULL)
     {
@@ -1114,18 +1122,22 @@ finish_start (GTask *task)
   /* From now on the task's own sources, in the caller's context, write. */
   cancel_write_source (self);
 
-  /* Our fork request may still wait in the template's queue, written from
-   * the template's context: write it from ours too, so that a synchronous
-   * run (or a run in another context of the same thread) cannot wait for
-   * a context nobody iterates. */
-  if (self->upstream != NULL && self->upstream->fd >= 0 &&
-      self->upstream->out_pos < self->upstream->out->len)
-    {
-      data->upstream_source = g_unix_fd_source_new (self->upstream->fd, G_IO_OUT);
-      g_source_set_callback (data->upstream_source, (GSourceFunc) G_CALLBACK (upstream_write_cb),
-                             g_object_ref (self->upstream), g_object_unref);
-      g_source_attach (data->upstream_source, g_task_get_context (task));
-    }
+  /* Our fork request (or that of a template up the chain) may still wait
+   * in a template's queue, written from that template's context: write it
+   * from ours too, so that a synchronous run (or a run in another context
+   * of the same thread) cannot wait for a context nobody iterates. */
+  for (AforkProcess *up = self->upstream; up != NULL; up = up->upstream)
+    if (up->fd >= 0 && up->out_pos < up->out->len)
+      {
+        GSource *source = g_unix_fd_source_new (up->fd, G_IO_OUT);
+
+        if (data->upstream_sources == NULL)
+          data->upstream_sources = g_ptr_array_new_with_free_func ((GDestroyNotify) destroy_source);
+        g_source_set_callback (source, (GSourceFunc) G_CALLBACK (upstream_write_cb),
+                               g_object_ref (up), g_object_unref);
+        g_source_attach (source, g_task_get_context (task));
+        g_ptr_array_add (data->upstream_sources, source);
+      }
   g_clear_object (&self->upstream);
 
   if (self->error != NULL)

@@ -464,11 +464,7 @@ test_fork_sync_behind_queue (gconstpointer test_data)
   g_autofree char *filler_line = bytes_line (filler);
   g_autofree char *text = NULL;
   SyncForkData data = { 0 };
-  /* Forks of forks are known to stall for now (the library only writes
-   * the queue of the nearest template from the run's context): a shorter
-   * wait, and an incomplete result rather than a failure. */
-  gboolean known_to_stall = depth > 1;
-  guint bound = known_to_stall ? 10 : CORE_WAIT_SECONDS;
+  guint bound = CORE_WAIT_SECONDS;
   gint64 deadline = g_get_monotonic_time () + bound * G_TIME_SPAN_SECOND;
   gboolean stalled = FALSE;
   AforkProcess *parent = template;
@@ -504,13 +500,9 @@ test_fork_sync_behind_queue (gconstpointer test_data)
 
   if (stalled)
     {
-      if (known_to_stall)
-        g_test_incomplete_printf ("afork_process_run () of a fork of a fork (depth %u) "
-                                  "waits for a template queue that only the template's "
-                                  "context writes", depth);
-      else
-        g_test_fail_printf ("afork_process_run () of a fork did not return within %u s "
-                            "while the template's context was not iterated", bound);
+      g_test_fail_printf ("afork_process_run () of a fork (depth %u) did not return "
+                          "within %u s while the template's context was not iterated",
+                          depth, bound);
       /* Unblock it the only way there is, so that nothing is left behind. */
       for (;;)
         {
