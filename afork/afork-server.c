@@ -174,10 +174,10 @@ reap_children (AforkServer *server)
 
       if (g_hash_table_steal_extended (server->watched, GINT_TO_POINTER (pid), NULL, &fd))
         {
-          guint8 le[4] = {
-            status & 0xff, (status >> 8) & 0xff, (status >> 16) & 0xff, (status >> 24) & 0xff,
-          };
+          guint8 le[4];
           gssize res;
+
+          _afork_wire_encode_u32 (le, (guint32) status);
 
           do
             res = write (GPOINTER_TO_INT (fd), le, sizeof le);
@@ -451,13 +451,29 @@ send_all (int           sock,
   return TRUE;
 }
 
+/* Answers the last command: with @error, then exits; or with our pid,
+ * exiting if the parent is gone (nothing may run for nobody). */
+static void
+acknowledge_or_exit (AforkServer  *server,
+                     const GError *error)
+{
+  g_autoptr(GByteArray) reply = g_byte_array_new ();
+
+  if (error != NULL)
+    _afork_wire_put_error_reply (reply, error);
+  else
+    _afork_wire_put_ok_reply (reply, getpid ());
+
+  if (!send_all (server->sock, reply->data, reply->len) || error != NULL)
+    _exit (1);
+}
+
 G_GNUC_NORETURN static void
 handle_run (AforkServer  *server,
             const guint8 *payload,
             guint32       len)
 {
   g_autoptr(GArray) strings = parse_strings (server, payload, len);
-  g_autoptr(GByteArray) reply = g_byte_array_new ();
   g_autoptr(GError) error = NULL;
   g_autofree char *name = NULL;
   AforkRunFunc func = NULL;
@@ -474,16 +490,7 @@ handle_run (AforkServer  *server,
   else
     func = (AforkRunFunc) symbol_lookup (server, name, &error);
 
-  if (func == NULL)
-    {
-      _afork_wire_put_error_reply (reply, error);
-      send_all (server->sock, reply->data, reply->len);
-      _exit (1);
-    }
-
-  _afork_wire_put_ok_reply (reply, getpid ());
-  if (!send_all (server->sock, reply->data, reply->len))
-    _exit (1);   /* the parent gave up: do not run */
+  acknowledge_or_exit (server, error);
 
   /* Leave nothing of the command loop to the run function but its
    * arguments and socket. */
@@ -502,10 +509,9 @@ G_GNUC_NORETURN static void
 write_errno_and_exit (int status_fd,
                       int saved_errno)
 {
-  guint8 le[4] = {
-    saved_errno & 0xff, (saved_errno >> 8) & 0xff,
-    (saved_errno >> 16) & 0xff, (saved_errno >> 24) & 0xff,
-  };
+  guint8 le[4];
+
+  _afork_wire_encode_u32 (le, (guint32) saved_errno);
 
   /* Nobody may be listening any more: exit with 127 all the same. */
   signal (SIGPIPE, SIG_IGN);
@@ -524,10 +530,8 @@ handle_exec (AforkServer  *server,
              guint32       len)
 {
   g_autoptr(GArray) strings = parse_strings (server, payload, len);
-  g_autoptr(GByteArray) reply = g_byte_array_new ();
   g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GPtrArray) envp = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(GError) error = NULL;
   g_autofree char *stdio = NULL;
   g_autofree char *cwd = NULL;
   g_autofree char *has_env = NULL;
@@ -577,16 +581,7 @@ handle_exec (AforkServer  *server,
         die (server, _("Malformed exec command"));
     }
 
-  if (server->error != NULL)
-    {
-      _afork_wire_put_error_reply (reply, server->error);
-      send_all (server->sock, reply->data, reply->len);
-      _exit (1);
-    }
-
-  _afork_wire_put_ok_reply (reply, getpid ());
-  if (!send_all (server->sock, reply->data, reply->len))
-    _exit (1);
+  acknowledge_or_exit (server, server->error);
 
   server_forget_loop_state (server);
 

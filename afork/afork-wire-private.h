@@ -41,6 +41,8 @@ typedef struct
   guint32       len;
 } AforkWireString;
 
+void            _afork_wire_encode_u32        (guint8           *out,
+                                               guint32           value);
 void            _afork_wire_put_u32           (GByteArray       *out,
                                                guint32           value);
 gsize           _afork_wire_begin             (GByteArray       *out,

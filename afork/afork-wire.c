@@ -6,13 +6,22 @@
 #include "afork-wire-private.h"
 
 void
+_afork_wire_encode_u32 (guint8  *out,
+                        guint32  value)
+{
+  out[0] = value & 0xff;
+  out[1] = (value >> 8) & 0xff;
+  out[2] = (value >> 16) & 0xff;
+  out[3] = (value >> 24) & 0xff;
+}
+
+void
 _afork_wire_put_u32 (GByteArray *out,
                      guint32     value)
 {
-  guint8 le[4] = {
-    value & 0xff, (value >> 8) & 0xff, (value >> 16) & 0xff, (value >> 24) & 0xff,
-  };
+  guint8 le[4];
 
+  _afork_wire_encode_u32 (le, value);
   g_byte_array_append (out, le, sizeof le);
 }
 
@@ -56,7 +65,6 @@ _afork_wire_end (GByteArray *out,
                  gsize       start)
 {
   gsize payload = out->len - start - AFORK_WIRE_HEADER_SIZE;
-  guint8 *p = out->data + start + 1;
 
   if (payload > AFORK_WIRE_MAX_PAYLOAD)
     {
@@ -64,10 +72,7 @@ _afork_wire_end (GByteArray *out,
       return FALSE;
     }
 
-  p[0] = payload & 0xff;
-  p[1] = (payload >> 8) & 0xff;
-  p[2] = (payload >> 16) & 0xff;
-  p[3] = (payload >> 24) & 0xff;
+  _afork_wire_encode_u32 (out->data + start + 1, (guint32) payload);
 
   return TRUE;
 }
