@@ -10,6 +10,12 @@
  * one table.
  *
  *   afork-bench [--quick] [--tap] [--seconds S] [--reps N]
+ *
+ * To profile one measurement, run a worker alone, e.g.
+ *   afork-bench --worker 5 --primary --only afork-new --seconds 2 --reps 3
+ * (row ids: afork-new, afork-new-k4, afork-new-k16, afork-template,
+ * afork-require, afork-exec, ideal, ideal-ack, fork, posix-spawn,
+ * gsubprocess, gsubprocess-inherit).
  */
 #include <afork/afork.h>
 
@@ -313,7 +319,8 @@ measure_plain_fork (Worker  *worker,
  * forks a child holding the descriptor it was sent --- */
 
 static int
-recv_fd (int sock)
+recv_fd (int   sock,
+         char *command)
 {
   union {
     char buf[CMSG_SPACE (sizeof (int))];
@@ -340,6 +347,7 @@ recv_fd (int sock)
   if (res <= 0)
     return -1;
 
+  *command = byte;
   cmsg = CMSG_FIRSTHDR (&msg);
   if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
     memcpy (&fd, CMSG_DATA (cmsg), sizeof fd);
@@ -348,8 +356,9 @@ recv_fd (int sock)
 }
 
 static gboolean
-send_fd (int sock,
-         int fd)
+send_fd (int  sock,
+         int  fd,
+         char command)
 {
   union {
     char buf[CMSG_SPACE (sizeof (int))];
@@ -361,7 +370,7 @@ send_fd (int sock,
   ssize_t res;
 
   memset (&control, 0, sizeof control);
-  iov.iov_base = (void *) "f";
+  iov.iov_base = &command;
   iov.iov_len = 1;
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -387,7 +396,8 @@ ideal_serve (int sock)
 
   for (;;)
     {
-      int fd = recv_fd (sock);
+      char command = 0;
+      int fd = recv_fd (sock, &command);
       pid_t pid;
 
       if (fd < 0)
@@ -395,7 +405,22 @@ ideal_serve (int sock)
 
       pid = fork ();
       if (pid == 0)
-        _exit (0);   /* holds fd until here */
+        {
+          if (command == 'a')
+            {
+              /* Acknowledge as an afork child does: a 9-byte frame
+               * carrying the pid. */
+              guint32 mine = GUINT32_TO_LE ((guint32) getpid ());
+              guint32 len = GUINT32_TO_LE (4);
+              char reply[9] = { 'k' };
+
+              memcpy (reply + 1, &len, 4);
+              memcpy (reply + 5, &mine, 4);
+              if (send (fd, reply, sizeof reply, MSG_NOSIGNAL) < 0)
+                _exit (1);
+            }
+          _exit (0);   /* holds fd until here */
+        }
       close (fd);
     }
 }
@@ -428,17 +453,20 @@ ideal_start (Worker  *worker,
   return TRUE;
 }
 
+/* With @data, the child acknowledges first and the parent reads the
+ * acknowledgement, then waits for the end: the least afork's protocol
+ * needs. */
 static gboolean
-ideal_once (Worker                 *worker,
-            G_GNUC_UNUSED gpointer  data,
-            GError                **error)
+ideal_once (Worker  *worker,
+            gpointer data,
+            GError **error)
 {
   int sv[2];
 
   if (!make_socketpair (sv, error))
     return FALSE;
 
-  if (!send_fd (worker->ideal_fd, sv[1]))
+  if (!send_fd (worker->ideal_fd, sv[1], data ? 'a' : 'f'))
     {
       close (sv[0]);
       close (sv[1]);
@@ -446,6 +474,27 @@ ideal_once (Worker                 *worker,
     }
 
   close (sv[1]);
+  if (data != NULL)
+    {
+      char reply[9];
+      gsize got = 0;
+
+      while (got < sizeof reply)
+        {
+          ssize_t res = read (sv[0], reply + got, sizeof reply - got);
+
+          if (res < 0 && errno == EINTR)
+            continue;
+          if (res <= 0)
+            {
+              close (sv[0]);
+              g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                                   "the hand-made server's child sent no acknowledgement");
+              return FALSE;
+            }
+          got += res;
+        }
+    }
   wait_eof (sv[0]);
   close (sv[0]);
 
@@ -937,11 +986,13 @@ worker_print_rows (Worker *worker)
 }
 
 static int
-worker_main (guint    size_mb,
-             gboolean primary,
-             double   seconds,
-             guint    reps)
+worker_main (guint       size_mb,
+             gboolean    primary,
+             double      seconds,
+             guint       reps,
+             const char *only)
 {
+  g_auto(GStrv) only_ids = only ? g_strsplit (only, ",", -1) : NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *exit_program = bench_file ("bench-exit-static");
   Worker worker = { 0 };
@@ -986,6 +1037,9 @@ worker_main (guint    size_mb,
     }
 
   worker_add_row (&worker, "ideal", "ideal: tiny server forked before padding", measure_ideal, NULL);
+  if (primary)
+    worker_add_row (&worker, "ideal-ack", "ideal + acknowledgement (afork's protocol)", measure_ideal,
+                    GINT_TO_POINTER (1));
   worker_add_row (&worker, "fork", "socketpair + fork ()", measure_plain_fork, NULL);
 
   row = worker_add_row (&worker, "posix-spawn", "posix_spawn (static program)", measure_posix_spawn, NULL);
@@ -999,6 +1053,15 @@ worker_main (guint    size_mb,
                         GUINT_TO_POINTER (G_SUBPROCESS_FLAGS_INHERIT_FDS));
   if (worker.exit_program == NULL)
     row->skip = g_strdup ("static program not built (no static libc)");
+
+  /* --only keeps the named rows, to profile one of them. */
+  for (guint i = worker.rows->len; only_ids != NULL && i > 0; i--)
+    {
+      Row *r = worker.rows->pdata[i - 1];
+
+      if (!g_strv_contains ((const char * const *) only_ids, r->id))
+        g_ptr_array_remove_index (worker.rows, i - 1);
+    }
 
   /* A short warm-up each (the default template and the user template
    * start here), then the repetitions, interleaved so that a slow moment
@@ -1019,7 +1082,7 @@ worker_main (guint    size_mb,
 
   worker_print_rows (&worker);
 
-  if (primary)
+  if (primary && only_ids == NULL)
     {
       static const AforkSpec lat_template = { MAKE_FORK_TEMPLATE, "bench_run_byte", 1 };
       static const AforkSpec lat_require = { MAKE_NEW_REQUIRE, "bench_run_byte", 1 };
@@ -1594,6 +1657,7 @@ main (int    argc,
 {
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
+  g_autofree char *only = NULL;
   gboolean quick = FALSE, tap = FALSE, primary = FALSE;
   double seconds = 0;
   int reps = 0, worker = -1;
@@ -1604,6 +1668,7 @@ main (int    argc,
     { "reps", 0, 0, G_OPTION_ARG_INT, &reps, "Repetitions of each measurement (at least 3)", "N" },
     { "worker", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &worker, NULL, NULL },
     { "primary", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &primary, NULL, NULL },
+    { "only", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &only, NULL, NULL },
     G_OPTION_ENTRY_NULL
   };
 
@@ -1627,7 +1692,7 @@ main (int    argc,
     g_setenv ("AFORK_MODULE_PATH", bench_dir (), TRUE);
 
   if (worker >= 0)
-    return worker_main ((guint) worker, primary, seconds, (guint) reps);
+    return worker_main ((guint) worker, primary, seconds, (guint) reps, only);
 
   return coordinator_main (quick, tap, seconds, (guint) reps);
 }
