@@ -397,6 +397,27 @@ rel_count_fds (GPid pid)
   return n;
 }
 
+/* GLib may hold a descriptor per child until its worker thread has
+ * reaped it: count once the number is @expected, or has held still for a
+ * second. */
+guint
+rel_settled_fd_count (guint expected)
+{
+  guint n = rel_count_fds (getpid ()), still = 0;
+
+  for (guint tries = 0; n != expected && still < 10 && tries < REL_HANG_LIMIT_S * 10; tries++)
+    {
+      guint last = n;
+
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (100000);
+      n = rel_count_fds (getpid ());
+      still = n == last ? still + 1 : 0;
+    }
+
+  return n;
+}
+
 gboolean
 rel_proc_has_fd_target (GPid        pid,
                         const char *target)

@@ -15,6 +15,13 @@ G_BEGIN_DECLS
  * fails as hung. */
 #define REL_HANG_LIMIT_S  60
 
+/* Processes per soak test in CI; the sanitizers make each one slower. */
+#if defined(__SANITIZE_ADDRESS__)
+# define REL_CI_COUNT 1000
+#else
+# define REL_CI_COUNT 2000
+#endif
+
 void         rel_init                  (int           *argc,
                                         char        ***argv);
 void         rel_assert_no_sigpipe     (void);
@@ -53,6 +60,7 @@ gboolean     rel_wait_gone             (GPid           pid,
                                         guint          timeout_s);
 GArray      *rel_zombie_children       (GPid           parent);
 guint        rel_count_fds             (GPid           pid);
+guint        rel_settled_fd_count      (guint          expected);
 gboolean     rel_proc_has_fd_target    (GPid           pid,
                                         const char    *target);
 gsize        rel_rss_kib               (void);
