@@ -878,7 +878,8 @@ _afork_server_serve (int  fd,
 
   _afork_fd_set_blocking (fd, TRUE);
   server.sock = fd;
-  server.in = g_byte_array_new ();
+  /* Never a NULL buffer: serve_loop() offsets into it before the first read. */
+  server.in = g_byte_array_sized_new (READ_CHUNK);
   server.fds = g_array_new (FALSE, FALSE, sizeof (int));
   server.modules = g_ptr_array_new ();
   server.next_status_fd = -1;

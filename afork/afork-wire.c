@@ -263,7 +263,7 @@ _afork_wire_parse_reply (guint8         command,
   code = _afork_wire_read_u32 (payload);
   domain = &g_array_index (strings, AforkWireString, 0);
   message = &g_array_index (strings, AforkWireString, 1);
-  domain_str = g_strndup ((const char *) domain->data, domain->len);
+  domain_str = g_utf8_make_valid ((const char *) domain->data, domain->len);
   message_str = g_utf8_make_valid ((const char *) message->data, message->len);
 
   /* Every error a server reports is in afork's own domain; anything else
