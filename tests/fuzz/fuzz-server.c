@@ -146,16 +146,11 @@ allowed_name (const AforkWireString *s,
          memchr (s->data, '/', s->len) == NULL;
 }
 
-/* Whether the stream holds an exec command the server may act on. */
-static gboolean has_exec;
-
 static gboolean
 sandboxed (const guint8 *stream,
            gsize         size)
 {
   gsize pos = 0;
-
-  has_exec = FALSE;
 
   while (pos < size)
     {
@@ -184,7 +179,6 @@ sandboxed (const guint8 *stream,
         }
       else if (command == AFORK_WIRE_EXEC)
         {
-          has_exec = TRUE;
           if (strings->len >= 5 &&
               !allowed_name (&g_array_index (strings, AforkWireString, 4), "afork-fuzz-"))
             return FALSE;
@@ -428,13 +422,6 @@ LLVMFuzzerTestOneInput (const uint8_t *input,
       fprintf (stderr, "afork-fuzz: the server did not exit within %d s\n", HANG_LIMIT_S);
       abort ();
     }
-
-  /* A failed exec writes its errno to the status channel after
-   * restoring the default signal handling: when nobody holds the other
-   * end any more, that write raises SIGPIPE. Accepted until the server
-   * ignores it there. */
-  if (WIFSIGNALED (status) && WTERMSIG (status) == SIGPIPE && has_exec)
-    status = 127 << 8;
 
   if (WIFSIGNALED (status))
     {

@@ -150,7 +150,8 @@ test_kind (gconstpointer data)
   assert_no_zombies (getpid ());
   if (reaper != getpid ())
     {
-      g_assert_cmpuint (count_zombies_of (reaper), ==, 0);
+      /* A child that just closed its socket may not be reaped yet: the
+       * check waits for the template to catch up. */
       assert_no_zombies (reaper);
       g_assert_false (rel_proc_gone (reaper));
       /* The same template still serves. */
