@@ -810,14 +810,22 @@ test_cancel_writing (gconstpointer data)
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *got = NULL;
-  int watch;
+  int watch, gate[2];
 
+  /* The child is held in a call function until the run is cancelled, so
+   * the socket stays full and the run command unwritten, however fast or
+   * slow either side is. */
+  make_pipe (gate);
   afork_process_require (process, TEST_MODULE);
+  afork_process_send_fd (process, gate[0]);
+  close (gate[0]);
+  afork_process_call (process, "test_call_wait_gate", NULL);
   watch = send_watch_pipe (process);
   afork_process_send_bytes (process, filler);
   afork_process_run_async (process, "test_run_args", cancellable, store_result_cb, &result);
   g_cancellable_cancel (cancellable);
   wait_async (&result);
+  close (gate[1]);
   connection = afork_process_run_finish (process, result, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_null (connection);
