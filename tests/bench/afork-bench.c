@@ -988,6 +988,7 @@ worker_print_rows (Worker *worker)
 static int
 worker_main (guint       size_mb,
              gboolean    primary,
+             gboolean    extras,
              double      seconds,
              guint       reps,
              const char *only)
@@ -1082,7 +1083,7 @@ worker_main (guint       size_mb,
 
   worker_print_rows (&worker);
 
-  if (primary && only_ids == NULL)
+  if (primary && extras && only_ids == NULL)
     {
       static const AforkSpec lat_template = { MAKE_FORK_TEMPLATE, "bench_run_byte", 1 };
       static const AforkSpec lat_require = { MAKE_NEW_REQUIRE, "bench_run_byte", 1 };
@@ -1240,9 +1241,10 @@ static void
 run_worker (Report     *report,
             const char *role,
             guint       size_mb,
-            gboolean primary,
-            double   seconds,
-            guint    reps)
+            gboolean    primary,
+            gboolean    extras,
+            double      seconds,
+            guint       reps)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GSubprocess) subprocess = NULL;
@@ -1256,7 +1258,13 @@ run_worker (Report     *report,
   g_autofree char *section = NULL;
   g_auto(GStrv) lines = NULL;
   const char *argv[] = { exe, "--worker", size_arg, "--seconds", seconds_arg,
-                         "--reps", reps_arg, primary ? "--primary" : NULL, NULL };
+                         "--reps", reps_arg, NULL, NULL, NULL };
+  guint argc = 7;
+
+  if (primary)
+    argv[argc++] = "--primary";
+  if (extras)
+    argv[argc++] = "--extras";
 
   g_printerr ("afork-bench: measuring from a parent of %s...\n", size);
 
@@ -1266,9 +1274,12 @@ run_worker (Report     *report,
       !g_subprocess_wait_check (subprocess, NULL, &error))
     {
       g_autofree char *id = g_strdup_printf ("worker@%s", role);
-      Result *result = report_add (report, size, id, "worker", size);
+      Result *result = report_find (report, id);
 
-      result->fail = g_strdup_printf ("the worker failed: %s", error->message);
+      if (result == NULL)
+        result = report_add (report, size, id, "worker", size);
+      if (result->fail == NULL)
+        result->fail = g_strdup_printf ("the worker failed: %s", error->message);
       return;
     }
 
@@ -1287,14 +1298,18 @@ run_worker (Report     *report,
                           g_str_equal (f[0], "fail")))
         {
           g_autofree char *id = g_strdup_printf ("%s@%s", f[1], role);
-          Result *result = report_add (report, section ? section : size, id, f[2],
-                                       parent ? parent : "?");
+          Result *result = report_find (report, id);
+
+          /* The repetitions of a row come from successive workers. */
+          if (result == NULL)
+            result = report_add (report, section ? section : size, id, f[2],
+                                 parent ? parent : "?");
 
           if (g_str_equal (f[0], "row"))
             result_set_rates (result, f[3]);
-          else if (g_str_equal (f[0], "skip"))
+          else if (g_str_equal (f[0], "skip") && result->skip == NULL)
             result->skip = g_strdup (f[3]);
-          else
+          else if (g_str_equal (f[0], "fail") && result->fail == NULL)
             result->fail = g_strdup (f[3]);
         }
       else if (n == 8 && g_str_equal (f[0], "lat"))
@@ -1393,6 +1408,7 @@ run_script (Report     *report,
 
 /* The report, printed at the end: as is, or as TAP comments. */
 static GString *output;
+static char *load_at_start;   /* /proc/loadavg */
 
 static void emit (const char *format,
                   ...) G_GNUC_PRINTF (1, 2);
@@ -1443,13 +1459,15 @@ print_header (double       seconds,
   uname (&uts);
 
   emit ("afork-bench: processes per second; each child exits at once and the parent waits for its end\n");
-  emit ("machine: %ld CPUs, %s, %s %s, GLib %u.%u.%u; load average %s",
+  emit ("machine: %ld CPUs, %s, %s %s, GLib %u.%u.%u\n",
            sysconf (_SC_NPROCESSORS_ONLN), model ? model : "unknown CPU",
-           uts.sysname, uts.release, glib_major_version, glib_minor_version, glib_micro_version,
-           loadavg ? loadavg : "?\n");
+           uts.sysname, uts.release, glib_major_version, glib_minor_version, glib_micro_version);
+  emit ("load average (1, 5, 15 min) at start: %s", load_at_start ? load_at_start : "?\n");
+  emit ("load average (1, 5, 15 min) at end:   %s", loadavg ? loadavg : "?\n");
   emit ("parents padded to %u MB, %u MB and %u MB; targets name them 5 MB and 2 GB\n",
         sizes[0], sizes[1], sizes[2]);
-  emit ("rate: median of %u runs of %.2f s each (min, max); ratio: rate / afork new + run (1 in flight)\n\n",
+  emit ("rate: median of %u runs of %.2f s each (min, max), each run in a worker of its own, the sizes\n"
+        "interleaved; ratio: rate / afork new + run (1 in flight)\n\n",
            reps, seconds);
 }
 
@@ -1611,9 +1629,13 @@ coordinator_main (gboolean quick,
   report.private_dirty = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 
   output = g_string_new (NULL);
+  g_file_get_contents ("/proc/loadavg", &load_at_start, NULL, NULL);
 
-  for (guint i = 0; i < 3; i++)
-    run_worker (&report, roles[i], sizes[i], i == 0, seconds, reps);
+  /* One worker per size and repetition, the sizes interleaved, so that a
+   * slow moment of the machine does not land on one size only. */
+  for (guint rep = 0; rep < reps; rep++)
+    for (guint i = 0; i < 3; i++)
+      run_worker (&report, roles[i], sizes[i], i == 0, i == 0 && rep == reps - 1, seconds, 1);
 
   run_script (&report, "perl-new", "AnyEvent::Fork->new->run", "perl",
               "anyevent-fork-bench.pl", "new", seconds, reps);
@@ -1642,6 +1664,7 @@ coordinator_main (gboolean quick,
   if (tap)
     print_tap (&report);
   g_string_free (output, TRUE);
+  g_clear_pointer (&load_at_start, g_free);
 
   g_ptr_array_unref (report.results);
   g_ptr_array_unref (report.latencies);
@@ -1658,7 +1681,7 @@ main (int    argc,
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *only = NULL;
-  gboolean quick = FALSE, tap = FALSE, primary = FALSE;
+  gboolean quick = FALSE, tap = FALSE, primary = FALSE, extras = FALSE;
   double seconds = 0;
   int reps = 0, worker = -1;
   GOptionEntry entries[] = {
@@ -1668,6 +1691,7 @@ main (int    argc,
     { "reps", 0, 0, G_OPTION_ARG_INT, &reps, "Repetitions of each measurement (at least 3)", "N" },
     { "worker", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &worker, NULL, NULL },
     { "primary", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &primary, NULL, NULL },
+    { "extras", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_NONE, &extras, NULL, NULL },
     { "only", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &only, NULL, NULL },
     G_OPTION_ENTRY_NULL
   };
@@ -1684,7 +1708,9 @@ main (int    argc,
 
   if (seconds <= 0)
     seconds = quick ? 0.05 : 1.0;
-  if (reps < 3)
+  if (worker >= 0)
+    reps = MAX (reps, 1);
+  else if (reps < 3)
     reps = quick ? 3 : 5;
 
   /* Run uninstalled: the module is built beside this program. */
@@ -1692,7 +1718,7 @@ main (int    argc,
     g_setenv ("AFORK_MODULE_PATH", bench_dir (), TRUE);
 
   if (worker >= 0)
-    return worker_main ((guint) worker, primary, seconds, (guint) reps, only);
+    return worker_main ((guint) worker, primary, extras, seconds, (guint) reps, only);
 
   return coordinator_main (quick, tap, seconds, (guint) reps);
 }
