@@ -1358,7 +1358,13 @@ run_script (Report     *report,
   g_autofree char *out = NULL;
   g_autoptr(GString) rates = g_string_new (NULL);
   g_auto(GStrv) lines = NULL;
-  Result *result = report_add (report, "other tools (from a small parent)", id, label, "-");
+  Result *result = report_find (report, id);
+
+  /* The repetitions of a row come from successive runs of the script. */
+  if (result == NULL)
+    result = report_add (report, "other tools (from a small parent)", id, label, "-");
+  if (result->skip != NULL || result->fail != NULL)
+    return;
 
   g_printerr ("afork-bench: measuring %s...\n", label);
 
@@ -1466,8 +1472,8 @@ print_header (double       seconds,
   emit ("load average (1, 5, 15 min) at end:   %s", loadavg ? loadavg : "?\n");
   emit ("parents padded to %u MB, %u MB and %u MB; targets name them 5 MB and 2 GB\n",
         sizes[0], sizes[1], sizes[2]);
-  emit ("rate: median of %u runs of %.2f s each (min, max), each run in a worker of its own, the sizes\n"
-        "interleaved; ratio: rate / afork new + run (1 in flight)\n\n",
+  emit ("rate: median of %u runs of %.2f s each (min, max); each run in a process of its own, the\n"
+        "runs of all rows interleaved; ratio: rate / afork new + run (1 in flight)\n\n",
            reps, seconds);
 }
 
@@ -1631,20 +1637,23 @@ coordinator_main (gboolean quick,
   output = g_string_new (NULL);
   g_file_get_contents ("/proc/loadavg", &load_at_start, NULL, NULL);
 
-  /* One worker per size and repetition, the sizes interleaved, so that a
-   * slow moment of the machine does not land on one size only. */
+  /* One worker per size and repetition, and one run of each script, all
+   * interleaved, so that a slow moment of the machine does not land on
+   * one row only. */
   for (guint rep = 0; rep < reps; rep++)
-    for (guint i = 0; i < 3; i++)
-      run_worker (&report, roles[i], sizes[i], i == 0, i == 0 && rep == reps - 1, seconds, 1);
+    {
+      for (guint i = 0; i < 3; i++)
+        run_worker (&report, roles[i], sizes[i], i == 0, i == 0 && rep == reps - 1, seconds, 1);
 
-  run_script (&report, "perl-new", "AnyEvent::Fork->new->run", "perl",
-              "anyevent-fork-bench.pl", "new", seconds, reps);
-  run_script (&report, "perl-new-exec", "AnyEvent::Fork->new_exec->run", "perl",
-              "anyevent-fork-bench.pl", "new_exec", seconds, reps);
-  run_script (&report, "python-forkserver", "Python multiprocessing forkserver", "/usr/bin/python3",
-              "forkserver_bench.py", "forkserver", seconds, reps);
-  run_script (&report, "python-forkserver-preload", "Python forkserver, target preloaded",
-              "/usr/bin/python3", "forkserver_bench.py", "forkserver-preload", seconds, reps);
+      run_script (&report, "perl-new", "AnyEvent::Fork->new->run", "perl",
+                  "anyevent-fork-bench.pl", "new", seconds, 1);
+      run_script (&report, "perl-new-exec", "AnyEvent::Fork->new_exec->run", "perl",
+                  "anyevent-fork-bench.pl", "new_exec", seconds, 1);
+      run_script (&report, "python-forkserver", "Python multiprocessing forkserver", "/usr/bin/python3",
+                  "forkserver_bench.py", "forkserver", seconds, 1);
+      run_script (&report, "python-forkserver-preload", "Python forkserver, target preloaded",
+                  "/usr/bin/python3", "forkserver_bench.py", "forkserver-preload", seconds, 1);
+    }
 
   print_header (seconds, reps, sizes);
   print_table (&report);
