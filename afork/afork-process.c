@@ -746,7 +746,7 @@ typedef struct
   GSource   *io_source;
   GSource   *cancel_source;
   GPtrArray *upstream_sources;  /* GSource *: write the templates' queues from here */
-  guint8     header[AFORK_WIRE_HEADER_SIZE];
+  guint8     header[AFORK_WIRE_HEADER_SIZE + 4];   /* and the first 4 payload bytes */
   gsize      header_got;
   guint8     command;
   guint8    *payload;
@@ -938,7 +938,10 @@ finish_reply_cb (int                         fd,
 
   if (data->payload == NULL)
     {
-      res = read_exactly (fd, data->header, &data->header_got, AFORK_WIRE_HEADER_SIZE);
+      /* Every reply has at least 4 bytes of payload (an acknowledgement
+       * has exactly that: the pid), so reading them with the header never
+       * takes anything the run function wrote. One read, usually. */
+      res = read_exactly (fd, data->header, &data->header_got, sizeof data->header);
       if (res == FLUSH_BLOCKED)
         return G_SOURCE_CONTINUE;
       if (res == FLUSH_FAILED)
@@ -954,7 +957,9 @@ finish_reply_cb (int                         fd,
                                        _("The process sent an oversized reply"));
           goto failed;
         }
-      data->payload = g_malloc (MAX (data->payload_len, 1));
+      data->payload = g_malloc (MAX (data->payload_len, 4));
+      data->payload_got = MIN (data->payload_len, 4);
+      memcpy (data->payload, data->header + AFORK_WIRE_HEADER_SIZE, data->payload_got);
     }
 
   res = read_exactly (fd, data->payload, &data->payload_got, data->payload_len);
