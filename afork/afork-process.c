@@ -386,20 +386,15 @@ _afork_process_new_for_fd (int          fd,
 {
   AforkProcess *self = g_object_new (AFORK_TYPE_PROCESS, NULL);
 
+  /* Both descriptors were made non-blocking. */
   self->fd = fd;
   if (fd >= 0)
-    {
-      _afork_track_fd (fd);
-      _afork_fd_set_blocking (fd, FALSE);
-    }
+    _afork_track_fd (fd);
   self->subprocess = subprocess;
   self->pid = pid;
   self->status_fd = status_fd;
   if (status_fd >= 0)
-    {
-      _afork_track_fd (status_fd);
-      _afork_fd_set_blocking (status_fd, FALSE);
-    }
+    _afork_track_fd (status_fd);
 
   return self;
 }
@@ -1449,7 +1444,7 @@ afork_process_exec_async (AforkProcess        *self,
 
   if (can_queue (self))
     {
-      if (pipe2 (status, O_CLOEXEC) != 0)
+      if (pipe2 (status, O_CLOEXEC | O_NONBLOCK) != 0)
         {
           GError *error = NULL;
 
@@ -1459,7 +1454,6 @@ afork_process_exec_async (AforkProcess        *self,
       else
         {
           data->exec_status_fd = status[0];
-          _afork_fd_set_blocking (status[0], FALSE);
           queue_fd (self, status[1]);
         }
     }
@@ -1718,6 +1712,7 @@ afork_process_new_from_fd (int      fd,
       _afork_set_error_errno (error, AFORK_ERROR_INVALID_ARGUMENT, errno, "dup()");
       return NULL;
     }
+  _afork_fd_set_blocking (copy, FALSE);
 
   return _afork_process_new_for_fd (copy, NULL, 0, -1);
 }

@@ -120,16 +120,15 @@ sigchld_setup (void)
   signal (SIGPIPE, SIG_IGN);
 }
 
-/* What a process leaves to the program it becomes: no trace of the
- * command loop's own descriptors and signal handling. */
+/* What a process leaves behind when it stops being the server it was
+ * forked from: the command loop's own descriptors. (A SIGCHLD handler left
+ * installed only writes to a pipe that no longer exists.) */
 static void
 server_forget_loop_state (AforkServer *server)
 {
   GHashTableIter iter;
   gpointer fd;
 
-  signal (SIGCHLD, SIG_DFL);
-  signal (SIGPIPE, SIG_DFL);
   if (sigchld_pipe[0] >= 0)
     {
       close (sigchld_pipe[0]);
@@ -442,6 +441,13 @@ send_all (int           sock,
     {
       gssize res = _afork_sendmsg_fds (sock, data, len, NULL, 0, 0);
 
+      if (res < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        {
+          struct pollfd pfd = { sock, POLLOUT, 0 };
+
+          poll (&pfd, 1, -1);
+          continue;
+        }
       if (res < 0)
         return FALSE;
       data += res;
@@ -493,8 +499,11 @@ handle_run (AforkServer  *server,
   acknowledge_or_exit (server, error);
 
   /* Leave nothing of the command loop to the run function but its
-   * arguments and socket. */
+   * arguments and socket, and the default handling of the signals the
+   * loop changed. */
   server_forget_loop_state (server);
+  signal (SIGCHLD, SIG_DFL);
+  signal (SIGPIPE, SIG_DFL);
   _afork_server_set_title ("afork %d %s", (int) server->child.owner, name);
   _afork_fd_set_blocking (server->sock, TRUE);
 
@@ -584,6 +593,7 @@ handle_exec (AforkServer  *server,
   acknowledge_or_exit (server, server->error);
 
   server_forget_loop_state (server);
+  _afork_fd_set_blocking (server->sock, TRUE);
 
   /* A clean slate of signals for the program. */
   for (int sig = 1; sig < NSIG; sig++)
@@ -750,9 +760,19 @@ receive (AforkServer *server,
   msg.msg_control = control.buf;
   msg.msg_controllen = sizeof control.buf;
 
-  do
-    res = recvmsg (server->sock, &msg, MSG_CMSG_CLOEXEC);
-  while (res < 0 && errno == EINTR);
+  for (;;)
+    {
+      res = recvmsg (server->sock, &msg, MSG_CMSG_CLOEXEC);
+      if (res >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+        break;
+      if (errno != EINTR)
+        {
+          /* A forked server's socket is non-blocking until it runs. */
+          struct pollfd pfd = { server->sock, POLLIN, 0 };
+
+          poll (&pfd, 1, -1);
+        }
+    }
 
   if (res < 0)
     {

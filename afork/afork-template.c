@@ -87,7 +87,9 @@ gboolean
 _afork_socketpair (int      fds[2],
                    GError **error)
 {
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0)
+  /* Non-blocking from the start, as the caller's end must be: each
+   * server makes its own end blocking when it starts serving. */
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds) != 0)
     {
       _afork_set_error_errno (error, AFORK_ERROR_FAILED, errno, "socketpair()");
       return FALSE;
@@ -208,7 +210,7 @@ _afork_fork_request_init (AforkForkRequest  *request,
   if (!_afork_socketpair (sv, error))
     return FALSE;
 
-  if (pipe2 (status, O_CLOEXEC) != 0)
+  if (pipe2 (status, O_CLOEXEC | O_NONBLOCK) != 0)
     {
       _afork_set_error_errno (error, AFORK_ERROR_FAILED, errno, "pipe2()");
       close (sv[0]);
@@ -280,15 +282,6 @@ template_check_owner (SharedTemplate *tmpl)
     }
 }
 
-/* A template never writes to its socket: readable means it hung up. */
-static gboolean
-template_is_alive (SharedTemplate *tmpl)
-{
-  struct pollfd pfd = { tmpl->fd, POLLIN, 0 };
-
-  return tmpl->fd >= 0 && poll (&pfd, 1, 0) == 0;
-}
-
 static gboolean
 send_fork (int               template_fd,
            AforkForkRequest *request,
@@ -317,7 +310,8 @@ send_fork (int               template_fd,
 
 /* Asks a shared template to fork the process described by @request: the
  * early template if there is one, else (unless @for_exec) the default
- * template, started on first use and again if it died. *@forked tells
+ * template, started on first use and again if it died (a dead template
+ * answers the request with EPIPE). *@forked tells
  * whether a template took the request; with @for_exec and no early
  * template it is FALSE, and the caller spawns a server itself. */
 gboolean
@@ -337,8 +331,7 @@ _afork_registry_fork (AforkForkRequest  *request,
 
   if (early_template.fd >= 0)
     {
-      if (template_is_alive (&early_template) &&
-          send_fork (early_template.fd, request, &saved_errno))
+      if (send_fork (early_template.fd, request, &saved_errno))
         *forked = TRUE;
       else
         /* The early template cannot be made again once the program runs
@@ -348,9 +341,6 @@ _afork_registry_fork (AforkForkRequest  *request,
 
   for (guint attempt = 0; !*forked && !for_exec && attempt < 2; attempt++)
     {
-      if (default_template.fd >= 0 && !template_is_alive (&default_template))
-        template_forget (&default_template);
-
       if (default_template.fd < 0)
         {
           if (!_afork_spawn_server (&default_template.fd, &default_template.subprocess, error))
