@@ -47,6 +47,9 @@ _afork_fd_set_blocking (int      fd,
   if (flags < 0)
     return FALSE;
 
+  if (((flags & O_NONBLOCK) == 0) == (blocking != FALSE))
+    return TRUE;
+
   flags = blocking ? (flags & ~O_NONBLOCK) : (flags | O_NONBLOCK);
 
   return fcntl (fd, F_SETFL, flags) == 0;

@@ -29,14 +29,17 @@ typedef struct
   GArray     *fds;       /* received descriptors not yet claimed by `h` */
   AforkChild  child;     /* pending run arguments */
   GPtrArray  *modules;   /* GModule *, in load order */
+  GModule    *program;   /* the server program itself, opened by the template */
   GError     *error;     /* the first failed `m` or `c` */
   int         next_status_fd;  /* from `w`, for the next fork */
   GHashTable *watched;   /* child pid → fd its wait status is written to */
   int         owner_pidfd;     /* readable once the owner has exited */
 } AforkServer;
 
-/* SIGCHLD wakes the loop through this pipe: the handler only writes. */
+/* SIGCHLD wakes the loop through this pipe, and raises the flag for a
+ * loop that is busy reading. */
 static int sigchld_pipe[2] = { -1, -1 };
+static volatile sig_atomic_t sigchld_pending;
 
 /* The memory of argv, overwritten to set the process title. */
 static char  *title_area;
@@ -89,6 +92,7 @@ sigchld_handler (G_GNUC_UNUSED int signum)
   int saved_errno = errno;
   char c = 0;
 
+  sigchld_pending = 1;
   if (write (sigchld_pipe[1], &c, 1) < 0)
     { /* full already: the loop will wake anyway */ }
   errno = saved_errno;
@@ -136,10 +140,13 @@ server_forget_loop_state (AforkServer *server)
       sigchld_pipe[0] = sigchld_pipe[1] = -1;
     }
 
+  /* The table itself is the template's: left as it is (a forked child
+   * shares its pages until it writes them), and replaced. */
   g_hash_table_iter_init (&iter, server->watched);
   while (g_hash_table_iter_next (&iter, NULL, &fd))
     close (GPOINTER_TO_INT (fd));
-  g_hash_table_remove_all (server->watched);
+  if (g_hash_table_size (server->watched) > 0)
+    server->watched = g_hash_table_new (NULL, NULL);
 
   if (server->next_status_fd >= 0)
     close (server->next_status_fd);
@@ -164,6 +171,7 @@ reap_children (AforkServer *server)
   pid_t pid;
   int status;
 
+  sigchld_pending = 0;
   while (read (sigchld_pipe[0], drain, sizeof drain) > 0)
     ;
 
@@ -310,17 +318,14 @@ symbol_lookup (AforkServer  *server,
                const char   *name,
                GError      **error)
 {
-  static GModule *program;
   gpointer symbol = NULL;
 
   for (guint i = server->modules->len; i > 0; i--)
     if (g_module_symbol (server->modules->pdata[i - 1], name, &symbol) && symbol != NULL)
       return symbol;
 
-  if (program == NULL)
-    program = g_module_open (NULL, 0);
-
-  if (program != NULL && g_module_symbol (program, name, &symbol) && symbol != NULL)
+  if (server->program != NULL &&
+      g_module_symbol (server->program, name, &symbol) && symbol != NULL)
     return symbol;
 
   g_set_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND,
@@ -736,6 +741,29 @@ handle_frame (AforkServer  *server,
     }
 }
 
+/* Waits until the socket is readable, reaping children meanwhile. Returns
+ * FALSE when woken for something else. */
+static gboolean
+wait_readable (AforkServer *server)
+{
+  struct pollfd pfds[2] = {
+    { server->sock, POLLIN, 0 },
+    { sigchld_pipe[0], POLLIN, 0 },
+  };
+
+  if (poll (pfds, 2, -1) < 0)
+    {
+      if (errno == EINTR)
+        return FALSE;
+      die (server, g_strerror (errno));
+    }
+
+  if (pfds[1].revents != 0)
+    reap_children (server);
+
+  return pfds[0].revents != 0;
+}
+
 /* Reads what is there, up to @want bytes, with any descriptors attached.
  * Returns the number of bytes, 0 at end of stream. */
 static gsize
@@ -760,18 +788,16 @@ receive (AforkServer *server,
   msg.msg_control = control.buf;
   msg.msg_controllen = sizeof control.buf;
 
+  /* Try first: the commands are usually there already. Wait (and reap
+   * children meanwhile) only when they are not. */
   for (;;)
     {
-      res = recvmsg (server->sock, &msg, MSG_CMSG_CLOEXEC);
+      msg.msg_controllen = sizeof control.buf;
+      res = recvmsg (server->sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
       if (res >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
         break;
       if (errno != EINTR)
-        {
-          /* A forked server's socket is non-blocking until it runs. */
-          struct pollfd pfd = { server->sock, POLLIN, 0 };
-
-          poll (&pfd, 1, -1);
-        }
+        wait_readable (server);
     }
 
   if (res < 0)
@@ -804,29 +830,6 @@ receive (AforkServer *server,
     die (server, _("Too many descriptors in one message from the parent"));
 
   return (gsize) res;
-}
-
-/* Waits until the socket is readable, reaping children meanwhile. Returns
- * FALSE when woken for something else. */
-static gboolean
-wait_readable (AforkServer *server)
-{
-  struct pollfd pfds[2] = {
-    { server->sock, POLLIN, 0 },
-    { sigchld_pipe[0], POLLIN, 0 },
-  };
-
-  if (poll (pfds, 2, -1) < 0)
-    {
-      if (errno == EINTR)
-        return FALSE;
-      die (server, g_strerror (errno));
-    }
-
-  if (pfds[1].revents != 0)
-    reap_children (server);
-
-  return pfds[0].revents != 0;
 }
 
 static void
@@ -871,8 +874,8 @@ serve_loop (AforkServer *server)
         want = MAX (want, MIN ((gsize) plen + AFORK_WIRE_HEADER_SIZE - server->in->len,
                                (gsize) 1024 * 1024));
 
-      if (!wait_readable (server))
-        continue;
+      if (sigchld_pending)
+        reap_children (server);
 
       if (receive (server, want) == 0)
         {
@@ -902,6 +905,7 @@ _afork_server_serve (int  fd,
   server.in = g_byte_array_sized_new (READ_CHUNK);
   server.fds = g_array_new (FALSE, FALSE, sizeof (int));
   server.modules = g_ptr_array_new ();
+  server.program = g_module_open (NULL, 0);
   server.next_status_fd = -1;
   server.watched = g_hash_table_new (NULL, NULL);
   server.owner_pidfd = -1;
