@@ -34,6 +34,15 @@ typedef struct
   int         next_status_fd;  /* from `w`, for the next fork */
   GHashTable *watched;   /* child pid → fd its wait status is written to */
   int         owner_pidfd;     /* readable once the owner has exited */
+  /* A child forked ahead of the next fork request, waiting on spare_sock
+   * for the socket of the process it is to become. It is valid while
+   * nothing a fork inherits changed since it was forked: no `a`, `m` or
+   * `c` (generation) and no descriptor added (spare_n_args). */
+  pid_t       spare_pid;
+  int         spare_sock;
+  guint       generation;
+  guint       spare_generation;
+  guint       spare_n_args;
 } AforkServer;
 
 /* SIGCHLD wakes the loop through this pipe, and raises the flag for a
@@ -156,6 +165,12 @@ server_forget_loop_state (AforkServer *server)
     close (server->owner_pidfd);
   server->owner_pidfd = -1;
 
+  /* The template's spare is not this process's business. */
+  if (server->spare_sock >= 0)
+    close (server->spare_sock);
+  server->spare_sock = -1;
+  server->spare_pid = -1;
+
   for (guint i = 0; i < server->fds->len; i++)
     close (g_array_index (server->fds, int, i));
   g_array_set_size (server->fds, 0);
@@ -179,6 +194,14 @@ reap_children (AforkServer *server)
     {
       gpointer fd;
 
+      if (pid == server->spare_pid)
+        {
+          close (server->spare_sock);
+          server->spare_sock = -1;
+          server->spare_pid = -1;
+          continue;
+        }
+
       if (g_hash_table_steal_extended (server->watched, GINT_TO_POINTER (pid), NULL, &fd))
         {
           guint8 le[4];
@@ -192,6 +215,130 @@ reap_children (AforkServer *server)
           close (GPOINTER_TO_INT (fd));
         }
     }
+}
+
+/* Tells the spare to exit: it sees its channel close. With @reap, waits
+ * for it too, for a process that stops being a template to run user code
+ * and must not leave an unknown child behind. */
+static void
+spare_drop (AforkServer *server,
+            gboolean     reap)
+{
+  pid_t pid = server->spare_pid;
+
+  if (server->spare_sock >= 0)
+    close (server->spare_sock);
+  server->spare_sock = -1;
+  server->spare_pid = -1;
+
+  if (reap && pid > 0)
+    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+      ;
+}
+
+/* Forks the spare, once the template has answered a fork request and
+ * while the parent is busy with the new process. Returns TRUE in the
+ * spare, once it has been handed the socket of the process it becomes. */
+static gboolean
+spare_start (AforkServer *server)
+{
+  union {
+    char buf[CMSG_SPACE (sizeof (int))];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg = { 0 };
+  struct iovec iov;
+  struct cmsghdr *cmsg;
+  char byte;
+  int sv[2];
+  int fd = -1;
+  gssize res;
+  pid_t pid;
+
+  if (server->spare_pid > 0)
+    return FALSE;
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return FALSE;
+
+  pid = fork ();
+  if (pid < 0)
+    {
+      close (sv[0]);
+      close (sv[1]);
+      return FALSE;
+    }
+
+  if (pid > 0)
+    {
+      close (sv[1]);
+      server->spare_pid = pid;
+      server->spare_sock = sv[0];
+      server->spare_generation = server->generation;
+      server->spare_n_args = server->child.args->len;
+      return FALSE;
+    }
+
+  /* The spare: what a new child leaves of the template, done ahead. */
+  close (sv[0]);
+  close (server->sock);
+  server->sock = -1;
+  server_forget_loop_state (server);
+  _afork_server_set_title ("afork %d spare", (int) server->child.owner);
+
+  iov.iov_base = &byte;
+  iov.iov_len = 1;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+
+  do
+    res = recvmsg (sv[1], &msg, MSG_CMSG_CLOEXEC);
+  while (res < 0 && errno == EINTR);
+
+  cmsg = res > 0 ? CMSG_FIRSTHDR (&msg) : NULL;
+  if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
+      cmsg->cmsg_len == CMSG_LEN (sizeof (int)))
+    memcpy (&fd, CMSG_DATA (cmsg), sizeof fd);
+
+  /* Dropped (the template changed, or is gone): nothing to become. */
+  if (fd < 0)
+    _exit (0);
+
+  close (sv[1]);
+  server->sock = fd;
+  server->child.fd = fd;
+  _afork_server_set_title ("afork %d child", (int) server->child.owner);
+
+  return TRUE;
+}
+
+/* Hands @fd to the spare, if there is one and it inherited what a child
+ * forked now would. Returns its pid, or -1 if the caller must fork. */
+static pid_t
+spare_hand_over (AforkServer *server,
+                 int          fd)
+{
+  pid_t pid = server->spare_pid;
+  const char byte = 0;
+
+  if (pid <= 0)
+    return -1;
+
+  if (server->spare_generation != server->generation ||
+      server->spare_n_args != server->child.args->len ||
+      _afork_sendmsg_fds (server->spare_sock, &byte, 1, &fd, 1, 0) != 1)
+    {
+      spare_drop (server, FALSE);
+      return -1;
+    }
+
+  close (server->spare_sock);
+  server->spare_sock = -1;
+  server->spare_pid = -1;
+
+  return pid;
 }
 
 static int
@@ -224,6 +371,8 @@ G_GNUC_NORETURN static void
 linger_and_exit (AforkServer *server,
                  int          status)
 {
+  spare_drop (server, TRUE);
+
   if (g_hash_table_size (server->watched) > 0)
     server->owner_pidfd = open_owner_pidfd (server->child.owner);
 
@@ -505,7 +654,8 @@ handle_run (AforkServer  *server,
 
   /* Leave nothing of the command loop to the run function but its
    * arguments and socket, and the default handling of the signals the
-   * loop changed. */
+   * loop changed. A template that runs leaves no spare behind. */
+  spare_drop (server, TRUE);
   server_forget_loop_state (server);
   signal (SIGCHLD, SIG_DFL);
   signal (SIGPIPE, SIG_DFL);
@@ -597,6 +747,7 @@ handle_exec (AforkServer  *server,
 
   acknowledge_or_exit (server, server->error);
 
+  spare_drop (server, TRUE);
   server_forget_loop_state (server);
   _afork_fd_set_blocking (server->sock, TRUE);
 
@@ -647,7 +798,11 @@ handle_fork (AforkServer *server)
   if (sigchld_pipe[0] < 0)
     sigchld_setup ();
 
-  pid = fork ();
+  /* The spare forked after the last request becomes the new process at
+   * the cost of one message; a fork is the way when there is none. */
+  pid = spare_hand_over (server, fd);
+  if (pid < 0)
+    pid = fork ();
   if (pid < 0)
     {
       /* The new process's parent sees its socket close. */
@@ -657,25 +812,27 @@ handle_fork (AforkServer *server)
       return FALSE;
     }
 
-  if (pid > 0)
+  if (pid == 0)
     {
-      close (fd);
-      if (server->next_status_fd >= 0)
-        g_hash_table_insert (server->watched, GINT_TO_POINTER (pid),
-                             GINT_TO_POINTER (server->next_status_fd));
-      server->next_status_fd = -1;
-      return FALSE;
+      /* The child: the rest of the template's stream, the descriptors
+       * that came with it and the children it watches belong to the
+       * template. */
+      close (server->sock);
+      server_forget_loop_state (server);
+      server->sock = fd;
+      server->child.fd = fd;
+      _afork_server_set_title ("afork %d child", (int) server->child.owner);
+      return TRUE;
     }
 
-  /* The child: the rest of the template's stream, the descriptors that
-   * came with it and the children it watches belong to the template. */
-  close (server->sock);
-  server_forget_loop_state (server);
-  server->sock = fd;
-  server->child.fd = fd;
-  _afork_server_set_title ("afork %d child", (int) server->child.owner);
+  close (fd);
+  if (server->next_status_fd >= 0)
+    g_hash_table_insert (server->watched, GINT_TO_POINTER (pid),
+                         GINT_TO_POINTER (server->next_status_fd));
+  server->next_status_fd = -1;
 
-  return TRUE;
+  /* Fork the next one now, while the parent deals with this one. */
+  return spare_start (server);
 }
 
 /* Handles one frame. Returns TRUE if the stream restarted (after a fork, in
@@ -696,6 +853,7 @@ handle_frame (AforkServer  *server,
       return FALSE;
 
     case AFORK_WIRE_ARGS:
+      server->generation++;
       {
         g_autoptr(GArray) strings = parse_strings (server, payload, len);
 
@@ -708,10 +866,12 @@ handle_frame (AforkServer  *server,
       return FALSE;
 
     case AFORK_WIRE_REQUIRE:
+      server->generation++;
       handle_require (server, payload, len);
       return FALSE;
 
     case AFORK_WIRE_CALL:
+      server->generation++;
       handle_call (server, payload, len);
       return FALSE;
 
@@ -909,6 +1069,8 @@ _afork_server_serve (int  fd,
   server.next_status_fd = -1;
   server.watched = g_hash_table_new (NULL, NULL);
   server.owner_pidfd = -1;
+  server.spare_pid = -1;
+  server.spare_sock = -1;
   _afork_child_init (&server.child, fd, owner);
 
   serve_loop (&server);
