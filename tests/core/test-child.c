@@ -29,8 +29,8 @@ fd_line (guint index)
 static void
 test_accessors (gconstpointer data)
 {
-  ProcessKind kind = GPOINTER_TO_INT (data);
-  g_autoptr(AforkProcess) process = make_process (kind);
+  AforkTestKind kind = GPOINTER_TO_INT (data);
+  g_autoptr(AforkProcess) process = afork_test_make_process (kind);
   static const char binary[] = "a\0b\0c";
   g_autoptr(GBytes) binary_bytes = g_bytes_new_static (binary, 5);
   g_autoptr(GBytes) empty = g_bytes_new_static ("", 0);
@@ -43,8 +43,8 @@ test_accessors (gconstpointer data)
   g_auto(GStrv) lines = NULL;
   int first[2], second[2];
 
-  make_pipe (first);
-  make_pipe (second);
+  afork_test_pipe (first);
+  afork_test_pipe (second);
 
   afork_process_require (process, TEST_MODULE);
   afork_process_send_arg (process, "alpha");
@@ -62,8 +62,8 @@ test_accessors (gconstpointer data)
                         line0, line1, line2, line3, line4, "end", NULL });
 
   {
-    g_autofree char *got_first = read_fd_to_eof (first[0]);
-    g_autofree char *got_second = read_fd_to_eof (second[0]);
+    g_autofree char *got_first = afork_test_read_fd_to_eof (first[0]);
+    g_autofree char *got_second = afork_test_read_fd_to_eof (second[0]);
 
     g_assert_cmpstr (got_first, ==, "fd 1\n");
     g_assert_cmpstr (got_second, ==, "fd 3\n");
@@ -79,9 +79,9 @@ test_accessors (gconstpointer data)
 static void
 test_clear_args (gconstpointer data)
 {
-  ProcessKind kind = GPOINTER_TO_INT (data);
-  g_autoptr(AforkProcess) process = make_process (kind);
-  g_autoptr(AforkProcess) echo = make_process (kind);
+  AforkTestKind kind = GPOINTER_TO_INT (data);
+  g_autoptr(AforkProcess) process = afork_test_make_process (kind);
+  g_autoptr(AforkProcess) echo = afork_test_make_process (kind);
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *after_line = arg_line ("after");
@@ -91,8 +91,8 @@ test_clear_args (gconstpointer data)
   char buf[32] = { 0, };
   gsize n = 0;
 
-  make_pipe (before);
-  make_pipe (later);
+  afork_test_pipe (before);
+  afork_test_pipe (later);
 
   afork_process_require (process, TEST_MODULE);
   afork_process_send_arg (process, "before");
@@ -109,17 +109,17 @@ test_clear_args (gconstpointer data)
   assert_lines_equal (lines, (const char * const[]) {
                         after_line, "f", "global n_args=3", "end", NULL });
 
-  got = read_fd_to_eof (before[0]);
+  got = afork_test_read_fd_to_eof (before[0]);
   g_assert_cmpstr (got, ==, "");
   g_clear_pointer (&got, g_free);
-  got = read_fd_to_eof (later[0]);
+  got = afork_test_read_fd_to_eof (later[0]);
   g_assert_cmpstr (got, ==, "fd 1\n");
   close (before[0]);
   close (later[0]);
 
   /* While the child lives on in its run function, the descriptor it
    * cleared has reached end of file: it was closed by clear_args. */
-  make_pipe (cleared);
+  afork_test_pipe (cleared);
   afork_process_require (echo, TEST_MODULE);
   afork_process_send_fd (echo, cleared[1]);
   close (cleared[1]);
@@ -127,7 +127,7 @@ test_clear_args (gconstpointer data)
   connection = run_ok (echo, "test_run_echo");
 
   g_clear_pointer (&got, g_free);
-  got = read_fd_to_eof (cleared[0]);
+  got = afork_test_read_fd_to_eof (cleared[0]);
   g_assert_cmpstr (got, ==, "");
   close (cleared[0]);
 
@@ -144,8 +144,8 @@ test_clear_args (gconstpointer data)
 static void
 test_call_args (void)
 {
-  g_autoptr(AforkProcess) with_args = make_process (KIND_NEW);
-  g_autoptr(AforkProcess) without_args = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) with_args = afork_test_make_process (AFORK_TEST_KIND_NEW);
+  g_autoptr(AforkProcess) without_args = afork_test_make_process (AFORK_TEST_KIND_NEW);
   const char * const args[] = { "a", "b c", "", "d", NULL };
   g_auto(GStrv) lines = NULL;
 
@@ -166,7 +166,7 @@ test_call_args (void)
 static void
 test_fork_inherits (void)
 {
-  g_autoptr(AforkProcess) template = make_process (KIND_NEW_EXEC);
+  g_autoptr(AforkProcess) template = afork_test_make_process (AFORK_TEST_KIND_NEW_EXEC);
   g_autoptr(AforkProcess) child = NULL;
   g_autofree char *owner = g_strdup_printf ("owner %d", (int) getpid ());
   g_autofree char *line0 = str_line (0, "from template", 13);
@@ -176,7 +176,7 @@ test_fork_inherits (void)
   g_auto(GStrv) lines = NULL;
   int fds[2];
 
-  make_pipe (fds);
+  afork_test_pipe (fds);
   afork_process_require (template, TEST_MODULE);
   afork_process_send_arg (template, "from template");
   afork_process_send_fd (template, fds[1]);
@@ -190,7 +190,7 @@ test_fork_inherits (void)
   assert_lines_equal (lines, (const char * const[]) {
                         "sock 1 1 0 1", owner, "n 3", line0, line1, line2, "end", NULL });
 
-  got = read_fd_to_eof (fds[0]);
+  got = afork_test_read_fd_to_eof (fds[0]);
   g_assert_cmpstr (got, ==, "fd 1\n");
   close (fds[0]);
 }
@@ -199,10 +199,10 @@ int
 main (int    argc,
       char **argv)
 {
-  core_test_init (&argc, &argv);
+  afork_test_init (&argc, &argv);
 
-  add_kind_tests ("/afork/child/accessors", test_accessors);
-  add_kind_tests ("/afork/child/clear-args", test_clear_args);
+  afork_test_add_kind_tests ("/afork/child/accessors", test_accessors);
+  afork_test_add_kind_tests ("/afork/child/clear-args", test_clear_args);
   g_test_add_func ("/afork/child/call-args", test_call_args);
   g_test_add_func ("/afork/child/fork-inherits", test_fork_inherits);
 

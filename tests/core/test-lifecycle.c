@@ -14,7 +14,7 @@ run_and_drain (AforkProcess *process,
                const char   *function)
 {
   g_autoptr(GSocketConnection) connection = run_ok (process, function);
-  g_autofree char *text = read_to_eof (connection);
+  g_autofree char *text = afork_test_read_connection (connection);
 
   g_assert_cmpstr (text, ==, "");
 }
@@ -23,7 +23,7 @@ run_and_drain (AforkProcess *process,
 static void
 test_wait_exit (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GError) error = NULL;
 
   afork_process_send_arg (afork_process_require (process, TEST_MODULE), "7");
@@ -42,15 +42,15 @@ test_wait_exit (gconstpointer data)
 static void
 test_wait_signal (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
 
   afork_process_send_arg (afork_process_require (process, TEST_MODULE), "signal 9");
   run_and_drain (process, "test_run_exit");
 
-  afork_process_wait_async (process, NULL, store_result_cb, &result);
-  wait_async (&result);
+  afork_process_wait_async (process, NULL, afork_test_store_result_cb, &result);
+  afork_test_wait_result (&result);
   g_assert_true (afork_process_wait_finish (process, result, &error));
   g_assert_no_error (error);
   g_assert_false (afork_process_get_if_exited (process));
@@ -64,7 +64,7 @@ test_wait_signal (gconstpointer data)
 static void
 test_exec (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *out = NULL;
@@ -72,8 +72,8 @@ test_exec (gconstpointer data)
   const char * const argv[] = { "sh", "-c", "echo out; echo err >&2; exit 3", NULL };
   int out_pipe[2], err_pipe[2];
 
-  make_pipe (out_pipe);
-  make_pipe (err_pipe);
+  afork_test_pipe (out_pipe);
+  afork_test_pipe (err_pipe);
   connection = afork_process_exec (process, argv, NULL, NULL, AFORK_EXEC_FD_INHERIT,
                                    out_pipe[1], err_pipe[1], NULL, &error);
   g_assert_no_error (error);
@@ -82,8 +82,8 @@ test_exec (gconstpointer data)
   close (out_pipe[1]);
   close (err_pipe[1]);
 
-  out = read_fd_to_eof (out_pipe[0]);
-  err = read_fd_to_eof (err_pipe[0]);
+  out = afork_test_read_fd_to_eof (out_pipe[0]);
+  err = afork_test_read_fd_to_eof (err_pipe[0]);
   g_assert_cmpstr (out, ==, "out\n");
   g_assert_cmpstr (err, ==, "err\n");
   close (out_pipe[0]);
@@ -99,7 +99,7 @@ test_exec (gconstpointer data)
 static void
 test_exec_missing (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GError) error = NULL;
@@ -107,8 +107,8 @@ test_exec_missing (gconstpointer data)
 
   afork_process_exec_async (process, argv, NULL, NULL, AFORK_EXEC_FD_INHERIT,
                             AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT, NULL,
-                            store_result_cb, &result);
-  wait_async (&result);
+                            afork_test_store_result_cb, &result);
+  afork_test_wait_result (&result);
   connection = afork_process_exec_finish (process, result, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
   g_assert_null (connection);
@@ -120,7 +120,7 @@ static void
 test_handover (gconstpointer data)
 {
   gboolean async = GPOINTER_TO_INT (data);
-  g_autoptr(AforkProcess) process = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) process = afork_test_make_process (AFORK_TEST_KIND_NEW);
   g_autoptr(AforkProcess) taken = NULL;
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
@@ -134,8 +134,8 @@ test_handover (gconstpointer data)
     {
       g_autoptr(GAsyncResult) result = NULL;
 
-      afork_process_steal_connection_async (process, NULL, store_result_cb, &result);
-      wait_async (&result);
+      afork_process_steal_connection_async (process, NULL, afork_test_store_result_cb, &result);
+      afork_test_wait_result (&result);
       connection = afork_process_steal_connection_finish (process, result, &error);
       g_assert_no_error (error);
       /* As another program would, from the bare descriptor. */
@@ -195,7 +195,7 @@ test_fork_self (void)
       afork_process_require (child, TEST_MODULE);
       lines = run_lines (child, "test_run_pid");
       g_assert_cmpuint (g_strv_length (lines), ==, 1);
-      g_assert_cmpint (parse_pid_line (lines[0]), ==, afork_process_get_pid (child));
+      g_assert_cmpint (afork_test_parse_pid_line (lines[0]), ==, afork_process_get_pid (child));
       return;
     }
 
@@ -221,12 +221,12 @@ int
 main (int    argc,
       char **argv)
 {
-  core_test_init (&argc, &argv);
+  afork_test_init (&argc, &argv);
 
-  add_kind_tests ("/afork/process/wait/exit", test_wait_exit);
-  add_kind_tests ("/afork/process/wait/signal", test_wait_signal);
-  add_kind_tests ("/afork/process/exec/run", test_exec);
-  add_kind_tests ("/afork/process/exec/missing", test_exec_missing);
+  afork_test_add_kind_tests ("/afork/process/wait/exit", test_wait_exit);
+  afork_test_add_kind_tests ("/afork/process/wait/signal", test_wait_signal);
+  afork_test_add_kind_tests ("/afork/process/exec/run", test_exec);
+  afork_test_add_kind_tests ("/afork/process/exec/missing", test_exec_missing);
   g_test_add_data_func ("/afork/process/handover/sync", GINT_TO_POINTER (FALSE), test_handover);
   g_test_add_data_func ("/afork/process/handover/async", GINT_TO_POINTER (TRUE), test_handover);
   g_test_add_func ("/afork/process/fork-self", test_fork_self);

@@ -55,8 +55,8 @@ notify_count_cb (G_GNUC_UNUSED GObject    *object,
 static void
 test_pid (gconstpointer data)
 {
-  ProcessKind kind = GPOINTER_TO_INT (data);
-  g_autoptr(AforkProcess) process = make_process (kind);
+  AforkTestKind kind = GPOINTER_TO_INT (data);
+  g_autoptr(AforkProcess) process = afork_test_make_process (kind);
   g_auto(GStrv) lines = NULL;
   GPid before, child_pid;
   int property_pid = -1;
@@ -65,11 +65,11 @@ test_pid (gconstpointer data)
   g_signal_connect (process, "notify::pid", G_CALLBACK (notify_count_cb), &notified);
 
   before = afork_process_get_pid (process);
-  if (kind == KIND_NEW_EXEC)
+  if (kind == AFORK_TEST_KIND_NEW_EXEC)
     {
       /* A direct child, known from the start. */
       g_assert_cmpint (before, >, 0);
-      g_assert_cmpint (proc_parent_pid (before), ==, getpid ());
+      g_assert_cmpint (afork_test_proc_parent (before), ==, getpid ());
     }
   else
     g_assert_cmpint (before, ==, 0);
@@ -77,14 +77,14 @@ test_pid (gconstpointer data)
   afork_process_require (process, TEST_MODULE);
   lines = run_lines (process, "test_run_pid");
   g_assert_cmpuint (g_strv_length (lines), ==, 1);
-  child_pid = parse_pid_line (lines[0]);
+  child_pid = afork_test_parse_pid_line (lines[0]);
 
   g_assert_cmpint (child_pid, !=, getpid ());
   g_assert_cmpint (afork_process_get_pid (process), ==, child_pid);
   g_object_get (process, "pid", &property_pid, NULL);
   g_assert_cmpint (property_pid, ==, child_pid);
 
-  if (kind == KIND_NEW_EXEC)
+  if (kind == AFORK_TEST_KIND_NEW_EXEC)
     {
       g_assert_cmpint (child_pid, ==, before);
       g_assert_cmpuint (notified, ==, 0);
@@ -136,7 +136,7 @@ check_interleaved (AforkProcess *process,
         {
           int fds[2];
 
-          make_pipe (fds);
+          afork_test_pipe (fds);
           g_assert_true (afork_process_send_fd (process, fds[1]) == process);
           /* The library has its own copy. */
           close (fds[1]);
@@ -153,7 +153,7 @@ check_interleaved (AforkProcess *process,
 
   for (guint i = 1; i < n_items; i += 2)
     {
-      g_autofree char *got = read_fd_to_eof (reads[i]);
+      g_autofree char *got = afork_test_read_fd_to_eof (reads[i]);
       g_autofree char *want = g_strdup_printf ("fd %u\n", first + i);
 
       g_assert_cmpstr (got, ==, want);
@@ -165,7 +165,7 @@ check_interleaved (AforkProcess *process,
 static void
 test_args_interleaved (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
 
   check_interleaved (process, 12, NULL);
 }
@@ -176,7 +176,7 @@ test_args_interleaved (gconstpointer data)
 static void
 test_args_interleaved_queued (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 7);
 
   check_interleaved (process, 600, filler);
@@ -189,7 +189,7 @@ test_args_interleaved_queued (gconstpointer data)
 static void
 test_args_many_fds_held (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GPtrArray) expected = g_ptr_array_new_with_free_func (g_free);
   g_autoptr(GString) sink_want = g_string_new (NULL);
   g_autofree char *sink_got = NULL;
@@ -197,8 +197,8 @@ test_args_many_fds_held (gconstpointer data)
   int gate[2], sink[2];
   const guint n_items = 1200;
 
-  make_pipe (gate);
-  make_pipe (sink);
+  afork_test_pipe (gate);
+  afork_test_pipe (sink);
 
   afork_process_require (process, TEST_MODULE);
   afork_process_send_fd (process, gate[0]);
@@ -235,7 +235,7 @@ test_args_many_fds_held (gconstpointer data)
   lines = run_lines (process, "test_run_args");
   assert_lines_equal (lines, (const char * const *) expected->pdata);
 
-  sink_got = read_fd_to_eof (sink[0]);
+  sink_got = afork_test_read_fd_to_eof (sink[0]);
   g_assert_cmpstr (sink_got, ==, sink_want->str);
   close (sink[0]);
 }
@@ -245,8 +245,8 @@ test_args_many_fds_held (gconstpointer data)
 static void
 test_args_binary (gconstpointer data)
 {
-  ProcessKind kind = GPOINTER_TO_INT (data);
-  g_autoptr(AforkProcess) process = make_process (kind);
+  AforkTestKind kind = GPOINTER_TO_INT (data);
+  g_autoptr(AforkProcess) process = afork_test_make_process (kind);
   g_autoptr(GBytes) big = make_binary (BIG_SIZE, 0x5eed);
   g_autoptr(GBytes) empty = g_bytes_new_static ("", 0);
   g_autofree char *big_line = bytes_line (big);
@@ -273,7 +273,7 @@ test_args_binary (gconstpointer data)
 static void
 test_args_many_fds (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_auto(GStrv) lines = NULL;
   int reads[200];
   guint i = 0;
@@ -283,7 +283,7 @@ test_args_many_fds (gconstpointer data)
     {
       int fds[2];
 
-      make_pipe (fds);
+      afork_test_pipe (fds);
       afork_process_send_fd (process, fds[1]);
       close (fds[1]);
       reads[k] = fds[0];
@@ -298,7 +298,7 @@ test_args_many_fds (gconstpointer data)
 
   for (guint k = 0; k < G_N_ELEMENTS (reads); k++)
     {
-      g_autofree char *got = read_fd_to_eof (reads[k]);
+      g_autofree char *got = afork_test_read_fd_to_eof (reads[k]);
       g_autofree char *want = g_strdup_printf ("fd %u\n", k);
 
       g_assert_cmpstr (got, ==, want);
@@ -313,7 +313,7 @@ test_args_many_fds (gconstpointer data)
 static void
 test_fork_template (void)
 {
-  g_autoptr(AforkProcess) template = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) template = afork_test_make_process (AFORK_TEST_KIND_NEW);
   AforkProcess *children[N_FORKS];
   GSocketConnection *connections[N_FORKS] = { NULL, };
   GAsyncResult *results[N_FORKS] = { NULL, };
@@ -349,7 +349,7 @@ test_fork_template (void)
         }
       else
         afork_process_run_async (children[i], "test_run_args", NULL,
-                                 store_result_cb, &results[i]);
+                                 afork_test_store_result_cb, &results[i]);
     }
 
   for (guint i = 0; i < N_FORKS; i++)
@@ -365,14 +365,13 @@ test_fork_template (void)
         connection = g_steal_pointer (&connections[i]);
       else
         {
-          wait_async (&results[i]);
+          afork_test_wait_result (&results[i]);
           connection = afork_process_run_finish (children[i], results[i], &error);
           g_assert_no_error (error);
           g_clear_object (&results[i]);
         }
 
-      g_socket_set_timeout (g_socket_connection_get_socket (connection), CORE_WAIT_SECONDS);
-      text = read_to_eof (connection);
+      text = afork_test_read_connection (connection);
       want = g_strdup_printf ("%s\n%s\nglobal G\nend\n", template_line, child_line);
       g_assert_cmpstr (text, ==, want);
 
@@ -396,8 +395,8 @@ test_fork_template (void)
 static void
 test_fork_closed (void)
 {
-  g_autoptr(AforkProcess) ran = make_process (KIND_NEW);
-  g_autoptr(AforkProcess) failed = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) ran = afork_test_make_process (AFORK_TEST_KIND_NEW);
+  g_autoptr(AforkProcess) failed = afork_test_make_process (AFORK_TEST_KIND_NEW);
   g_autoptr(AforkProcess) from_ran = NULL;
   g_autoptr(AforkProcess) from_failed = NULL;
   g_autoptr(GSocketConnection) connection = NULL;
@@ -407,7 +406,7 @@ test_fork_closed (void)
 
   afork_process_require (ran, TEST_MODULE);
   connection = run_ok (ran, "test_run_pid");
-  text = read_to_eof (connection);
+  text = afork_test_read_connection (connection);
   from_ran = afork_process_fork (ran);
   g_assert_true (AFORK_IS_PROCESS (from_ran));
   error = run_error (from_ran, "test_run_pid");
@@ -457,14 +456,14 @@ static void
 test_fork_sync_behind_queue (gconstpointer test_data)
 {
   guint depth = GPOINTER_TO_UINT (test_data);
-  g_autoptr(AforkProcess) template = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) template = afork_test_make_process (AFORK_TEST_KIND_NEW);
   g_autoptr(GPtrArray) chain = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 5);
   g_autoptr(GString) want = g_string_new (NULL);
   g_autofree char *filler_line = bytes_line (filler);
   g_autofree char *text = NULL;
   SyncForkData data = { 0 };
-  guint bound = CORE_WAIT_SECONDS;
+  guint bound = AFORK_TEST_WAIT_SECONDS;
   gint64 deadline = g_get_monotonic_time () + bound * G_TIME_SPAN_SECOND;
   gboolean stalled = FALSE;
   AforkProcess *parent = template;
@@ -521,8 +520,7 @@ test_fork_sync_behind_queue (gconstpointer test_data)
   g_thread_join (thread);
   g_assert_no_error (data.error);
   g_assert_nonnull (data.connection);
-  g_socket_set_timeout (g_socket_connection_get_socket (data.connection), CORE_WAIT_SECONDS);
-  text = read_to_eof (data.connection);
+  text = afork_test_read_connection (data.connection);
   g_assert_cmpstr (text, ==, want->str);
 
   g_object_unref (data.connection);
@@ -537,7 +535,7 @@ send_watch_pipe (AforkProcess *process)
 {
   int fds[2];
 
-  make_pipe (fds);
+  afork_test_pipe (fds);
   afork_process_send_fd (process, fds[1]);
   close (fds[1]);
 
@@ -547,7 +545,7 @@ send_watch_pipe (AforkProcess *process)
 static void
 assert_child_gone (int watch)
 {
-  g_autofree char *got = read_fd_to_eof (watch);
+  g_autofree char *got = afork_test_read_fd_to_eof (watch);
 
   g_assert_cmpstr (got, ==, "");
   close (watch);
@@ -556,7 +554,7 @@ assert_child_gone (int watch)
 static void
 test_error_module (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   int watch = send_watch_pipe (process);
   g_autoptr(GError) error = NULL;
 
@@ -573,7 +571,7 @@ test_error_module (gconstpointer data)
 static void
 test_error_function (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   int watch = send_watch_pipe (process);
   g_autoptr(GError) error = NULL;
 
@@ -588,7 +586,7 @@ test_error_function (gconstpointer data)
 static void
 test_error_call_function (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   int watch = send_watch_pipe (process);
   g_autoptr(GError) error = NULL;
 
@@ -604,7 +602,7 @@ test_error_call_function (gconstpointer data)
 static void
 test_error_call_failed (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   int watch = send_watch_pipe (process);
   g_autoptr(GError) error = NULL;
   const char * const first[] = { "xyzzy", NULL };
@@ -629,7 +627,7 @@ test_error_call_failed (gconstpointer data)
 static void
 test_error_call_failed_silently (void)
 {
-  g_autoptr(AforkProcess) process = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) process = afork_test_make_process (AFORK_TEST_KIND_NEW);
   g_autoptr(GError) error = NULL;
 
   afork_process_require (process, TEST_MODULE);
@@ -642,7 +640,7 @@ test_error_call_failed_silently (void)
 static void
 test_error_crash (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   int watch = send_watch_pipe (process);
   g_autoptr(GError) error = NULL;
 
@@ -659,7 +657,7 @@ test_error_crash (gconstpointer data)
 static void
 test_error_long_message (void)
 {
-  g_autoptr(AforkProcess) process = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) process = afork_test_make_process (AFORK_TEST_KIND_NEW);
   g_autoptr(GError) error = NULL;
   g_autoptr(GString) huge = g_string_new ("start ");
   const char *args[] = { NULL, NULL };
@@ -684,7 +682,7 @@ test_error_long_message (void)
 static void
 test_error_bad_fd (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   int watch = send_watch_pipe (process);
   int bad = closed_fd_number ();
   g_autofree char *bad_str = g_strdup_printf ("%d", bad);
@@ -704,16 +702,16 @@ test_error_bad_fd (gconstpointer data)
 static void
 test_error_run_twice (gconstpointer data)
 {
-  ProcessKind kind = GPOINTER_TO_INT (data);
-  g_autoptr(AforkProcess) process = make_process (kind);
-  g_autoptr(AforkProcess) failed = make_process (kind);
+  AforkTestKind kind = GPOINTER_TO_INT (data);
+  g_autoptr(AforkProcess) process = afork_test_make_process (kind);
+  g_autoptr(AforkProcess) failed = afork_test_make_process (kind);
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
 
   afork_process_require (process, TEST_MODULE);
   connection = run_ok (process, "test_run_pid");
-  text = read_to_eof (connection);
+  text = afork_test_read_connection (connection);
   g_assert_true (g_str_has_prefix (text, "pid "));
 
   /* Chainable calls on a process that ran are harmless. */
@@ -737,7 +735,7 @@ test_error_run_twice (gconstpointer data)
 static void
 test_cancel_before (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GSocketConnection) connection = NULL;
@@ -748,14 +746,15 @@ test_cancel_before (gconstpointer data)
   afork_process_require (process, TEST_MODULE);
   watch = send_watch_pipe (process);
   g_cancellable_cancel (cancellable);
-  afork_process_run_async (process, "test_run_args", cancellable, store_result_cb, &result);
-  wait_async (&result);
+  afork_process_run_async (process, "test_run_args", cancellable,
+                           afork_test_store_result_cb, &result);
+  afork_test_wait_result (&result);
   connection = afork_process_run_finish (process, result, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_null (connection);
 
   /* test_run_args would have written "fd 0" into the pipe. */
-  got = read_fd_to_eof (watch);
+  got = afork_test_read_fd_to_eof (watch);
   g_assert_cmpstr (got, ==, "");
   close (watch);
 }
@@ -765,7 +764,7 @@ test_cancel_before (gconstpointer data)
 static void
 test_cancel_blocked (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GAsyncResult) result = NULL;
   g_autoptr(GSocketConnection) connection = NULL;
@@ -779,21 +778,22 @@ test_cancel_blocked (gconstpointer data)
   watch = send_watch_pipe (process);
   afork_process_call (process, "test_call_notify", notify_args);
   afork_process_call (process, "test_call_wait_hangup", NULL);
-  afork_process_run_async (process, "test_run_args", cancellable, store_result_cb, &result);
+  afork_process_run_async (process, "test_run_args", cancellable,
+                           afork_test_store_result_cb, &result);
 
-  ready = read_fd_bytes (watch, strlen ("ready\n"));
+  ready = afork_test_read_fd_bytes (watch, strlen ("ready\n"));
   g_assert_cmpstr (ready, ==, "ready\n");
   g_assert_null (result);
 
   g_cancellable_cancel (cancellable);
-  wait_async (&result);
+  afork_test_wait_result (&result);
   connection = afork_process_run_finish (process, result, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_null (connection);
 
   /* The child exits without entering test_run_args, which would have
    * written into the pipe. */
-  rest = read_fd_to_eof (watch);
+  rest = afork_test_read_fd_to_eof (watch);
   g_assert_cmpstr (rest, ==, "");
   close (watch);
 }
@@ -803,7 +803,7 @@ test_cancel_blocked (gconstpointer data)
 static void
 test_cancel_writing (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 13);
   g_autoptr(GAsyncResult) result = NULL;
@@ -815,22 +815,23 @@ test_cancel_writing (gconstpointer data)
   /* The child is held in a call function until the run is cancelled, so
    * the socket stays full and the run command unwritten, however fast or
    * slow either side is. */
-  make_pipe (gate);
+  afork_test_pipe (gate);
   afork_process_require (process, TEST_MODULE);
   afork_process_send_fd (process, gate[0]);
   close (gate[0]);
   afork_process_call (process, "test_call_wait_gate", NULL);
   watch = send_watch_pipe (process);
   afork_process_send_bytes (process, filler);
-  afork_process_run_async (process, "test_run_args", cancellable, store_result_cb, &result);
+  afork_process_run_async (process, "test_run_args", cancellable,
+                           afork_test_store_result_cb, &result);
   g_cancellable_cancel (cancellable);
-  wait_async (&result);
+  afork_test_wait_result (&result);
   close (gate[1]);
   connection = afork_process_run_finish (process, result, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
   g_assert_null (connection);
 
-  got = read_fd_to_eof (watch);
+  got = afork_test_read_fd_to_eof (watch);
   g_assert_cmpstr (got, ==, "");
   close (watch);
 }
@@ -838,7 +839,7 @@ test_cancel_writing (gconstpointer data)
 static void
 test_run_sync (gconstpointer data)
 {
-  g_autoptr(AforkProcess) process = make_process (GPOINTER_TO_INT (data));
+  g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *text = NULL;
@@ -852,8 +853,7 @@ test_run_sync (gconstpointer data)
   g_assert_true (G_IS_UNIX_CONNECTION (connection));
   g_assert_cmpint (afork_process_get_pid (process), >, 0);
 
-  g_socket_set_timeout (g_socket_connection_get_socket (connection), CORE_WAIT_SECONDS);
-  text = read_to_eof (connection);
+  text = afork_test_read_connection (connection);
   want = g_strdup_printf ("%s\nglobal (null)\nend\n", line);
   g_assert_cmpstr (text, ==, want);
 }
@@ -861,8 +861,8 @@ test_run_sync (gconstpointer data)
 static void
 test_run_sync_errors (void)
 {
-  g_autoptr(AforkProcess) missing = make_process (KIND_NEW);
-  g_autoptr(AforkProcess) cancelled = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) missing = afork_test_make_process (AFORK_TEST_KIND_NEW);
+  g_autoptr(AforkProcess) cancelled = afork_test_make_process (AFORK_TEST_KIND_NEW);
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
@@ -884,7 +884,7 @@ test_run_sync_errors (void)
 static void
 test_run_echo (void)
 {
-  g_autoptr(AforkProcess) process = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) process = afork_test_make_process (AFORK_TEST_KIND_NEW);
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
   GOutputStream *out;
@@ -915,7 +915,7 @@ test_run_echo (void)
 static void
 test_lifetime_drop (gconstpointer data)
 {
-  AforkProcess *process = make_process (GPOINTER_TO_INT (data));
+  AforkProcess *process = afork_test_make_process (GPOINTER_TO_INT (data));
   int watch;
 
   afork_process_require (process, TEST_MODULE);
@@ -933,7 +933,7 @@ test_lifetime_drop (gconstpointer data)
 static void
 test_lifetime_drop_queued (void)
 {
-  AforkProcess *process = make_process (KIND_NEW);
+  AforkProcess *process = afork_test_make_process (AFORK_TEST_KIND_NEW);
   g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 3);
   const char * const notify_args[] = { "delivered", NULL };
   g_autofree char *got = NULL;
@@ -945,7 +945,7 @@ test_lifetime_drop_queued (void)
   afork_process_call (process, "test_call_notify", notify_args);
   g_object_unref (process);
 
-  got = read_fd_to_eof (watch);
+  got = afork_test_read_fd_to_eof (watch);
   g_assert_cmpstr (got, ==, "delivered\n");
   close (watch);
 }
@@ -955,7 +955,7 @@ test_lifetime_drop_queued (void)
 static void
 test_lifetime_forget_template (gconstpointer data)
 {
-  AforkProcess *template = make_process (GPOINTER_TO_INT (data));
+  AforkProcess *template = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(AforkProcess) child = NULL;
   g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 17);
   g_autofree char *filler_line = bytes_line (filler);
@@ -998,7 +998,7 @@ forget_cb (GObject      *object,
 static void
 test_lifetime_forget (gconstpointer data)
 {
-  AforkProcess *process = make_process (GPOINTER_TO_INT (data));
+  AforkProcess *process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GBytes) filler = make_binary (QUEUE_FILLER_SIZE, 11);
   g_autofree char *filler_line = bytes_line (filler);
   g_autofree char *last_line = arg_line ("last");
@@ -1013,13 +1013,11 @@ test_lifetime_forget (gconstpointer data)
                            "test_run_args", NULL, forget_cb, &forget);
   g_object_unref (process);
 
-  while (!forget.done)
-    g_main_context_iteration (NULL, TRUE);
+  afork_test_iterate_until (NULL, &forget.done, "afork_process_run_async");
 
   g_assert_no_error (forget.error);
   g_assert_true (G_IS_SOCKET_CONNECTION (forget.connection));
-  g_socket_set_timeout (g_socket_connection_get_socket (forget.connection), CORE_WAIT_SECONDS);
-  text = read_to_eof (forget.connection);
+  text = afork_test_read_connection (forget.connection);
   want = g_strdup_printf ("%s\n%s\nglobal (null)\nend\n", filler_line, last_line);
   g_assert_cmpstr (text, ==, want);
   g_object_unref (forget.connection);
@@ -1038,7 +1036,7 @@ assert_title_becomes (GPid        pid,
 {
   g_autofree char *path = g_strdup_printf ("/proc/%d/cmdline", (int) pid);
   g_autofree char *title = NULL;
-  gint64 deadline = g_get_monotonic_time () + CORE_WAIT_SECONDS * G_TIME_SPAN_SECOND;
+  gint64 deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_TIME_SPAN_SECOND;
 
   do
     {
@@ -1060,13 +1058,13 @@ assert_title_becomes (GPid        pid,
 static void
 test_titles (gconstpointer data)
 {
-  ProcessKind kind = GPOINTER_TO_INT (data);
-  g_autoptr(AforkProcess) process = make_process (kind);
+  AforkTestKind kind = GPOINTER_TO_INT (data);
+  g_autoptr(AforkProcess) process = afork_test_make_process (kind);
   g_autoptr(GSocketConnection) connection = NULL;
   g_autofree char *template_title = g_strdup_printf ("afork-server %d template", (int) getpid ());
   g_autofree char *run_title = g_strdup_printf ("afork %d test_run_echo", (int) getpid ());
 
-  if (kind == KIND_NEW_EXEC)
+  if (kind == AFORK_TEST_KIND_NEW_EXEC)
     assert_title_becomes (afork_process_get_pid (process), template_title);
 
   afork_process_require (process, TEST_MODULE);
@@ -1089,55 +1087,36 @@ echo_child_parent (AforkProcess       *process,
 
   /* The child is alive (it waits for our hang-up), so /proc knows its
    * parent: the template. */
-  return proc_parent_pid (pid);
-}
-
-static gboolean
-process_gone (GPid pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
-  g_autofree char *contents = NULL;
-  const char *p;
-
-  if (!g_file_get_contents (path, &contents, NULL, NULL))
-    return TRUE;
-  p = strrchr (contents, ')');
-
-  return p != NULL && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+  return afork_test_proc_parent (pid);
 }
 
 static void
 test_template_restart (void)
 {
-  g_autoptr(AforkProcess) first = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) first = afork_test_make_process (AFORK_TEST_KIND_NEW);
   g_autoptr(AforkProcess) second = NULL;
   g_autoptr(GSocketConnection) first_connection = NULL;
   g_autoptr(GSocketConnection) second_connection = NULL;
   g_autoptr(GError) error = NULL;
   GPid template, new_template;
-  guint waited = 0;
 
   template = echo_child_parent (first, &first_connection);
   g_assert_cmpint (template, >, 0);
   g_assert_cmpint (template, !=, getpid ());
   /* The template was spawned by us. */
-  g_assert_cmpint (proc_parent_pid (template), ==, getpid ());
+  g_assert_cmpint (afork_test_proc_parent (template), ==, getpid ());
   g_io_stream_close (G_IO_STREAM (first_connection), NULL, &error);
   g_assert_no_error (error);
 
   g_assert_cmpint (kill (template, SIGKILL), ==, 0);
-  while (!process_gone (template))
-    {
-      g_usleep (10 * 1000);
-      g_assert_cmpuint (++waited, <, CORE_WAIT_SECONDS * 100);
-    }
+  g_assert_true (afork_test_wait_gone (template, AFORK_TEST_WAIT_SECONDS));
 
   second = afork_process_new (&error);
   g_assert_no_error (error);
   new_template = echo_child_parent (second, &second_connection);
   g_assert_cmpint (new_template, >, 0);
   g_assert_cmpint (new_template, !=, template);
-  g_assert_cmpint (proc_parent_pid (new_template), ==, getpid ());
+  g_assert_cmpint (afork_test_proc_parent (new_template), ==, getpid ());
 }
 
 /* new () and the synchronous run from several threads at once. */
@@ -1166,8 +1145,7 @@ thread_func (gpointer data)
       afork_process_send_arg (afork_process_require (process, TEST_MODULE), arg);
       connection = afork_process_run (process, "test_run_args", NULL, &error);
       g_assert_no_error (error);
-      g_socket_set_timeout (g_socket_connection_get_socket (connection), CORE_WAIT_SECONDS);
-      text = read_to_eof (connection);
+      text = afork_test_read_connection (connection);
       want = g_strdup_printf ("%s\nglobal (null)\nend\n", line);
       g_assert_cmpstr (text, ==, want);
     }
@@ -1192,7 +1170,7 @@ test_threads (void)
 static void
 test_programmer_errors (void)
 {
-  g_autoptr(AforkProcess) process = make_process (KIND_NEW);
+  g_autoptr(AforkProcess) process = afork_test_make_process (AFORK_TEST_KIND_NEW);
   g_auto(GStrv) lines = NULL;
 
   g_test_expect_message ("Afork", G_LOG_LEVEL_CRITICAL, "*fd >= 0*");
@@ -1226,48 +1204,50 @@ test_programmer_errors (void)
   afork_process_require (process, TEST_MODULE);
   lines = run_lines (process, "test_run_pid");
   g_assert_cmpuint (g_strv_length (lines), ==, 1);
-  g_assert_cmpint (parse_pid_line (lines[0]), ==, afork_process_get_pid (process));
+  g_assert_cmpint (afork_test_parse_pid_line (lines[0]), ==, afork_process_get_pid (process));
 }
 
 int
 main (int    argc,
       char **argv)
 {
-  core_test_init (&argc, &argv);
+  afork_test_init (&argc, &argv);
 
-  add_kind_tests ("/afork/process/pid", test_pid);
-  add_kind_tests ("/afork/process/args/interleaved", test_args_interleaved);
-  add_kind_tests ("/afork/process/args/binary", test_args_binary);
-  add_kind_tests ("/afork/process/args/many-fds", test_args_many_fds);
-  add_kind_tests ("/afork/process/args/many-fds-held", test_args_many_fds_held);
-  add_kind_tests ("/afork/process/args/interleaved-queued", test_args_interleaved_queued);
+  afork_test_add_kind_tests ("/afork/process/pid", test_pid);
+  afork_test_add_kind_tests ("/afork/process/args/interleaved", test_args_interleaved);
+  afork_test_add_kind_tests ("/afork/process/args/binary", test_args_binary);
+  afork_test_add_kind_tests ("/afork/process/args/many-fds", test_args_many_fds);
+  afork_test_add_kind_tests ("/afork/process/args/many-fds-held", test_args_many_fds_held);
+  afork_test_add_kind_tests ("/afork/process/args/interleaved-queued",
+                             test_args_interleaved_queued);
   g_test_add_func ("/afork/process/fork/template", test_fork_template);
   g_test_add_func ("/afork/process/fork/closed", test_fork_closed);
   g_test_add_data_func ("/afork/process/fork/sync-behind-queue/1", GUINT_TO_POINTER (1),
                         test_fork_sync_behind_queue);
   g_test_add_data_func ("/afork/process/fork/sync-behind-queue/3", GUINT_TO_POINTER (3),
                         test_fork_sync_behind_queue);
-  add_kind_tests ("/afork/process/error/module", test_error_module);
-  add_kind_tests ("/afork/process/error/function", test_error_function);
-  add_kind_tests ("/afork/process/error/call-function", test_error_call_function);
-  add_kind_tests ("/afork/process/error/call-failed", test_error_call_failed);
+  afork_test_add_kind_tests ("/afork/process/error/module", test_error_module);
+  afork_test_add_kind_tests ("/afork/process/error/function", test_error_function);
+  afork_test_add_kind_tests ("/afork/process/error/call-function", test_error_call_function);
+  afork_test_add_kind_tests ("/afork/process/error/call-failed", test_error_call_failed);
   g_test_add_func ("/afork/process/error/call-failed-silently", test_error_call_failed_silently);
   g_test_add_func ("/afork/process/error/long-message", test_error_long_message);
-  add_kind_tests ("/afork/process/error/crash", test_error_crash);
-  add_kind_tests ("/afork/process/error/bad-fd", test_error_bad_fd);
-  add_kind_tests ("/afork/process/error/run-twice", test_error_run_twice);
-  add_kind_tests ("/afork/process/run/cancel/before", test_cancel_before);
-  add_kind_tests ("/afork/process/run/cancel/blocked", test_cancel_blocked);
-  add_kind_tests ("/afork/process/run/cancel/writing", test_cancel_writing);
-  add_kind_tests ("/afork/process/run/sync", test_run_sync);
+  afork_test_add_kind_tests ("/afork/process/error/crash", test_error_crash);
+  afork_test_add_kind_tests ("/afork/process/error/bad-fd", test_error_bad_fd);
+  afork_test_add_kind_tests ("/afork/process/error/run-twice", test_error_run_twice);
+  afork_test_add_kind_tests ("/afork/process/run/cancel/before", test_cancel_before);
+  afork_test_add_kind_tests ("/afork/process/run/cancel/blocked", test_cancel_blocked);
+  afork_test_add_kind_tests ("/afork/process/run/cancel/writing", test_cancel_writing);
+  afork_test_add_kind_tests ("/afork/process/run/sync", test_run_sync);
   g_test_add_func ("/afork/process/run/sync-errors", test_run_sync_errors);
   g_test_add_func ("/afork/process/run/echo", test_run_echo);
-  add_kind_tests ("/afork/process/lifetime/drop", test_lifetime_drop);
+  afork_test_add_kind_tests ("/afork/process/lifetime/drop", test_lifetime_drop);
   g_test_add_func ("/afork/process/lifetime/drop-queued", test_lifetime_drop_queued);
-  add_kind_tests ("/afork/process/lifetime/forget", test_lifetime_forget);
-  add_kind_tests ("/afork/process/lifetime/forget-template", test_lifetime_forget_template);
+  afork_test_add_kind_tests ("/afork/process/lifetime/forget", test_lifetime_forget);
+  afork_test_add_kind_tests ("/afork/process/lifetime/forget-template",
+                             test_lifetime_forget_template);
   g_test_add_func ("/afork/process/template/restart", test_template_restart);
-  add_kind_tests ("/afork/process/titles", test_titles);
+  afork_test_add_kind_tests ("/afork/process/titles", test_titles);
   g_test_add_func ("/afork/process/threads", test_threads);
   g_test_add_func ("/afork/process/programmer-errors", test_programmer_errors);
 

@@ -135,8 +135,7 @@ run_pid_ok (AforkProcess *process)
   afork_process_require (process, TEST_MODULE);
   connection = afork_process_run (process, "test_run_pid", NULL, &error);
   g_assert_no_error (error);
-  g_socket_set_timeout (g_socket_connection_get_socket (connection), CORE_WAIT_SECONDS);
-  text = read_to_eof (connection);
+  text = afork_test_read_connection (connection);
   want = g_strdup_printf ("pid %d\n", (int) afork_process_get_pid (process));
   g_assert_cmpstr (text, ==, want);
 }
@@ -193,7 +192,7 @@ int
 main (int    argc,
       char **argv)
 {
-  core_test_init (&argc, &argv);
+  afork_test_init (&argc, &argv);
 
   g_test_add_func ("/afork/server/missing", test_server_missing);
   g_test_add_func ("/afork/server/not-executable", test_server_not_executable);

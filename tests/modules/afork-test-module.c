@@ -3,6 +3,8 @@
  * what it sees on its socket, in a line-oriented form the tests parse. */
 #include <afork/afork.h>
 
+#include "afork-test-io.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -17,23 +19,6 @@
 #define EXPORT __attribute__((visibility("default")))
 
 static char *test_global = NULL;
-
-static void
-write_all (int         fd,
-           const char *data,
-           gsize       len)
-{
-  while (len > 0)
-    {
-      ssize_t res = write (fd, data, len);
-      if (res < 0 && errno == EINTR)
-        continue;
-      if (res <= 0)
-        return;
-      data += res;
-      len -= res;
-    }
-}
 
 static void
 report (AforkChild *child,
@@ -52,7 +37,7 @@ report (AforkChild *child,
   line = g_strdup_vprintf (format, args);
   va_end (args);
 
-  write_all (afork_child_get_fd (child), line, strlen (line));
+  afork_test_write_all (afork_child_get_fd (child), line, strlen (line));
 }
 
 /* Writes "pid N\n". */
@@ -79,7 +64,7 @@ test_run_args (AforkChild *child)
           int fd = afork_child_steal_fd (child, i);
           g_autofree char *msg = g_strdup_printf ("fd %u\n", i);
 
-          write_all (fd, msg, strlen (msg));
+          afork_test_write_all (fd, msg, strlen (msg));
           close (fd);
           report (child, "f\n");
         }
@@ -112,8 +97,8 @@ test_run_echo (AforkChild *child)
 
   while ((n = read (fd, buf, sizeof buf)) > 0)
     {
-      write_all (fd, "echo ", 5);
-      write_all (fd, buf, n);
+      afork_test_write_all (fd, "echo ", 5);
+      afork_test_write_all (fd, buf, n);
     }
 }
 
@@ -201,8 +186,8 @@ test_call_notify (AforkChild         *child,
 
       if (afork_child_arg_is_fd (child, i - 1) && fd >= 0)
         {
-          write_all (fd, word, strlen (word));
-          write_all (fd, "\n", 1);
+          afork_test_write_all (fd, word, strlen (word));
+          afork_test_write_all (fd, "\n", 1);
           return TRUE;
         }
     }
@@ -290,7 +275,7 @@ test_run_child_api (AforkChild *child)
 
           if (stolen >= 0)
             {
-              write_all (stolen, msg, strlen (msg));
+              afork_test_write_all (stolen, msg, strlen (msg));
               close (stolen);
             }
 

@@ -3,6 +3,8 @@
  * their pid, wait, die or crash at a chosen step. */
 #include <afork/afork.h>
 
+#include "afork-test-io.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,30 +16,12 @@
 #define EXPORT __attribute__((visibility("default")))
 
 static void
-write_all (int         fd,
-           const char *data,
-           size_t      len)
-{
-  while (len > 0)
-    {
-      ssize_t res = write (fd, data, len);
-
-      if (res < 0 && errno == EINTR)
-        continue;
-      if (res <= 0)
-        return;
-      data += res;
-      len -= (size_t) res;
-    }
-}
-
-static void
 write_pid (int fd)
 {
   char line[32];
   int len = snprintf (line, sizeof line, "pid %d\n", (int) getpid ());
 
-  write_all (fd, line, (size_t) len);
+  afork_test_write_all (fd, line, (size_t) len);
 }
 
 static void
@@ -72,7 +56,7 @@ rel_run_echo (AforkChild *child)
         continue;
       if (n < 0)
         break;
-      write_all (fd, buf, (size_t) n);
+      afork_test_write_all (fd, buf, (size_t) n);
     }
 }
 

@@ -2,14 +2,11 @@
 #include "rel-util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,7 +14,6 @@ void
 rel_init (int    *argc,
           char ***argv)
 {
-  struct rlimit no_core = { 0, 0 };
   sigset_t pipe_set;
 
   /* SIGPIPE is blocked, in every thread (they inherit the mask), and its
@@ -29,10 +25,7 @@ rel_init (int    *argc,
   sigaddset (&pipe_set, SIGPIPE);
   pthread_sigmask (SIG_BLOCK, &pipe_set, NULL);
 
-  g_test_init (argc, argv, NULL);
-
-  /* Children that crash on purpose must not leave core files. */
-  setrlimit (RLIMIT_CORE, &no_core);
+  afork_test_init (argc, argv);
 
   g_type_class_unref (g_type_class_ref (G_TYPE_SOCKET));
   signal (SIGPIPE, SIG_DFL);
@@ -182,6 +175,19 @@ rel_kinds_reset (void)
     g_clear_object (&rel_kinds[i].data);
 }
 
+/* Adds @func once per kind, as @path/NAME, with the RelKind as its data. */
+void
+rel_add_kind_tests (const char    *path,
+                    GTestDataFunc  func)
+{
+  for (guint i = 0; i < rel_n_kinds; i++)
+    {
+      g_autofree char *full = g_strdup_printf ("%s/%s", path, rel_kinds[i].name);
+
+      g_test_add_data_func (full, &rel_kinds[i], func);
+    }
+}
+
 AforkProcess *
 rel_make (RelKind *kind)
 {
@@ -203,9 +209,8 @@ rel_report_pid (AforkProcess *process)
   char buf[64] = { 0 };
   gsize got = 0;
   int fds[2];
-  gint64 pid = 0;
 
-  g_assert_cmpint (pipe2 (fds, O_CLOEXEC), ==, 0);
+  afork_test_pipe (fds);
   afork_process_send_fd (process, fds[1]);
   close (fds[1]);
   afork_process_call (process, "rel_call_report_pid", NULL);
@@ -215,7 +220,7 @@ rel_report_pid (AforkProcess *process)
   while (got < sizeof buf - 1)
     {
       ssize_t res;
-      int ready = poll (&pfd, 1, REL_HANG_LIMIT_S * 1000);
+      int ready = poll (&pfd, 1, AFORK_TEST_WAIT_SECONDS * 1000);
 
       if (ready < 0 && errno == EINTR)
         continue;
@@ -232,10 +237,7 @@ rel_report_pid (AforkProcess *process)
     }
   close (fds[0]);
 
-  g_assert_true (g_str_has_prefix (buf, "pid "));
-  g_assert_true (g_ascii_string_to_signed (g_strchomp (buf + 4), 10, 1, G_MAXINT, &pid, NULL));
-
-  return (GPid) pid;
+  return afork_test_parse_pid_line (g_strchomp (buf));
 }
 
 GPid
@@ -255,7 +257,7 @@ rel_default_template_pid (void)
 
   pid = rel_read_pid_line (connection);
   g_assert_cmpint (pid, ==, afork_process_get_pid (process));
-  g_assert_true (rel_proc_stat (pid, &state, &ppid, NULL));
+  g_assert_true (afork_test_proc_stat (pid, &state, &ppid, NULL));
   g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
 
   cmdline = rel_proc_cmdline (ppid);
@@ -266,37 +268,6 @@ rel_default_template_pid (void)
 }
 
 /* /proc */
-
-gboolean
-rel_proc_stat (GPid  pid,
-               char *state,
-               GPid *ppid,
-               GPid *pgrp)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
-  g_autofree char *contents = NULL;
-  const char *p;
-  int s_ppid, s_pgrp;
-  char s_state;
-
-  if (!g_file_get_contents (path, &contents, NULL, NULL))
-    return FALSE;
-
-  /* The command name may hold spaces and parentheses: skip past the last
-   * closing one. */
-  p = strrchr (contents, ')');
-  if (p == NULL || sscanf (p + 1, " %c %d %d", &s_state, &s_ppid, &s_pgrp) != 3)
-    return FALSE;
-
-  if (state)
-    *state = s_state;
-  if (ppid)
-    *ppid = s_ppid;
-  if (pgrp)
-    *pgrp = s_pgrp;
-
-  return TRUE;
-}
 
 char *
 rel_proc_cmdline (GPid pid)
@@ -338,32 +309,6 @@ rel_proc_list (void)
   return pids;
 }
 
-/* A process that has exited is gone, even when its parent has not reaped
- * it yet. */
-gboolean
-rel_proc_gone (GPid pid)
-{
-  char state;
-
-  return !rel_proc_stat (pid, &state, NULL, NULL) || state == 'Z' || state == 'X';
-}
-
-gboolean
-rel_wait_gone (GPid  pid,
-               guint timeout_s)
-{
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_s * G_USEC_PER_SEC;
-
-  while (!rel_proc_gone (pid))
-    {
-      if (g_get_monotonic_time () > deadline)
-        return FALSE;
-      g_usleep (2000);
-    }
-
-  return TRUE;
-}
-
 GArray *
 rel_zombie_children (GPid parent)
 {
@@ -376,7 +321,7 @@ rel_zombie_children (GPid parent)
       GPid ppid;
       char state;
 
-      if (rel_proc_stat (pid, &state, &ppid, NULL) && ppid == parent && state == 'Z')
+      if (afork_test_proc_stat (pid, &state, &ppid, NULL) && ppid == parent && state == 'Z')
         g_array_append_val (zombies, pid);
     }
 
@@ -405,7 +350,9 @@ rel_settled_fd_count (guint expected)
 {
   guint n = rel_count_fds (getpid ()), still = 0;
 
-  for (guint tries = 0; n != expected && still < 10 && tries < REL_HANG_LIMIT_S * 10; tries++)
+  for (guint tries = 0;
+       n != expected && still < 10 && tries < AFORK_TEST_WAIT_SECONDS * 10;
+       tries++)
     {
       guint last = n;
 
@@ -464,7 +411,7 @@ rel_read_line (GSocketConnection  *connection,
   GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (connection));
   g_autoptr(GString) line = g_string_new (NULL);
 
-  g_socket_set_timeout (socket, REL_HANG_LIMIT_S);
+  g_socket_set_timeout (socket, AFORK_TEST_WAIT_SECONDS);
 
   for (;;)
     {
@@ -492,29 +439,10 @@ rel_read_pid_line (GSocketConnection *connection)
 {
   g_autoptr(GError) error = NULL;
   g_autofree char *line = rel_read_line (connection, &error);
-  gint64 pid = 0;
 
   g_assert_no_error (error);
-  g_assert_nonnull (line);
-  g_assert_true (g_str_has_prefix (line, "pid "));
-  g_assert_true (g_ascii_string_to_signed (line + 4, 10, 1, G_MAXINT, &pid, NULL));
 
-  return (GPid) pid;
-}
-
-void
-rel_drain_to_eof (GSocketConnection *connection)
-{
-  GSocket *socket = g_socket_connection_get_socket (connection);
-  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (connection));
-  g_autoptr(GError) error = NULL;
-  char buf[256];
-  gssize res;
-
-  g_socket_set_timeout (socket, REL_HANG_LIMIT_S);
-  while ((res = g_input_stream_read (in, buf, sizeof buf, NULL, &error)) > 0)
-    ;
-  g_assert_no_error (error);
+  return afork_test_parse_pid_line (line);
 }
 
 /* Main loop */
@@ -610,32 +538,16 @@ rel_watchdog_free (RelWatchdog *watchdog)
   g_free (watchdog);
 }
 
-static gboolean
-hang_cb (gpointer user_data)
-{
-  g_error ("%s did not complete within %d s", (const char *) user_data, REL_HANG_LIMIT_S);
-
-  return G_SOURCE_REMOVE;
-}
-
-/* Iterates @context until *@done, under a watchdog; a wait past the hang
- * limit fails the test. */
+/* Iterates @context until *@done, under a watchdog; a wait past
+ * AFORK_TEST_WAIT_SECONDS fails the test. */
 void
 rel_iterate_until (GMainContext *context,
                    gboolean     *done,
                    const char   *what)
 {
   g_autoptr(RelWatchdog) watchdog = rel_watchdog_new (context);
-  GSource *hang = g_timeout_source_new_seconds (REL_HANG_LIMIT_S);
 
-  g_source_set_callback (hang, hang_cb, (gpointer) what, NULL);
-  g_source_attach (hang, context);
-
-  while (!*done)
-    g_main_context_iteration (context, TRUE);
-
-  g_source_destroy (hang);
-  g_source_unref (hang);
+  afork_test_iterate_until (context, done, what);
 }
 
 static gboolean
@@ -659,45 +571,26 @@ rel_iterate_for (GMainContext *context,
   g_source_unref (timer);
 }
 
-typedef struct
-{
-  GSocketConnection *connection;
-  GError            *error;
-  gboolean           done;
-} RunWait;
-
-static void
-run_wait_cb (GObject      *object,
-             GAsyncResult *result,
-             gpointer      user_data)
-{
-  RunWait *wait = user_data;
-
-  wait->connection = afork_process_run_finish (AFORK_PROCESS (object), result, &wait->error);
-  wait->done = TRUE;
-}
-
-/* run_async in the thread-default context, which is iterated under a
- * watchdog until the run completes. */
+/* afork_test_run () under a watchdog on the thread-default context. */
 GSocketConnection *
 rel_run_async_wait (AforkProcess  *process,
                     const char    *function,
                     GError       **error)
 {
   g_autoptr(GMainContext) context = g_main_context_ref_thread_default ();
-  RunWait wait = { NULL, NULL, FALSE };
+  g_autoptr(RelWatchdog) watchdog = rel_watchdog_new (context);
 
-  afork_process_run_async (process, function, NULL, run_wait_cb, &wait);
-  rel_iterate_until (context, &wait.done, "afork_process_run_async");
+  return afork_test_run (process, function, error);
+}
 
-  if (wait.error != NULL)
-    {
-      g_assert_null (wait.connection);
-      g_propagate_error (error, wait.error);
-      return NULL;
-    }
+/* @process runs rel_run_pid, which reports the pid the process has. */
+void
+rel_assert_runs (AforkProcess *process)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSocketConnection) connection = NULL;
 
-  g_assert_nonnull (wait.connection);
-
-  return wait.connection;
+  connection = rel_run_async_wait (process, "rel_run_pid", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (rel_read_pid_line (connection), ==, afork_process_get_pid (process));
 }

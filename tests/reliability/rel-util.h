@@ -4,16 +4,14 @@
 /* Shared helpers of the reliability tests: process kinds, /proc
  * inspection, a main-loop watchdog. Everything works on real processes. */
 
-#include <afork/afork.h>
+#include "afork-test-common.h"
 
 G_BEGIN_DECLS
 
 /* The main loop must never stall this long while a test waits on a child;
- * a generous bound, to catch a blocked loop, not to measure speed. */
+ * a generous bound, to catch a blocked loop, not to measure speed. No
+ * single wait may take longer than AFORK_TEST_WAIT_SECONDS. */
 #define REL_STALL_LIMIT_S 10
-/* No single wait in a test may take longer than this: past it the test
- * fails as hung. */
-#define REL_HANG_LIMIT_S  60
 
 /* Processes per soak test in CI; the sanitizers make each one slower. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -43,21 +41,16 @@ struct _RelKind
 extern RelKind rel_kinds[];
 extern const guint rel_n_kinds;
 void         rel_kinds_reset           (void);
+void         rel_add_kind_tests        (const char    *path,
+                                        GTestDataFunc  func);
 
 AforkProcess *rel_make                 (RelKind       *kind);
 GPid          rel_report_pid           (AforkProcess  *process);
 GPid          rel_default_template_pid (void);
 
-/* /proc */
-gboolean     rel_proc_stat             (GPid           pid,
-                                        char          *state,
-                                        GPid          *ppid,
-                                        GPid          *pgrp);
+/* /proc (a process's state, parent and group: afork_test_proc_stat ()) */
 char        *rel_proc_cmdline          (GPid           pid);
 GArray      *rel_proc_list             (void);
-gboolean     rel_proc_gone             (GPid           pid);
-gboolean     rel_wait_gone             (GPid           pid,
-                                        guint          timeout_s);
 GArray      *rel_zombie_children       (GPid           parent);
 guint        rel_count_fds             (GPid           pid);
 guint        rel_settled_fd_count      (guint          expected);
@@ -69,7 +62,6 @@ gsize        rel_rss_kib               (void);
 char        *rel_read_line             (GSocketConnection *connection,
                                         GError           **error);
 GPid         rel_read_pid_line         (GSocketConnection *connection);
-void         rel_drain_to_eof          (GSocketConnection *connection);
 
 /* Main loop */
 typedef struct _RelWatchdog RelWatchdog;
@@ -84,6 +76,7 @@ void         rel_iterate_for           (GMainContext  *context,
 GSocketConnection *rel_run_async_wait  (AforkProcess  *process,
                                         const char    *function,
                                         GError       **error);
+void         rel_assert_runs           (AforkProcess  *process);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (RelWatchdog, rel_watchdog_free)
 

@@ -11,17 +11,6 @@
   g_test_expect_message ("Afork", G_LOG_LEVEL_CRITICAL, "*assertion*failed*")
 
 static void
-assert_runs (AforkProcess *process)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocketConnection) connection = NULL;
-
-  connection = rel_run_async_wait (process, "rel_run_pid", &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (rel_read_pid_line (connection), ==, afork_process_get_pid (process));
-}
-
-static void
 test_criticals (gconstpointer data)
 {
   RelKind *kind = (RelKind *) data;
@@ -75,7 +64,7 @@ test_criticals (gconstpointer data)
 
   /* None of it harmed the process. */
   afork_process_send_arg (process, "still fine");
-  assert_runs (process);
+  rel_assert_runs (process);
   rel_assert_no_sigpipe ();
 }
 
@@ -102,7 +91,7 @@ test_closed_fd (gconstpointer data)
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT);
   g_test_message ("closed descriptor: %s", error->message);
   g_clear_error (&error);
-  g_assert_true (rel_wait_gone (pid, REL_HANG_LIMIT_S));
+  g_assert_true (afork_test_wait_gone (pid, AFORK_TEST_WAIT_SECONDS));
 
   /* A number far above any open descriptor. */
   afork_process_send_fd (high, 1000000);
@@ -149,7 +138,7 @@ test_bad_names (void)
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
   g_clear_error (&error);
 
-  assert_runs (twice);
+  rel_assert_runs (twice);
   connection = rel_run_async_wait (twice, "rel_run_pid", &error);
   g_assert_null (connection);
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_CLOSED);
@@ -163,16 +152,8 @@ main (int    argc,
 
   rel_init (&argc, &argv);
 
-  for (guint k = 0; k < rel_n_kinds; k++)
-    {
-      g_autofree char *criticals = g_strdup_printf ("/afork/reliability/caller-input/criticals/%s",
-                                                    rel_kinds[k].name);
-      g_autofree char *closed = g_strdup_printf ("/afork/reliability/caller-input/closed-fd/%s",
-                                                 rel_kinds[k].name);
-
-      g_test_add_data_func (criticals, &rel_kinds[k], test_criticals);
-      g_test_add_data_func (closed, &rel_kinds[k], test_closed_fd);
-    }
+  rel_add_kind_tests ("/afork/reliability/caller-input/criticals", test_criticals);
+  rel_add_kind_tests ("/afork/reliability/caller-input/closed-fd", test_closed_fd);
   g_test_add_func ("/afork/reliability/caller-input/oversized", test_oversized);
   g_test_add_func ("/afork/reliability/caller-input/bad-names", test_bad_names);
 

@@ -144,9 +144,9 @@ test_killed_before_ack (gconstpointer data)
   afork_process_run_async (process, "rel_run_pid", NULL, run_done_cb, &run);
 
   /* Stopped inside the call, with the run command waiting. */
-  for (guint i = 0; i < REL_HANG_LIMIT_S * 100 && state != 'T' && state != 't'; i++)
+  for (guint i = 0; i < AFORK_TEST_WAIT_SECONDS * 100 && state != 'T' && state != 't'; i++)
     {
-      g_assert_true (rel_proc_stat (pid, &state, NULL, NULL));
+      g_assert_true (afork_test_proc_stat (pid, &state, NULL, NULL));
       if (state != 'T' && state != 't')
         rel_iterate_for (context, 10);
     }
@@ -179,7 +179,7 @@ test_killed_idle (gconstpointer data)
   GPid pid = rel_report_pid (process);
 
   g_assert_cmpint (kill (pid, SIGKILL), ==, 0);
-  g_assert_true (rel_wait_gone (pid, REL_HANG_LIMIT_S));
+  g_assert_true (afork_test_wait_gone (pid, AFORK_TEST_WAIT_SECONDS));
 
   for (guint i = 0; i < 4; i++)
     afork_process_send_bytes (process, big);

@@ -13,7 +13,6 @@
 #include "rel-util.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -51,7 +50,7 @@ test_inherited (gconstpointer data)
   pid = rel_read_pid_line (connection);
   assert_not_inherited (pid, "a running process");
 
-  g_assert_true (rel_proc_stat (pid, NULL, &ppid, NULL));
+  g_assert_true (afork_test_proc_stat (pid, NULL, &ppid, NULL));
   if (ppid != getpid ())
     assert_not_inherited (ppid, "its template");
 
@@ -78,7 +77,7 @@ test_pipe_eof (void)
 
   close (leak_pipe[1]);
   leak_pipe[1] = -1;
-  g_assert_cmpint (poll (&pfd, 1, REL_HANG_LIMIT_S * 1000), ==, 1);
+  g_assert_cmpint (poll (&pfd, 1, AFORK_TEST_WAIT_SECONDS * 1000), ==, 1);
   g_assert_cmpint (read (leak_pipe[0], &c, 1), ==, 0);
 }
 
@@ -98,13 +97,13 @@ one_process (RelKind *kind,
     }
 
   /* A descriptor argument too: its copies must not stay in the parent. */
-  g_assert_cmpint (pipe2 (fds, O_CLOEXEC), ==, 0);
+  afork_test_pipe (fds);
   afork_process_send_fd (process, fds[1]);
   close (fds[1]);
   connection = afork_process_run (process, "rel_run_pid", NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (rel_read_pid_line (connection), ==, afork_process_get_pid (process));
-  rel_drain_to_eof (connection);
+  g_free (afork_test_read_connection (connection));
   close (fds[0]);
 }
 
@@ -166,12 +165,7 @@ main (int    argc,
       g_assert_nonnull (leak_targets[i]);
     }
 
-  for (guint k = 0; k < rel_n_kinds; k++)
-    {
-      g_autofree char *path = g_strdup_printf ("/afork/reliability/fd-leaks/inherited/%s",
-                                               rel_kinds[k].name);
-      g_test_add_data_func (path, &rel_kinds[k], test_inherited);
-    }
+  rel_add_kind_tests ("/afork/reliability/fd-leaks/inherited", test_inherited);
   g_test_add_func ("/afork/reliability/fd-leaks/pipe-eof", test_pipe_eof);
   g_test_add_func ("/afork/reliability/fd-leaks/soak", test_soak);
 

@@ -116,7 +116,7 @@ test_socketpairs (gconstpointer data)
   g_assert_cmpuint (assert_unnamed_sockets (getpid (), "the parent"), >, 0);
   g_assert_cmpuint (assert_unnamed_sockets (preparing_pid, "a process in preparation"), >, 0);
   g_assert_cmpuint (assert_unnamed_sockets (pid, "a running process"), >, 0);
-  g_assert_true (rel_proc_stat (pid, NULL, &ppid, NULL));
+  g_assert_true (afork_test_proc_stat (pid, NULL, &ppid, NULL));
   if (ppid != getpid ())
     g_assert_cmpuint (assert_unnamed_sockets (ppid, "a template"), >, 0);
 }
@@ -262,12 +262,7 @@ main (int    argc,
 
   rel_init (&argc, &argv);
 
-  for (guint k = 0; k < rel_n_kinds; k++)
-    {
-      g_autofree char *path = g_strdup_printf ("/afork/reliability/owner/socketpair/%s",
-                                               rel_kinds[k].name);
-      g_test_add_data_func (path, &rel_kinds[k], test_socketpairs);
-    }
+  rel_add_kind_tests ("/afork/reliability/owner/socketpair", test_socketpairs);
   g_test_add_func ("/afork/reliability/owner/server/refuse-pipe", test_refuse_pipe);
   g_test_add_func ("/afork/reliability/owner/server/refuse-closed", test_refuse_closed);
   g_test_add_func ("/afork/reliability/owner/server/refuse-file", test_refuse_file);

@@ -40,7 +40,8 @@ leftovers (GPid pgrp,
       GPid group = 0;
       char state;
 
-      if (pid == owner || !rel_proc_stat (pid, &state, NULL, &group) || state == 'Z' || state == 'X')
+      if (pid == owner || !afork_test_proc_stat (pid, &state, NULL, &group) ||
+          state == 'Z' || state == 'X')
         continue;
       cmdline = rel_proc_cmdline (pid);
       if (group == pgrp ||
@@ -89,7 +90,7 @@ run_parent (const char *mode)
       words = g_strsplit (line, " ", 2);
       g_assert_cmpuint (g_strv_length (words), ==, 2);
       pid = (GPid) g_ascii_strtoll (words[1], NULL, 10);
-      g_assert_false (rel_proc_gone (pid));
+      g_assert_false (afork_test_proc_gone (pid));
       if (g_str_equal (words[0], "running"))
         running = pid;
       else
@@ -131,14 +132,14 @@ run_parent (const char *mode)
   /* Every unrun process is gone (the running one may live on: it belongs
    * to its run function; this one reads to end of file, so it goes too). */
   for (guint i = 0; i < expected->len; i++)
-    g_assert_true (rel_proc_gone (g_array_index (expected, GPid, i)));
+    g_assert_true (afork_test_proc_gone (g_array_index (expected, GPid, i)));
   for (guint i = 0; i < left->len; i++)
     g_assert_cmpint (g_array_index (left, GPid, i), ==, running);
 
   /* Orphans came to this test, a subreaper: reap them. */
   for (guint i = 0; i < expected->len; i++)
     waitpid (g_array_index (expected, GPid, i), NULL, WNOHANG);
-  if (running != 0 && rel_wait_gone (running, ALLOWED_MS / 1000))
+  if (running != 0 && afork_test_wait_gone (running, ALLOWED_MS / 1000))
     waitpid (running, NULL, WNOHANG);
 }
 

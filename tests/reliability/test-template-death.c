@@ -12,7 +12,7 @@ static void
 kill_and_wait (GPid pid)
 {
   g_assert_cmpint (kill (pid, SIGKILL), ==, 0);
-  g_assert_true (rel_wait_gone (pid, REL_HANG_LIMIT_S));
+  g_assert_true (afork_test_wait_gone (pid, AFORK_TEST_WAIT_SECONDS));
 }
 
 static void
@@ -46,17 +46,6 @@ assert_run_fails (AforkProcess *process)
   g_test_message ("run failed as expected: %s", error->message);
 }
 
-static void
-assert_runs (AforkProcess *process)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GSocketConnection) connection = NULL;
-
-  connection = rel_run_async_wait (process, "rel_run_pid", &error);
-  g_assert_no_error (error);
-  g_assert_cmpint (rel_read_pid_line (connection), ==, afork_process_get_pid (process));
-}
-
 /* Processes that run already, or that the template forked already, do not
  * depend on it; the next process comes from a new template. */
 static void
@@ -78,8 +67,8 @@ test_idle (void)
   kill_and_wait (template);
 
   assert_echo (connection, "still there after the template died");
-  g_assert_false (rel_proc_gone (forked_pid));
-  assert_runs (forked);
+  g_assert_false (afork_test_proc_gone (forked_pid));
+  rel_assert_runs (forked);
   g_assert_cmpint (afork_process_get_pid (forked), ==, forked_pid);
 
   /* A new default template, by itself. */
@@ -88,7 +77,7 @@ test_idle (void)
   g_clear_object (&after);
   new_template = rel_default_template_pid ();
   g_assert_cmpint (new_template, !=, template);
-  g_assert_false (rel_proc_gone (new_template));
+  g_assert_false (afork_test_proc_gone (new_template));
 
   assert_echo (connection, "and after a new one started");
   rel_assert_no_sigpipe ();
@@ -125,7 +114,7 @@ test_queued_forks (void)
     }
 
   after = rel_make (&rel_kinds[0]);
-  assert_runs (after);
+  rel_assert_runs (after);
   g_assert_cmpint (rel_default_template_pid (), !=, template);
   rel_assert_no_sigpipe ();
 }
@@ -165,7 +154,7 @@ test_user_template (void)
   assert_run_fails (template);
   assert_run_fails (pending_a);
   assert_run_fails (pending_b);
-  assert_runs (made);
+  rel_assert_runs (made);
   rel_assert_no_sigpipe ();
 }
 
@@ -224,7 +213,7 @@ test_churn (void)
       GPid template = 0;
 
       /* Wait for the thread to have started a template. */
-      for (guint tries = 0; template == 0 && tries < REL_HANG_LIMIT_S * 100; tries++)
+      for (guint tries = 0; template == 0 && tries < AFORK_TEST_WAIT_SECONDS * 100; tries++)
         {
           g_autoptr(GArray) pids = rel_proc_list ();
 
@@ -235,7 +224,8 @@ test_churn (void)
               GPid ppid;
               char state;
 
-              if (!rel_proc_stat (pid, &state, &ppid, NULL) || ppid != getpid () || state == 'Z')
+              if (!afork_test_proc_stat (pid, &state, &ppid, NULL) ||
+                  ppid != getpid () || state == 'Z')
                 continue;
               cmdline = rel_proc_cmdline (pid);
               if (cmdline != NULL && g_str_has_prefix (cmdline, "afork-server ") &&
@@ -281,15 +271,17 @@ test_sigpipe_default (void)
       g_assert_no_error (error);
       child = rel_read_pid_line (connection);
       g_clear_object (&process);
-      rel_drain_to_eof (connection);
+      g_free (afork_test_read_connection (connection));
       g_clear_object (&connection);
 
       /* Reaped by the template: it has written (or tried to write) the
        * wait status by now. */
-      for (guint i = 0; i < REL_HANG_LIMIT_S * 100 && rel_proc_stat (child, NULL, NULL, NULL); i++)
+      for (guint i = 0;
+           i < AFORK_TEST_WAIT_SECONDS * 100 && afork_test_proc_stat (child, NULL, NULL, NULL);
+           i++)
         g_usleep (10000);
       g_usleep (200000);
-      g_assert_false (rel_proc_gone (template));
+      g_assert_false (afork_test_proc_gone (template));
       return;
     }
 

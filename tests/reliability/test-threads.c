@@ -75,8 +75,7 @@ worker_thread (gpointer user_data)
         afork_process_send_bytes (process, big);
 
       afork_process_run_async (process, "rel_run_pid", NULL, run_cb, &run);
-      while (!run.done)
-        g_main_context_iteration (context, TRUE);
+      afork_test_iterate_until (context, &run.done, "afork_process_run_async");
 
       g_assert_no_error (run.error);
       line = rel_read_line (run.connection, &error);

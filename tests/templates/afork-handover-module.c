@@ -3,6 +3,8 @@
  * processes through their connections and runs them. */
 #include <afork/afork.h>
 
+#include "afork-test-io.h"
+
 #include <string.h>
 #include <unistd.h>
 
@@ -24,7 +26,7 @@ handover_run_write_arg (AforkChild *child)
         arg = afork_child_get_arg (child, i, NULL);
     }
 
-  if (fd >= 0 && arg != NULL && write (fd, arg, strlen (arg)) < 0)
+  if (fd >= 0 && arg != NULL && !afork_test_write_all (fd, arg, strlen (arg)))
     _exit (1);
 }
 
@@ -54,7 +56,7 @@ handover_run_tofrom (AforkChild *child)
     }
 
   g_string_append (report, error ? error->message : "ok");
-  if (write (afork_child_get_fd (child), report->str, report->len) < 0)
+  if (!afork_test_write_all (afork_child_get_fd (child), report->str, report->len))
     _exit (1);
   g_string_free (report, TRUE);
 }

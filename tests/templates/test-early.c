@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "templates-util.h"
+#include "afork-test-common.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -25,7 +25,7 @@ early_report (AforkChild *child)
                                              afork_child_get_arg (child, 0, NULL) : "-",
                                              exe ? exe : "?");
 
-  if (write (afork_child_get_fd (child), report, strlen (report)) < 0)
+  if (!afork_test_write_all (afork_child_get_fd (child), report, strlen (report)))
     _exit (1);
 }
 
@@ -39,7 +39,7 @@ run_report (AforkProcess *p,
   c = afork_process_run (afork_process_send_arg (p, arg), "early_report", NULL, &error);
   g_assert_no_error (error);
 
-  return templates_read_connection (c);
+  return afork_test_read_connection (c);
 }
 
 static void

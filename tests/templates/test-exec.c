@@ -1,59 +1,31 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The exec built-in and waiting for processes, through real processes. */
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "templates-util.h"
+#include "afork-test-common.h"
 
-typedef enum { KIND_NEW, KIND_NEW_EXEC, KIND_FORK } Kind;
-
+/* A process of @kind; the template of a fork has an argument pending,
+ * which its fork inherits. */
 static AforkProcess *
-make (Kind kind)
+make (AforkTestKind kind)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(AforkProcess) tmpl = NULL;
-  AforkProcess *p = NULL;
+  AforkProcess *p;
 
-  switch (kind)
-    {
-    case KIND_NEW:
-      p = afork_process_new (&error);
-      break;
-    case KIND_NEW_EXEC:
-      p = afork_process_new_exec (&error);
-      break;
-    case KIND_FORK:
-      tmpl = afork_process_new (&error);
-      g_assert_no_error (error);
-      p = afork_process_fork (afork_process_send_arg (tmpl, "template arg"));
-      break;
-    }
+  if (kind != AFORK_TEST_KIND_FORK)
+    return afork_test_make_process (kind);
+
+  tmpl = afork_process_new (&error);
   g_assert_no_error (error);
+  p = afork_process_fork (afork_process_send_arg (tmpl, "template arg"));
   g_assert_nonnull (p);
 
   return p;
-}
-
-static GPid
-parent_of (GPid pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
-  g_autofree char *stat = NULL;
-  const char *close_paren;
-  int ppid = 0;
-
-  if (!g_file_get_contents (path, &stat, NULL, NULL))
-    return 0;
-  close_paren = strrchr (stat, ')');
-  g_assert_nonnull (close_paren);
-  g_assert_cmpint (sscanf (close_paren + 2, "%*c %d", &ppid), ==, 1);
-
-  return ppid;
 }
 
 /* stdout to a pipe, stderr to the connection. */
@@ -68,18 +40,18 @@ test_exec_stdio (gconstpointer data)
   const char *argv[] = { "sh", "-c", "echo to-stdout; echo to-stderr >&2", NULL };
   int fds[2];
 
-  g_assert_cmpint (pipe2 (fds, O_CLOEXEC), ==, 0);
+  afork_test_pipe (fds);
   c = afork_process_exec (p, argv, NULL, NULL, AFORK_EXEC_FD_INHERIT, fds[1],
                           AFORK_EXEC_FD_SOCKET, NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (c);
   close (fds[1]);   /* the process has its own copy */
 
-  out = templates_read_fd_to_eof (fds[0]);
+  out = afork_test_read_fd_to_eof (fds[0]);
   close (fds[0]);
   g_assert_cmpstr (out, ==, "to-stdout\n");
 
-  err = templates_read_connection (c);
+  err = afork_test_read_connection (c);
   g_assert_cmpstr (err, ==, "to-stderr\n");
 
   g_assert_cmpint (afork_process_get_pid (p), >, 0);
@@ -113,7 +85,7 @@ test_exec_missing (gconstpointer data)
 static void
 test_exec_not_executable (void)
 {
-  g_autoptr(AforkProcess) p = make (KIND_NEW);
+  g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_NEW);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *dir = g_dir_make_tmp ("afork-exec-XXXXXX", &error);
@@ -138,7 +110,7 @@ test_exec_not_executable (void)
 static void
 test_exec_env_cwd (void)
 {
-  g_autoptr(AforkProcess) p = make (KIND_NEW);
+  g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_NEW);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *out = NULL;
@@ -147,7 +119,7 @@ test_exec_env_cwd (void)
 
   c = afork_process_exec (p, argv, envp, "/", -1, AFORK_EXEC_FD_SOCKET, -1, NULL, &error);
   g_assert_no_error (error);
-  out = templates_read_connection (c);
+  out = afork_test_read_connection (c);
   /* HOME is not in the given environment. */
   g_assert_cmpstr (out, ==, "42::/\n");
 }
@@ -156,7 +128,7 @@ test_exec_env_cwd (void)
 static void
 test_exec_closes_other_fds (void)
 {
-  g_autoptr(AforkProcess) p = make (KIND_FORK);
+  g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_FORK);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *out = NULL;
@@ -172,7 +144,7 @@ test_exec_closes_other_fds (void)
 
   c = afork_process_exec (p, argv, NULL, NULL, -1, AFORK_EXEC_FD_SOCKET, -1, NULL, &error);
   g_assert_no_error (error);
-  out = templates_read_connection (c);
+  out = afork_test_read_connection (c);
   lines = g_strsplit (g_strstrip (out), "\n", -1);
   /* 0, 1, 2 and the directory ls itself reads. */
   g_assert_cmpuint (g_strv_length (lines), ==, 4);
@@ -181,20 +153,20 @@ test_exec_closes_other_fds (void)
 static void
 test_wait_forked_exit_status (void)
 {
-  g_autoptr(AforkProcess) p = make (KIND_FORK);
+  g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_FORK);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
   const char *argv[] = { "sh", "-c", "read line; exit 3", NULL };
   int in[2];
 
-  g_assert_cmpint (pipe2 (in, O_CLOEXEC), ==, 0);
+  afork_test_pipe (in);
   c = afork_process_exec (p, argv, NULL, NULL, in[0], -1, -1, NULL, &error);
   g_assert_no_error (error);
   close (in[0]);
 
   /* Not a child of ours: its template reaps it and tells us. */
-  g_assert_cmpint (parent_of (afork_process_get_pid (p)), !=, getpid ());
-  g_assert_cmpint (parent_of (afork_process_get_pid (p)), >, 1);
+  g_assert_cmpint (afork_test_proc_parent (afork_process_get_pid (p)), !=, getpid ());
+  g_assert_cmpint (afork_test_proc_parent (afork_process_get_pid (p)), >, 1);
 
   close (in[1]);
   g_assert_true (afork_process_wait (p, NULL, &error));
@@ -212,7 +184,7 @@ test_wait_forked_exit_status (void)
 static void
 test_wait_forked_signal (void)
 {
-  g_autoptr(AforkProcess) p = make (KIND_NEW);
+  g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_NEW);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
   const char *argv[] = { "sh", "-c", "kill -KILL $$", NULL };
@@ -231,14 +203,14 @@ test_wait_forked_signal (void)
 static void
 test_wait_direct_child (void)
 {
-  g_autoptr(AforkProcess) p = make (KIND_NEW_EXEC);
+  g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_NEW_EXEC);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
   const char *argv[] = { "sh", "-c", "exit 4", NULL };
   GPid pid = afork_process_get_pid (p);
 
   g_assert_cmpint (pid, >, 0);
-  g_assert_cmpint (parent_of (pid), ==, getpid ());
+  g_assert_cmpint (afork_test_proc_parent (pid), ==, getpid ());
 
   c = afork_process_exec (p, argv, NULL, NULL, -1, -1, -1, NULL, &error);
   g_assert_no_error (error);
@@ -268,7 +240,7 @@ test_wait_template_dropped (void)
 
   c = afork_process_run (p, "test_run_pid", NULL, &error);
   g_assert_no_error (error);
-  out = templates_read_connection (c);
+  out = afork_test_read_connection (c);
   g_assert_true (g_str_has_prefix (out, "pid "));
 
   g_assert_true (afork_process_wait (p, NULL, &error));
@@ -278,17 +250,9 @@ test_wait_template_dropped (void)
 }
 
 static void
-store_cb (G_GNUC_UNUSED GObject *object,
-          GAsyncResult          *result,
-          gpointer               user_data)
-{
-  *(GAsyncResult **) user_data = g_object_ref (result);
-}
-
-static void
 test_wait_cancel (void)
 {
-  g_autoptr(AforkProcess) p = make (KIND_NEW);
+  g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_NEW);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
   g_autoptr(GAsyncResult) result = NULL;
@@ -296,15 +260,14 @@ test_wait_cancel (void)
   const char *argv[] = { "sh", "-c", "read line", NULL };
   int in[2];
 
-  g_assert_cmpint (pipe2 (in, O_CLOEXEC), ==, 0);
+  afork_test_pipe (in);
   c = afork_process_exec (p, argv, NULL, NULL, in[0], -1, -1, NULL, &error);
   g_assert_no_error (error);
   close (in[0]);
 
-  afork_process_wait_async (p, cancellable, store_cb, &result);
+  afork_process_wait_async (p, cancellable, afork_test_store_result_cb, &result);
   g_cancellable_cancel (cancellable);
-  while (result == NULL)
-    g_main_context_iteration (NULL, TRUE);
+  afork_test_wait_result (&result);
 
   g_assert_false (afork_process_wait_finish (p, result, &error));
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
@@ -320,7 +283,7 @@ test_wait_cancel (void)
 static void
 test_wait_unknown (void)
 {
-  g_autoptr(AforkProcess) p = make (KIND_NEW);
+  g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_NEW);
   g_autoptr(AforkProcess) q = NULL;
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
@@ -338,20 +301,10 @@ int
 main (int    argc,
       char **argv)
 {
-  struct { const char *name; Kind kind; } kinds[] = {
-    { "new", KIND_NEW }, { "new-exec", KIND_NEW_EXEC }, { "fork", KIND_FORK },
-  };
-
   g_test_init (&argc, &argv, NULL);
 
-  for (guint i = 0; i < G_N_ELEMENTS (kinds); i++)
-    {
-      g_autofree char *stdio = g_strdup_printf ("/afork/exec/stdio/%s", kinds[i].name);
-      g_autofree char *missing = g_strdup_printf ("/afork/exec/missing/%s", kinds[i].name);
-
-      g_test_add_data_func (stdio, GINT_TO_POINTER (kinds[i].kind), test_exec_stdio);
-      g_test_add_data_func (missing, GINT_TO_POINTER (kinds[i].kind), test_exec_missing);
-    }
+  afork_test_add_kind_tests ("/afork/exec/stdio", test_exec_stdio);
+  afork_test_add_kind_tests ("/afork/exec/missing", test_exec_missing);
   g_test_add_func ("/afork/exec/not-executable", test_exec_not_executable);
   g_test_add_func ("/afork/exec/env-cwd", test_exec_env_cwd);
   g_test_add_func ("/afork/exec/closes-other-fds", test_exec_closes_other_fds);

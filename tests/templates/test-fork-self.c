@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "templates-util.h"
+#include "afork-test-common.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -28,34 +28,8 @@ fork_self_report (AforkChild *child)
     if (!afork_child_arg_is_fd (child, i))
       g_string_append_printf (report, " %s", afork_child_get_arg (child, i, NULL));
 
-  if (write (afork_child_get_fd (child), report->str, report->len) < 0)
+  if (!afork_test_write_all (afork_child_get_fd (child), report->str, report->len))
     _exit (1);
-}
-
-static gboolean
-process_gone (GPid pid)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", (int) pid);
-  g_autofree char *stat = NULL;
-  const char *close_paren;
-
-  if (!g_file_get_contents (path, &stat, NULL, NULL))
-    return TRUE;
-  /* A zombie is gone too, as far as running goes. */
-  close_paren = strrchr (stat, ')');
-  return close_paren != NULL && close_paren[2] == 'Z';
-}
-
-static void
-assert_gone_soon (GPid pid)
-{
-  gint64 deadline = g_get_monotonic_time () + TEMPLATES_WAIT_SECONDS * G_USEC_PER_SEC;
-
-  while (!process_gone (pid))
-    {
-      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
-      g_usleep (10000);
-    }
 }
 
 static void
@@ -86,7 +60,7 @@ test_fork_self_shares_data (void)
           c = afork_process_run (afork_process_send_arg (child, arg),
                                  "fork_self_report", NULL, &error);
           g_assert_no_error (error);
-          out = templates_read_connection (c);
+          out = afork_test_read_connection (c);
           g_assert_cmpstr (out, ==, expected);
         }
       return;
@@ -160,15 +134,15 @@ test_fork_self_lifetime (void)
       second_pid = afork_process_get_pid (second);
       g_assert_cmpint (first_pid, >, 0);
       g_assert_cmpint (second_pid, >, 0);
-      g_assert_false (process_gone (first_pid));
+      g_assert_false (afork_test_proc_gone (first_pid));
 
       /* Not our children: waitpid has nothing to reap. */
       g_assert_cmpint (waitpid (-1, NULL, WNOHANG), ==, -1);
       g_assert_cmpint (errno, ==, ECHILD);
 
       g_object_unref (first);
-      assert_gone_soon (first_pid);
-      g_assert_false (process_gone (second_pid));
+      g_assert_true (afork_test_wait_gone (first_pid, AFORK_TEST_WAIT_SECONDS));
+      g_assert_false (afork_test_proc_gone (second_pid));
       return;
     }
 

@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Handing processes over: a connection taken from one AforkProcess becomes
  * another, here or in another process. */
-#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "templates-util.h"
+#include "afork-test-common.h"
 
 static AforkProcess *
 new_with (const char *module)
@@ -46,7 +45,7 @@ test_handover_continue (void)
   afork_process_send_arg (q, "after");
   c = afork_process_run (q, "test_run_args", NULL, &error);
   g_assert_no_error (error);
-  out = templates_read_connection (c);
+  out = afork_test_read_connection (c);
   g_assert_nonnull (strstr (out, " before\n"));
   g_assert_nonnull (strstr (out, " after\n"));
   g_assert_true (strstr (out, " before\n") < strstr (out, " after\n"));
@@ -73,7 +72,7 @@ test_handover_tofrom (void)
   g_assert_no_error (error);
   c2 = afork_process_steal_connection (p2, NULL, &error);
   g_assert_no_error (error);
-  g_assert_cmpint (pipe2 (fds, O_CLOEXEC), ==, 0);
+  afork_test_pipe (fds);
 
   afork_process_send_fd (p3, g_socket_get_fd (g_socket_connection_get_socket (c1)));
   afork_process_send_fd (p3, g_socket_get_fd (g_socket_connection_get_socket (c2)));
@@ -86,10 +85,10 @@ test_handover_tofrom (void)
   g_clear_object (&c2);
   close (fds[1]);
 
-  report = templates_read_connection (c3);
+  report = afork_test_read_connection (c3);
   g_assert_cmpstr (report, ==, "ok");
 
-  written = templates_read_fd_to_eof (fds[0]);
+  written = afork_test_read_fd_to_eof (fds[0]);
   close (fds[0]);
   g_assert_cmpint (strlen (written), ==, 6);
   g_assert_true (g_str_equal (written, "172174") || g_str_equal (written, "174172"));
