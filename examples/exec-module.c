@@ -8,8 +8,12 @@
  *
  * This is the place to prepare what the program inherits: here, signal
  * dispositions and the signal mask go back to their defaults (a server
- * may ignore SIGPIPE, and an ignored signal stays ignored across exec). */
+ * may ignore SIGPIPE, and an ignored signal stays ignored across exec).
+ *
+ * Its messages are translated in the module's text domain, which it binds
+ * when it is loaded. */
 #include <afork/afork.h>
+#include <glib/gi18n-lib.h>
 #include <gmodule.h>
 
 #include <errno.h>
@@ -18,7 +22,17 @@
 #include <string.h>
 #include <unistd.h>
 
+G_MODULE_EXPORT const char *g_module_check_init (GModule *module);
 G_MODULE_EXPORT void example_exec_run (AforkChild *child);
+
+const char *
+g_module_check_init (G_GNUC_UNUSED GModule *module)
+{
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+
+  return NULL;
+}
 
 void
 example_exec_run (AforkChild *child)
@@ -27,11 +41,11 @@ example_exec_run (AforkChild *child)
   int sock = afork_child_get_fd (child);
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   sigset_t none;
-  int out;
+  int out, saved_errno;
 
   if (n_args < 2 || !afork_child_arg_is_fd (child, 0))
     {
-      dprintf (sock, "example_exec_run: expected a descriptor and a command\n");
+      dprintf (sock, _("example_exec_run: expected a descriptor and a command\n"));
       return;
     }
 
@@ -39,7 +53,8 @@ example_exec_run (AforkChild *child)
     {
       if (afork_child_arg_is_fd (child, i))
         {
-          dprintf (sock, "example_exec_run: argument %u is not a string\n", i);
+          /* TRANSLATORS: %u is the position of an argument */
+          dprintf (sock, _("example_exec_run: argument %u is not a string\n"), i);
           return;
         }
       g_ptr_array_add (argv, (char *) afork_child_get_arg (child, i, NULL));
@@ -51,7 +66,9 @@ example_exec_run (AforkChild *child)
   out = afork_child_steal_fd (child, 0);
   if (dup2 (out, STDOUT_FILENO) < 0 || dup2 (sock, STDERR_FILENO) < 0)
     {
-      dprintf (sock, "example_exec_run: dup2: %s\n", strerror (errno));
+      saved_errno = errno;
+      /* TRANSLATORS: %s is the system's description of what went wrong */
+      dprintf (sock, _("example_exec_run: dup2: %s\n"), strerror (saved_errno));
       return;
     }
   if (out > STDERR_FILENO)
@@ -66,6 +83,10 @@ example_exec_run (AforkChild *child)
   execvp (argv->pdata[0], (char **) argv->pdata);
 
   /* Standard error is the afork socket: the parent reads this. */
-  fprintf (stderr, "cannot run %s: %s\n", (char *) argv->pdata[0], strerror (errno));
+  saved_errno = errno;
+  /* TRANSLATORS: %s is the command, then the reason; the parent expects
+   * the same message */
+  fprintf (stderr, _("cannot run %s: %s\n"), (char *) argv->pdata[0],
+           strerror (saved_errno));
   _exit (127);
 }

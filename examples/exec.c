@@ -17,7 +17,9 @@
 #include <afork/afork.h>
 #include <gio/gunixinputstream.h>
 #include <glib-unix.h>
+#include <glib/gi18n.h>
 
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -43,7 +45,7 @@ splice_done_cb (GObject      *object,
 
   if (g_output_stream_splice_finish (G_OUTPUT_STREAM (object), result, &error) < 0)
     {
-      g_printerr ("parent: cannot read the command's output: %s\n", error->message);
+      g_printerr (_("parent: cannot read the command's output: %s\n"), error->message);
       output->failed = TRUE;
     }
 
@@ -62,22 +64,41 @@ memory_text (GMemoryOutputStream *stream)
   return g_strndup (data != NULL ? data : "", size);
 }
 
+typedef enum
+{
+  STANDARD_OUTPUT,
+  STANDARD_ERROR,
+} Stream;
+
 static void
-print_text (const char *label,
+print_text (Stream      stream,
             const char *text)
 {
   g_auto(GStrv) lines = NULL;
 
   if (text[0] == '\0')
     {
-      g_print ("  %s: (nothing)\n", label);
+      if (stream == STANDARD_OUTPUT)
+        g_print (_("  stdout: (nothing)\n"));
+      else
+        g_print (_("  stderr: (nothing)\n"));
       return;
     }
 
   lines = g_strsplit (text, "\n", -1);
   for (guint i = 0; lines[i] != NULL; i++)
-    if (lines[i][0] != '\0' || lines[i + 1] != NULL)
-      g_print ("  %s: %s\n", label, lines[i]);
+    {
+      if (lines[i][0] == '\0' && lines[i + 1] == NULL)
+        continue;
+      if (stream == STANDARD_OUTPUT)
+        /* TRANSLATORS: %s is a line the command wrote to its standard
+         * output */
+        g_print (_("  stdout: %s\n"), lines[i]);
+      else
+        /* TRANSLATORS: %s is a line the command wrote to its standard
+         * error */
+        g_print (_("  stderr: %s\n"), lines[i]);
+    }
 }
 
 /* Runs @argv in a new process made by afork; fills @out_text and
@@ -109,14 +130,14 @@ run_command (const char * const  *argv,
 
   if (!g_unix_open_pipe (pipe_fds, FD_CLOEXEC, &error))
     {
-      g_printerr ("parent: cannot make a pipe: %s\n", error->message);
+      g_printerr (_("parent: cannot make a pipe: %s\n"), error->message);
       return FALSE;
     }
 
   process = afork_process_new (&error);
   if (process == NULL)
     {
-      g_printerr ("parent: cannot create a process: %s\n", error->message);
+      g_printerr (_("parent: cannot create a process: %s\n"), error->message);
       close (pipe_fds[0]);
       close (pipe_fds[1]);
       return FALSE;
@@ -138,10 +159,11 @@ run_command (const char * const  *argv,
   connection = afork_process_run (process, "example_exec_run", NULL, &error);
   if (connection == NULL)
     {
-      g_printerr ("parent: the process did not start: %s\n", error->message);
+      g_printerr (_("parent: the process did not start: %s\n"), error->message);
       return FALSE;
     }
-  g_print ("  (process %d)\n", (int) afork_process_get_pid (process));
+  /* TRANSLATORS: %d is a process id */
+  g_print (_("  (process %d)\n"), (int) afork_process_get_pid (process));
 
   /* Read standard output and standard error at the same time: reading one
    * to its end first could wait forever on a command that fills the other. */
@@ -161,8 +183,8 @@ run_command (const char * const  *argv,
 
   *out_text = memory_text (output.out);
   *err_text = memory_text (output.err);
-  print_text ("stdout", *out_text);
-  print_text ("stderr", *err_text);
+  print_text (STANDARD_OUTPUT, *out_text);
+  print_text (STANDARD_ERROR, *err_text);
 
   g_object_unref (output.out);
   g_object_unref (output.err);
@@ -187,11 +209,25 @@ check_command (const char * const *argv,
       !g_str_has_prefix (err_text, expected_err_prefix) ||
       (expected_err_prefix[0] == '\0' && err_text[0] != '\0'))
     {
-      g_printerr ("parent: unexpected output from %s\n", argv[0]);
+      /* TRANSLATORS: %s is the name of a command */
+      g_printerr (_("parent: unexpected output from %s\n"), argv[0]);
       return FALSE;
     }
 
   return TRUE;
+}
+
+/* What exec-module.c writes when it cannot run @command, up to the
+ * reason, which depends on the system. */
+static char *
+cannot_run_prefix (const char *command)
+{
+  /* TRANSLATORS: written by the process when it cannot run a command: %s
+   * is the command, then the reason. Keep it the same as the message of
+   * the process itself */
+  g_autofree char *message = g_strdup_printf (_("cannot run %s: %s\n"), command, "\x1f");
+
+  return g_strndup (message, strcspn (message, "\x1f"));
 }
 
 int
@@ -202,13 +238,20 @@ main (void)
     "/bin/sh", "-c", "echo to standard output; echo to standard error >&2", NULL
   };
   const char * const missing[] = { "no-such-command-for-afork", NULL };
+  g_autofree char *missing_err = NULL;
   gboolean ok = TRUE;
+
+  setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
 
   example_use_build_tree ();
 
   ok &= check_command (echo, "hi\n", "");
   ok &= check_command (both, "to standard output\n", "to standard error\n");
-  ok &= check_command (missing, "", "cannot run no-such-command-for-afork: ");
+  missing_err = cannot_run_prefix (missing[0]);
+  ok &= check_command (missing, "", missing_err);
 
   return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }

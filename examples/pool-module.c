@@ -8,8 +8,13 @@
  *
  * All workers wait on the same listening socket and the kernel wakes them
  * all; the ones that lose the race get EAGAIN from accept() (the socket is
- * non-blocking) and go back to waiting. */
+ * non-blocking) and go back to waiting.
+ *
+ * The line a worker answers with is for the parent to parse and is never
+ * translated; its own error message is, in the module's text domain,
+ * which it binds when it is loaded. */
 #include <afork/afork.h>
+#include <glib/gi18n-lib.h>
 #include <gmodule.h>
 
 #include <errno.h>
@@ -19,7 +24,17 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+G_MODULE_EXPORT const char *g_module_check_init (GModule *module);
 G_MODULE_EXPORT void example_pool_run (AforkChild *child);
+
+const char *
+g_module_check_init (G_GNUC_UNUSED GModule *module)
+{
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+
+  return NULL;
+}
 
 static void
 write_all (int         fd,
@@ -65,7 +80,7 @@ example_pool_run (AforkChild *child)
       !afork_child_arg_is_fd (child, 0) ||
       afork_child_arg_is_fd (child, 1))
     {
-      g_printerr ("example_pool_run: expected a listening socket and an id\n");
+      g_printerr (_("example_pool_run: expected a listening socket and an id\n"));
       return;
     }
 
@@ -97,6 +112,7 @@ example_pool_run (AforkChild *child)
           if (client < 0)
             continue;   /* another worker took it (EAGAIN), or it went away */
 
+          /* For the parent to parse: not translated. */
           g_snprintf (line, sizeof line, "worker %s pid %d\n", id, (int) getpid ());
           write_all (client, line, strlen (line));
           close (client);

@@ -19,8 +19,10 @@
  * Exits with status 1 if an answer did not come from one of the workers,
  * or if a worker did not stop. */
 #include <afork/afork.h>
+#include <glib/gi18n.h>
 
 #include <errno.h>
+#include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +68,7 @@ listen_on_loopback (guint16  *port,
 }
 
 /* Connects to the pool and reads the line the worker sends: "worker ID
- * pid PID". Returns the index of the worker, or -1. */
+ * pid PID", never translated. Returns the index of the worker, or -1. */
 static int
 ask_pool (guint16     port,
           PoolWorker *workers)
@@ -81,7 +83,7 @@ ask_pool (guint16     port,
   connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
   if (connection == NULL)
     {
-      g_printerr ("parent: cannot connect: %s\n", error->message);
+      g_printerr (_("parent: cannot connect: %s\n"), error->message);
       return -1;
     }
 
@@ -89,14 +91,16 @@ ask_pool (guint16     port,
   line = g_data_input_stream_read_line_utf8 (input, NULL, NULL, &error);
   if (line == NULL)
     {
-      g_printerr ("parent: no answer: %s\n", error != NULL ? error->message : "end of stream");
+      g_printerr (_("parent: no answer: %s\n"),
+                  error != NULL ? error->message : _("end of stream"));
       return -1;
     }
 
   if (sscanf (line, "worker %d pid %d", &id, &pid) != 2 ||
       id < 1 || id > N_WORKERS || pid != workers[id - 1].pid)
     {
-      g_printerr ("parent: unexpected answer \"%s\"\n", line);
+      /* TRANSLATORS: %s is the line a worker sent */
+      g_printerr (_("parent: unexpected answer \"%s\"\n"), line);
       return -1;
     }
 
@@ -118,7 +122,7 @@ stop_worker (PoolWorker *worker)
 
   if (!g_socket_shutdown (socket, FALSE, TRUE, &error))
     {
-      g_printerr ("parent: cannot close: %s\n", error->message);
+      g_printerr (_("parent: cannot close: %s\n"), error->message);
       return FALSE;
     }
 
@@ -157,22 +161,28 @@ main (void)
   guint16 port = 0;
   guint n_busy = 0;
 
+  setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+
   example_use_build_tree ();
 
   listener = listen_on_loopback (&port, &error);
   if (listener == NULL)
     {
-      g_printerr ("parent: cannot listen: %s\n", error->message);
+      g_printerr (_("parent: cannot listen: %s\n"), error->message);
       return EXIT_FAILURE;
     }
-  g_print ("parent: listening on 127.0.0.1:%u\n", port);
+  /* TRANSLATORS: %u is a TCP port number */
+  g_print (_("parent: listening on 127.0.0.1:%u\n"), port);
 
   /* The pool template: the module, and the listening socket as its first
    * run argument. send_fd() duplicates the descriptor. */
   pool = afork_process_new (&error);
   if (pool == NULL)
     {
-      g_printerr ("parent: cannot create the pool: %s\n", error->message);
+      g_printerr (_("parent: cannot create the pool: %s\n"), error->message);
       return EXIT_FAILURE;
     }
   afork_process_require (pool, example_module (EXAMPLE_POOL_MODULE_NAME,
@@ -191,11 +201,15 @@ main (void)
       workers[i].connection = afork_process_run (worker, "example_pool_run", NULL, &error);
       if (workers[i].connection == NULL)
         {
-          g_printerr ("parent: worker %s did not start: %s\n", id, error->message);
+          /* TRANSLATORS: the first %s is the number of a worker, the
+           * second the error */
+          g_printerr (_("parent: worker %s did not start: %s\n"), id, error->message);
           return EXIT_FAILURE;
         }
       workers[i].pid = afork_process_get_pid (worker);
-      g_print ("parent: worker %2s is process %d\n", id, (int) workers[i].pid);
+      /* TRANSLATORS: %2s is the number of a worker, padded to two
+       * places, %d a process id */
+      g_print (_("parent: worker %2s is process %d\n"), id, (int) workers[i].pid);
     }
 
   for (int i = 0; i < N_CONNECTIONS; i++)
@@ -208,25 +222,35 @@ main (void)
           continue;
         }
 
-      g_print ("parent: connection %2d was served by worker %2d (process %d)\n",
+      /* TRANSLATORS: the numbers of a connection and of a worker, padded
+       * to two places, then a process id */
+      g_print (_("parent: connection %2d was served by worker %2d (process %d)\n"),
                i + 1, w + 1, (int) workers[w].pid);
       if (workers[w].served++ == 0)
         n_busy++;
     }
-  g_print ("parent: %u of %d workers served %d connections\n",
+  /* TRANSLATORS: how many of the %d workers of the pool served the %d
+   * connections; the plural form follows the number of workers */
+  g_print (ngettext ("parent: %u of %d worker served %d connections\n",
+                     "parent: %u of %d workers served %d connections\n",
+                     N_WORKERS),
            n_busy, N_WORKERS, N_CONNECTIONS);
 
   for (int i = 0; i < N_WORKERS; i++)
     {
       if (!stop_worker (&workers[i]) || !wait_until_gone (workers[i].pid))
         {
-          g_printerr ("parent: worker %d (process %d) did not stop\n",
+          /* TRANSLATORS: the number of a worker, then its process id */
+          g_printerr (_("parent: worker %d (process %d) did not stop\n"),
                       i + 1, (int) workers[i].pid);
           status = EXIT_FAILURE;
         }
     }
   if (status == EXIT_SUCCESS)
-    g_print ("parent: all %d workers have stopped\n", N_WORKERS);
+    g_print (ngettext ("parent: %d worker has stopped\n",
+                       "parent: all %d workers have stopped\n",
+                       N_WORKERS),
+             N_WORKERS);
 
   /* Dropping the template closes its socket, and it exits too. */
   g_clear_object (&pool);

@@ -2,16 +2,18 @@
 /* For stingy users: the worker's code lives in the program itself, not in
  * a module of its own.
  *
- * afork_early_init(), called first in main(), forks the still-small
- * program into a template; afork_process_new() then forks that copy, whose
- * run function is the program's own do_it(). The program is linked with
- * -rdynamic (meson: export_dynamic) so that do_it() can be found by name.
+ * afork_early_init(), called at the start of main() once the locale is
+ * set, forks the still-small program into a template; afork_process_new()
+ * then forks that copy, whose run function is the program's own do_it().
+ * The program is linked with -rdynamic (meson: export_dynamic) so that
+ * do_it() can be found by name.
  *
  * Shows: the worker runs a function of this very program (its
  * /proc/self/exe is this program), without any module or afork-server. */
 #include <afork/afork.h>
+#include <glib/gi18n.h>
 
-#include <stdio.h>
+#include <locale.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,7 +23,8 @@ void
 do_it (AforkChild *child)
 {
   g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
-  g_autofree char *line = g_strdup_printf ("pid %d running do_it() of %s\n",
+  /* TRANSLATORS: %d is a process id, %s the path of the program */
+  g_autofree char *line = g_strdup_printf (_("pid %d running do_it() of %s\n"),
                                            (int) getpid (), exe ? exe : "?");
 
   if (write (afork_child_get_fd (child), line, strlen (line)) < 0)
@@ -39,10 +42,17 @@ main (void)
   char buf[512];
   gssize n;
 
-  /* The very first thing: the program is small and single-threaded. */
+  /* Before the early template is forked, so that the workers translate
+   * their messages too. */
+  setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+
+  /* Then at once: the program is small and single-threaded. */
   if (!afork_early_init (&error))
     {
-      g_printerr ("early init failed: %s\n", error->message);
+      g_printerr (_("early init failed: %s\n"), error->message);
       return 1;
     }
 
@@ -56,7 +66,7 @@ main (void)
   connection = afork_process_run (worker, "do_it", NULL, &error);
   if (connection == NULL)
     {
-      g_printerr ("run failed: %s\n", error->message);
+      g_printerr (_("run failed: %s\n"), error->message);
       return 1;
     }
 
@@ -67,12 +77,13 @@ main (void)
       return 1;
     }
   buf[n] = '\0';
-  printf ("worker says: %s", buf);
+  /* TRANSLATORS: %s is the line the worker wrote, which ends the line */
+  g_print (_("worker says: %s"), buf);
 
   self_exe = g_file_read_link ("/proc/self/exe", NULL);
   if (self_exe == NULL || strstr (buf, self_exe) == NULL)
     {
-      g_printerr ("the worker did not run this program's function\n");
+      g_printerr (_("the worker did not run this program's function\n"));
       return 1;
     }
 

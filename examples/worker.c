@@ -14,7 +14,9 @@
  * come from the process afork reported, or if the worker did not exit
  * after it. */
 #include <afork/afork.h>
+#include <glib/gi18n.h>
 
+#include <locale.h>
 #include <stdlib.h>
 
 #include "example-common.h"
@@ -39,12 +41,12 @@ end_read_cb (GObject      *object,
 
   bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (object), result, &error);
   if (bytes == NULL)
-    g_printerr ("parent: reading from the worker failed: %s\n", error->message);
+    g_printerr (_("parent: reading from the worker failed: %s\n"), error->message);
   else if (g_bytes_get_size (bytes) != 0)
-    g_printerr ("parent: the worker said more than expected\n");
+    g_printerr (_("parent: the worker said more than expected\n"));
   else
     {
-      g_print ("parent: worker %d has exited\n", (int) worker->pid);
+      g_print (_("parent: worker %d has exited\n"), (int) worker->pid);
       worker->status = EXIT_SUCCESS;
     }
 
@@ -65,20 +67,25 @@ greeting_read_cb (GObject      *object,
                                                     result, NULL, &error);
   if (line == NULL)
     {
-      g_printerr ("parent: no greeting from the worker: %s\n",
-                  error != NULL ? error->message : "end of stream");
+      g_printerr (_("parent: no greeting from the worker: %s\n"),
+                  error != NULL ? error->message : _("end of stream"));
       g_main_loop_quit (worker->loop);
       return;
     }
 
-  g_print ("parent: worker %d says: \"%s\"\n", (int) worker->pid, line);
+  /* TRANSLATORS: %d is a process id, %s what the worker wrote */
+  g_print (_("parent: worker %d says: \"%s\"\n"), (int) worker->pid, line);
 
   /* The greeting names the pid the child sees with getpid(): it must be
-   * the one afork reported. */
-  expected = g_strdup_printf ("Hello from worker %d", (int) worker->pid);
+   * the one afork reported. The child translates it as the parent does:
+   * it inherited the same environment, so the same locale. */
+  /* TRANSLATORS: written by the worker, whose pid is %d; keep it the same
+   * as the worker's own message */
+  expected = g_strdup_printf (_("Hello from worker %d"), (int) worker->pid);
   if (g_strcmp0 (line, expected) != 0)
     {
-      g_printerr ("parent: expected \"%s\"\n", expected);
+      /* TRANSLATORS: %s is the greeting the worker should have written */
+      g_printerr (_("parent: expected \"%s\"\n"), expected);
       g_main_loop_quit (worker->loop);
       return;
     }
@@ -102,13 +109,13 @@ worker_running_cb (GObject      *object,
   worker->connection = afork_process_run_finish (process, result, &error);
   if (worker->connection == NULL)
     {
-      g_printerr ("parent: the worker did not start: %s\n", error->message);
+      g_printerr (_("parent: the worker did not start: %s\n"), error->message);
       g_main_loop_quit (worker->loop);
       return;
     }
 
   worker->pid = afork_process_get_pid (process);
-  g_print ("parent: worker %d is running example_worker_run()\n", (int) worker->pid);
+  g_print (_("parent: worker %d is running example_worker_run()\n"), (int) worker->pid);
 
   /* The connection is a GSocketConnection: read it like any other stream. */
   stream = g_io_stream_get_input_stream (G_IO_STREAM (worker->connection));
@@ -124,13 +131,18 @@ main (void)
   g_autoptr(GError) error = NULL;
   Worker worker = { NULL, NULL, NULL, 0, EXIT_FAILURE };
 
+  setlocale (LC_ALL, "");
+  bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+  bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+  textdomain (GETTEXT_PACKAGE);
+
   example_use_build_tree ();
 
   /* A fork of the default template, which afork starts on first use. */
   process = afork_process_new (&error);
   if (process == NULL)
     {
-      g_printerr ("parent: cannot create a process: %s\n", error->message);
+      g_printerr (_("parent: cannot create a process: %s\n"), error->message);
       return EXIT_FAILURE;
     }
 
