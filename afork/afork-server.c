@@ -236,9 +236,22 @@ spare_drop (AforkServer *server,
       ;
 }
 
-/* Forks the spare, once the template has answered a fork request and
- * while the parent is busy with the new process. Returns TRUE in the
- * spare, once it has been handed the socket of the process it becomes. */
+/* Whether to fork a spare before waiting for the next command: in a
+ * template (a server that has forked) without one, when no command is
+ * waiting already. */
+static gboolean
+spare_wanted (AforkServer *server)
+{
+  struct pollfd pfd = { server->sock, POLLIN, 0 };
+
+  if (sigchld_pipe[0] < 0 || server->spare_pid > 0)
+    return FALSE;
+
+  return poll (&pfd, 1, 0) == 0;
+}
+
+/* Forks the spare. Returns TRUE in the spare, once it has been handed the
+ * socket of the process it becomes (its command stream starts afresh). */
 static gboolean
 spare_start (AforkServer *server)
 {
@@ -831,8 +844,7 @@ handle_fork (AforkServer *server)
                          GINT_TO_POINTER (server->next_status_fd));
   server->next_status_fd = -1;
 
-  /* Fork the next one now, while the parent deals with this one. */
-  return spare_start (server);
+  return FALSE;
 }
 
 /* Handles one frame. Returns TRUE if the stream restarted (after a fork, in
@@ -1036,6 +1048,12 @@ serve_loop (AforkServer *server)
 
       if (sigchld_pending)
         reap_children (server);
+
+      /* About to wait with nothing buffered: a template forks its spare
+       * now, while the parent deals with the process it just got. One
+       * that is busy (requests already waiting) forks directly. */
+      if (server->in->len == 0 && spare_wanted (server) && spare_start (server))
+        continue;
 
       if (receive (server, want) == 0)
         {
