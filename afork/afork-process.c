@@ -445,6 +445,12 @@ new_from_shared_template (gboolean   for_exec,
  * and never forks the calling program itself. If the default template has
  * died, a new one is started.
  *
+ * The request is written at once; the template handles requests in
+ * order. Only when several hundred requests are waiting for it (a burst
+ * of calls from a loop that does not let the processes run) does this
+ * call wait for the template to catch up, as a write to a full pipe
+ * would.
+ *
  * Returns: (transfer full): the new process, or %NULL if the default
  *   template could not be started
  *

@@ -297,6 +297,21 @@ send_fork (int               template_fd,
     {
       gssize res = _afork_sendmsg_fds (template_fd, frames->data + sent, frames->len - sent,
                                        request->send_fds, sent == 0 ? 2 : 0, 0);
+
+      if (res < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        {
+          /* A burst of requests filled the socket: the template is busy,
+           * not gone (a dead one gives EPIPE). Wait for room, as a write
+           * to a full pipe would. */
+          struct pollfd pfd = { template_fd, POLLOUT, 0 };
+
+          if (poll (&pfd, 1, -1) < 0 && errno != EINTR)
+            {
+              *saved_errno = errno;
+              return FALSE;
+            }
+          continue;
+        }
       if (res < 0)
         {
           *saved_errno = errno;
