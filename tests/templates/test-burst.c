@@ -12,8 +12,10 @@
 /* More requests than a unix socket's buffer holds (a few hundred). */
 #define BURST 2000
 
-/* The number of processes titled "afork-server OWNER template", OWNER
- * being this program. */
+/* The number of default templates: children of this program titled
+ * "afork-server OWNER template", OWNER being this program. (A process the
+ * template has just forked has that title too for a moment, but it is
+ * the template's child.) */
 static guint
 count_default_templates (void)
 {
@@ -31,7 +33,8 @@ count_default_templates (void)
 
       if (g_ascii_isdigit (entry->d_name[0]) &&
           g_file_get_contents (path, &contents, &len, NULL) &&
-          len > 0 && strcmp (contents, wanted) == 0)
+          len > 0 && strcmp (contents, wanted) == 0 &&
+          afork_test_proc_parent ((GPid) g_ascii_strtoll (entry->d_name, NULL, 10)) == getpid ())
         n++;
     }
   closedir (dir);
