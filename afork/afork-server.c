@@ -133,6 +133,17 @@ sigchld_setup (void)
   signal (SIGPIPE, SIG_IGN);
 }
 
+/* Closes this process's end of the spare's channel and forgets the spare
+ * (which, if it still waits, sees the channel close and exits). */
+static void
+spare_forget (AforkServer *server)
+{
+  if (server->spare_sock >= 0)
+    close (server->spare_sock);
+  server->spare_sock = -1;
+  server->spare_pid = -1;
+}
+
 /* What a process leaves behind when it stops being the server it was
  * forked from: the command loop's own descriptors. (A SIGCHLD handler left
  * installed only writes to a pipe that no longer exists.) */
@@ -166,10 +177,7 @@ server_forget_loop_state (AforkServer *server)
   server->owner_pidfd = -1;
 
   /* The template's spare is not this process's business. */
-  if (server->spare_sock >= 0)
-    close (server->spare_sock);
-  server->spare_sock = -1;
-  server->spare_pid = -1;
+  spare_forget (server);
 
   for (guint i = 0; i < server->fds->len; i++)
     close (g_array_index (server->fds, int, i));
@@ -196,9 +204,7 @@ reap_children (AforkServer *server)
 
       if (pid == server->spare_pid)
         {
-          close (server->spare_sock);
-          server->spare_sock = -1;
-          server->spare_pid = -1;
+          spare_forget (server);
           continue;
         }
 
@@ -226,10 +232,7 @@ spare_drop (AforkServer *server,
 {
   pid_t pid = server->spare_pid;
 
-  if (server->spare_sock >= 0)
-    close (server->spare_sock);
-  server->spare_sock = -1;
-  server->spare_pid = -1;
+  spare_forget (server);
 
   if (reap && pid > 0)
     while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
@@ -347,9 +350,7 @@ spare_hand_over (AforkServer *server,
       return -1;
     }
 
-  close (server->spare_sock);
-  server->spare_sock = -1;
-  server->spare_pid = -1;
+  spare_forget (server);
 
   return pid;
 }
