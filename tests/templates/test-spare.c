@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The spare: after each fork, a template forks the next process ahead and
- * hands it the socket of the next request. These tests check that a new
+/* The spare: a template that has forked forks the next process ahead
+ * while it is idle, and hands it the socket of the next request. These tests check that a new
  * process never sees a template older than its request, that there is one
  * spare per template, and that no spare outlives its template or stays
  * behind a template that runs. */
