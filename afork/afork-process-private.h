@@ -10,4 +10,9 @@ AforkProcess *_afork_process_new_for_fd (int           fd,
                                          GPid          pid,
                                          int           status_fd);
 
+void          _afork_process_queue_frame (AforkProcess *self,
+                                         guint8        command,
+                                         const guint8 *payload,
+                                         gsize         len);
+
 G_END_DECLS

@@ -273,6 +273,34 @@ queue_strings (AforkProcess       *self,
   flush_soon (self);
 }
 
+/* Queues a frame of @command with a payload already encoded (by the
+ * codec), for the commands other files of the library add (the sandbox). */
+void
+_afork_process_queue_frame (AforkProcess *self,
+                            guint8        command,
+                            const guint8 *payload,
+                            gsize         len)
+{
+  gsize start;
+
+  if (!can_queue (self))
+    return;
+
+  start = _afork_wire_begin (self->out, command);
+  g_byte_array_append (self->out, payload, len);
+
+  if (!_afork_wire_end (self->out, start))
+    {
+      set_error (self, g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                    _("A command for the process is larger than %u bytes"),
+                                    AFORK_WIRE_MAX_PAYLOAD));
+      discard_queue (self);
+      return;
+    }
+
+  flush_soon (self);
+}
+
 /* Queues an `h` frame carrying @fd, which the queue then owns. */
 static void
 queue_fd (AforkProcess *self,
