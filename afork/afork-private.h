@@ -6,7 +6,7 @@
 #include <sys/types.h>
 #include <glib/gi18n-lib.h>
 
-#include "afork.h"
+#include "afork-error.h"
 
 G_BEGIN_DECLS
 
@@ -21,7 +21,14 @@ G_BEGIN_DECLS
 /* The highest code of AforkError, for checking codes read off the wire. */
 #define _AFORK_ERROR_LAST AFORK_ERROR_STATUS_UNKNOWN
 
+/* afork-error.c */
 void      _afork_i18n_init          (void);
+void      _afork_set_error_errno    (GError      **error,
+                                     int           code,
+                                     int           saved_errno,
+                                     const char   *what);
+
+/* afork-fd.c: descriptors and system calls */
 gboolean  _afork_fd_set_blocking    (int           fd,
                                      gboolean      blocking);
 gssize    _afork_sendmsg_fds        (int           sock,
@@ -31,9 +38,5 @@ gssize    _afork_sendmsg_fds        (int           sock,
                                      guint         n_fds,
                                      int           flags);
 void      _afork_close_fds_from     (int           lowfd);
-void      _afork_set_error_errno    (GError      **error,
-                                     int           code,
-                                     int           saved_errno,
-                                     const char   *what);
 
 G_END_DECLS

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "afork-private.h"
+#include "afork-child.h"
 
 G_BEGIN_DECLS
 

@@ -707,56 +707,28 @@ handle_exec (AforkServer  *server,
              const guint8 *payload,
              guint32       len)
 {
-  g_autoptr(GArray) strings = parse_strings (server, payload, len);
-  g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func (g_free);
-  g_autoptr(GPtrArray) envp = g_ptr_array_new_with_free_func (g_free);
-  g_autofree char *stdio = NULL;
-  g_autofree char *cwd = NULL;
-  g_autofree char *has_env = NULL;
-  g_autofree char *argc_str = NULL;
-  guint64 argc = 0;
+  g_autoptr(GError) error = NULL;
+  AforkWireExec exec;
   int stdio_src[3] = { -1, -1, -1 };
   int status_fd;
   sigset_t all;
 
-  if (strings->len < 5)
-    die (server, _("Malformed exec command"));
-
-  stdio = wire_cstring (&g_array_index (strings, AforkWireString, 0), NULL);
-  cwd = wire_cstring (&g_array_index (strings, AforkWireString, 1), NULL);
-  has_env = wire_cstring (&g_array_index (strings, AforkWireString, 2), NULL);
-  argc_str = wire_cstring (&g_array_index (strings, AforkWireString, 3), NULL);
-  if (stdio == NULL || strlen (stdio) != 3 || cwd == NULL || has_env == NULL ||
-      argc_str == NULL ||
-      !g_ascii_string_to_unsigned (argc_str, 10, 1, strings->len - 4, &argc, NULL))
-    die (server, _("Malformed exec command"));
-
-  for (guint i = 4; i < strings->len; i++)
-    {
-      char *str = wire_cstring (&g_array_index (strings, AforkWireString, i), NULL);
-
-      if (str == NULL)
-        die (server, _("Malformed exec command"));
-      g_ptr_array_add (i < 4 + argc ? argv : envp, str);
-    }
-  g_ptr_array_add (argv, NULL);
-  g_ptr_array_add (envp, NULL);
+  if (!_afork_wire_parse_exec (payload, len, &exec, &error))
+    die (server, error->message);
 
   status_fd = _afork_child_pop_last_fd (&server->child);
   if (status_fd < 0)
     die (server, _("Exec command without a status channel"));
   for (int t = 2; t >= 0; t--)
     {
-      if (stdio[t] == 'f')
+      if (exec.stdio[t] == 'f')
         {
           stdio_src[t] = _afork_child_pop_last_fd (&server->child);
           if (stdio_src[t] < 0)
             die (server, _("Exec command without the descriptors it names"));
         }
-      else if (stdio[t] == 's')
+      else if (exec.stdio[t] == 's')
         stdio_src[t] = server->sock;
-      else if (stdio[t] != 'i')
-        die (server, _("Malformed exec command"));
     }
 
   acknowledge_or_exit (server, server->error);
@@ -785,13 +757,13 @@ handle_exec (AforkServer  *server,
     if (stdio_src[t] >= 0 && dup2 (stdio_src[t], t) < 0)
       write_errno_and_exit (status_fd, errno);
 
-  if (cwd[0] != '\0' && chdir (cwd) != 0)
+  if (exec.cwd != NULL && chdir (exec.cwd) != 0)
     write_errno_and_exit (status_fd, errno);
 
-  if (has_env[0] == '1')
-    execvpe (argv->pdata[0], (char **) argv->pdata, (char **) envp->pdata);
+  if (exec.envp != NULL)
+    execvpe (exec.argv[0], exec.argv, exec.envp);
   else
-    execvp (argv->pdata[0], (char **) argv->pdata);
+    execvp (exec.argv[0], exec.argv);
 
   write_errno_and_exit (status_fd, errno);
 }

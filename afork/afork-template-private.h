@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+#include <gio/gio.h>
+
 #include "afork-private.h"
+#include "afork-template.h"
 
 G_BEGIN_DECLS
 
@@ -34,6 +37,9 @@ gboolean  _afork_registry_fork           (AforkForkRequest  *request,
                                           gboolean           for_exec,
                                           gboolean          *forked,
                                           GError           **error);
+void      _afork_registry_close_in_fork  (int                keep);
+
+/* afork-fork-self.c */
 gboolean  _afork_fork_server             (int               *fd_out,
                                           GPid              *pid_out,
                                           GError           **error);

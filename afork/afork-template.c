@@ -1,11 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "afork-template-private.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -178,8 +176,8 @@ _afork_untrack_fd (int fd)
 
 /* In a fresh fork of the program: the parent's afork descriptors are not
  * the server's business, and would keep its children from seeing EOF. */
-static void
-close_tracked_fds (int keep)
+void
+_afork_registry_close_in_fork (int keep)
 {
   GHashTableIter iter;
   gpointer fd;
@@ -388,129 +386,6 @@ _afork_registry_fork (AforkForkRequest  *request,
       close (request->send_fds[1]);
       request->send_fds[0] = request->send_fds[1] = -1;
     }
-
-  return TRUE;
-}
-
-/* Counts the threads of the calling process, for real. */
-gboolean
-_afork_check_single_threaded (GError **error)
-{
-  DIR *dir = opendir ("/proc/self/task");
-  struct dirent *entry;
-  guint n = 0;
-
-  if (dir == NULL)
-    {
-      _afork_set_error_errno (error, AFORK_ERROR_FAILED, errno, "/proc/self/task");
-      return FALSE;
-    }
-
-  while ((entry = readdir (dir)) != NULL)
-    if (entry->d_name[0] != '.')
-      n++;
-  closedir (dir);
-
-  if (n > 1)
-    {
-      g_set_error (error, AFORK_ERROR, AFORK_ERROR_THREADED,
-                   g_dngettext (GETTEXT_PACKAGE,
-                                "Refusing to fork the program: it runs %u thread, and only a "
-                                "single-threaded program can be forked safely",
-                                "Refusing to fork the program: it runs %u threads, and only a "
-                                "single-threaded program can be forked safely", n),
-                   n);
-      return FALSE;
-    }
-
-  return TRUE;
-}
-
-/* Forks the calling program into a server, twice, so that the server is
- * nobody's zombie: the intermediate process exits at once and is reaped
- * here, and the server is adopted by init (or a subreaper). */
-gboolean
-_afork_fork_server (int      *fd_out,
-                    GPid     *pid_out,
-                    GError  **error)
-{
-  GPid owner = getpid ();
-  int sv[2], pp[2];
-  pid_t pid, server_pid = 0;
-  int status;
-
-  if (!_afork_check_single_threaded (error))
-    return FALSE;
-
-  if (!_afork_socketpair (sv, error))
-    return FALSE;
-
-  if (pipe2 (pp, O_CLOEXEC) != 0)
-    {
-      _afork_set_error_errno (error, AFORK_ERROR_FAILED, errno, "pipe2()");
-      close (sv[0]);
-      close (sv[1]);
-      return FALSE;
-    }
-
-  fflush (NULL);
-  pid = fork ();
-  if (pid < 0)
-    {
-      _afork_set_error_errno (error, AFORK_ERROR_SPAWN_FAILED, errno, "fork()");
-      close (sv[0]);
-      close (sv[1]);
-      close (pp[0]);
-      close (pp[1]);
-      return FALSE;
-    }
-
-  if (pid == 0)
-    {
-      pid_t grandchild = fork ();
-
-      if (grandchild != 0)
-        {
-          gint32 value = grandchild;
-
-          if (write (pp[1], &value, sizeof value) < 0)
-            { /* the caller reads 0 */ }
-          _exit (grandchild < 0 ? 1 : 0);
-        }
-
-      close (sv[0]);
-      close (pp[0]);
-      close (pp[1]);
-      close_tracked_fds (sv[1]);
-      _afork_server_set_title ("afork %d template", (int) owner);
-      _afork_server_serve (sv[1], owner);
-    }
-
-  close (sv[1]);
-  close (pp[1]);
-  while (waitpid (pid, &status, 0) < 0 && errno == EINTR)
-    ;
-  {
-    gint32 value = 0;
-    gssize res;
-
-    do
-      res = read (pp[0], &value, sizeof value);
-    while (res < 0 && errno == EINTR);
-    server_pid = res == sizeof value ? value : 0;
-  }
-  close (pp[0]);
-
-  if (server_pid <= 0)
-    {
-      g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED,
-                           _("Forking the program into a server failed"));
-      close (sv[0]);
-      return FALSE;
-    }
-
-  *fd_out = sv[0];
-  *pid_out = server_pid;
 
   return TRUE;
 }

@@ -76,4 +76,41 @@ void            _afork_wire_put_error_reply   (GByteArray       *out,
 void            _afork_wire_put_ok_reply      (GByteArray       *out,
                                                GPid              pid);
 
+/* The `x` command, decoded: what the exec built-in needs. Each of
+ * @stdio's letters says where standard input, output and error come
+ * from: 'f' a descriptor sent before the command (the last ones, in
+ * order, before the status channel), 's' the socket, 'i' the server's
+ * own. */
+typedef struct
+{
+  char    stdio[4];   /* NUL-terminated */
+  char   *cwd;        /* NULL to keep the server's */
+  char  **argv;       /* at least the program */
+  char  **envp;       /* NULL to keep the server's */
+} AforkWireExec;
+
+gboolean        _afork_wire_put_exec          (GByteArray          *out,
+                                               const char           stdio[3],
+                                               const char          *cwd,
+                                               const char * const  *argv,
+                                               const char * const  *envp);
+gboolean        _afork_wire_parse_exec        (const guint8        *payload,
+                                               gsize                len,
+                                               AforkWireExec       *exec,
+                                               GError             **error);
+void            _afork_wire_exec_clear        (AforkWireExec       *exec);
+
+/* The exec status channel: a child that cannot execute its program
+ * writes 8 bytes, the step that failed then the errno, each a
+ * little-endian u32, and exits with 127. End of file with nothing read
+ * means the program started. */
+#define AFORK_WIRE_EXEC_STATUS_SIZE 8
+
+typedef enum
+{
+  AFORK_WIRE_EXEC_STEP_EXEC  = 0,   /* execvp() or execvpe() */
+  AFORK_WIRE_EXEC_STEP_CHDIR = 1,   /* chdir() to the working directory */
+  AFORK_WIRE_EXEC_STEP_STDIO = 2,   /* setting up standard descriptors */
+} AforkWireExecStep;
+
 G_END_DECLS

@@ -277,3 +277,145 @@ _afork_wire_parse_reply (guint8         command,
 
   return FALSE;
 }
+
+/* The size of the payload of a string list, or G_MAXSIZE when it would
+ * not fit in a frame. Computed before anything is copied. */
+static gsize
+strings_size (gsize               size,
+              const char * const *strings)
+{
+  for (guint i = 0; strings != NULL && strings[i] != NULL; i++)
+    {
+      gsize len = strlen (strings[i]);
+
+      if (len > AFORK_WIRE_MAX_PAYLOAD || size + 4 + len > AFORK_WIRE_MAX_PAYLOAD)
+        return G_MAXSIZE;
+      size += 4 + len;
+    }
+
+  return size;
+}
+
+/* Appends an `x` frame: stdio letters, working directory (empty to keep),
+ * "1" or "0" for whether an environment follows, the number of
+ * arguments, the arguments, the environment. Returns FALSE, appending
+ * nothing, when the frame would be larger than the protocol allows. */
+gboolean
+_afork_wire_put_exec (GByteArray         *out,
+                      const char          stdio[3],
+                      const char         *cwd,
+                      const char * const *argv,
+                      const char * const *envp)
+{
+  const char * const fixed[] = { cwd ? cwd : "", NULL };
+  char argc[16];
+  gsize size, start;
+
+  g_return_val_if_fail (argv != NULL && argv[0] != NULL, FALSE);
+
+  g_snprintf (argc, sizeof argc, "%u", g_strv_length ((char **) argv));
+  size = 4 + 3 + 4 + 1 + 4 + strlen (argc);
+  size = strings_size (size, fixed);
+  if (size != G_MAXSIZE)
+    size = strings_size (size, argv);
+  if (size != G_MAXSIZE)
+    size = strings_size (size, envp);
+  if (size == G_MAXSIZE)
+    return FALSE;
+
+  start = _afork_wire_begin (out, AFORK_WIRE_EXEC);
+  _afork_wire_put_string (out, stdio, 3);
+  _afork_wire_put_string (out, fixed[0], strlen (fixed[0]));
+  _afork_wire_put_string (out, envp ? "1" : "0", 1);
+  _afork_wire_put_string (out, argc, strlen (argc));
+  for (guint i = 0; argv[i] != NULL; i++)
+    _afork_wire_put_string (out, argv[i], strlen (argv[i]));
+  for (guint i = 0; envp != NULL && envp[i] != NULL; i++)
+    _afork_wire_put_string (out, envp[i], strlen (envp[i]));
+
+  return _afork_wire_end (out, start);
+}
+
+/* A copy of @s, or NULL if it holds a NUL byte (no C string can). */
+static char *
+exec_cstring (const AforkWireString *s)
+{
+  if (s->len > 0 && memchr (s->data, '\0', s->len) != NULL)
+    return NULL;
+
+  return g_strndup ((const char *) s->data, s->len);
+}
+
+/* Decodes the payload of an `x` frame into @exec, which the caller
+ * clears with _afork_wire_exec_clear() whatever the result. */
+gboolean
+_afork_wire_parse_exec (const guint8   *payload,
+                        gsize           len,
+                        AforkWireExec  *exec,
+                        GError        **error)
+{
+  g_autoptr(GArray) strings = g_array_new (FALSE, FALSE, sizeof (AforkWireString));
+  g_autofree char *has_env = NULL;
+  g_autofree char *argc_str = NULL;
+  const AforkWireString *stdio;
+  guint64 argc = 0;
+
+  memset (exec, 0, sizeof *exec);
+
+  if (!_afork_wire_parse_strings (payload, len, strings, NULL) || strings->len < 5)
+    goto malformed;
+
+  stdio = &g_array_index (strings, AforkWireString, 0);
+  if (stdio->len != 3)
+    goto malformed;
+  for (guint i = 0; i < 3; i++)
+    {
+      if (stdio->data[i] != 'f' && stdio->data[i] != 's' && stdio->data[i] != 'i')
+        goto malformed;
+      exec->stdio[i] = (char) stdio->data[i];
+    }
+
+  exec->cwd = exec_cstring (&g_array_index (strings, AforkWireString, 1));
+  has_env = exec_cstring (&g_array_index (strings, AforkWireString, 2));
+  argc_str = exec_cstring (&g_array_index (strings, AforkWireString, 3));
+  if (exec->cwd == NULL || has_env == NULL || argc_str == NULL ||
+      (strcmp (has_env, "0") != 0 && strcmp (has_env, "1") != 0) ||
+      !g_ascii_string_to_unsigned (argc_str, 10, 1, strings->len - 4, &argc, NULL))
+    goto malformed;
+  if (exec->cwd[0] == '\0')
+    g_clear_pointer (&exec->cwd, g_free);
+
+  if (has_env[0] == '0' && strings->len != 4 + argc)
+    goto malformed;
+
+  exec->argv = g_new0 (char *, argc + 1);
+  if (has_env[0] == '1')
+    exec->envp = g_new0 (char *, strings->len - 4 - argc + 1);
+  for (guint i = 4; i < strings->len; i++)
+    {
+      char *str = exec_cstring (&g_array_index (strings, AforkWireString, i));
+
+      if (str == NULL)
+        goto malformed;
+      if (i < 4 + argc)
+        exec->argv[i - 4] = str;
+      else
+        exec->envp[i - 4 - argc] = str;
+    }
+
+  return TRUE;
+
+malformed:
+  _afork_wire_exec_clear (exec);
+  g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                       _("Malformed exec command"));
+  return FALSE;
+}
+
+void
+_afork_wire_exec_clear (AforkWireExec *exec)
+{
+  g_clear_pointer (&exec->cwd, g_free);
+  g_clear_pointer (&exec->argv, g_strfreev);
+  g_clear_pointer (&exec->envp, g_strfreev);
+}

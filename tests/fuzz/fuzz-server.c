@@ -26,6 +26,7 @@
 #include "afork-server-private.h"
 
 #include <errno.h>
+#include <gio/gio.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>

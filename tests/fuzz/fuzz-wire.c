@@ -7,7 +7,9 @@
  * The first byte of an input picks the mode:
  *   0  a command stream, as a server reads it
  *   1  a reply, as a parent reads it
- *   2  strings (separated by 0xff) encoded into a frame, then decoded */
+ *   2  strings (separated by 0xff) encoded into a frame, then decoded
+ *   3  the payload of an exec command, decoded, then encoded again and
+ *      decoded to the same request */
 #include "afork-private.h"
 
 #include <stdint.h>
@@ -161,6 +163,57 @@ fuzz_round_trip (const guint8 *data,
     }
 }
 
+static gboolean
+strv_equal0 (char **a,
+             char **b)
+{
+  if (a == NULL || b == NULL)
+    return a == b;
+
+  return g_strv_equal ((const char * const *) a, (const char * const *) b);
+}
+
+static void
+fuzz_exec (const guint8 *data,
+           gsize         size)
+{
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+  AforkWireExec exec, again;
+  guint8 command = 0;
+  guint32 plen = 0;
+
+  if (!_afork_wire_parse_exec (data, size, &exec, &error))
+    {
+      if (error == NULL || error->domain != AFORK_ERROR || exec.argv != NULL ||
+          exec.envp != NULL || exec.cwd != NULL)
+        abort ();
+      return;
+    }
+
+  /* What the server relies on. */
+  if (error != NULL || exec.argv == NULL || exec.argv[0] == NULL ||
+      strlen (exec.stdio) != 3 || strspn (exec.stdio, "fsi") != 3 ||
+      (exec.cwd != NULL && exec.cwd[0] == '\0'))
+    abort ();
+
+  if (!_afork_wire_put_exec (out, exec.stdio, exec.cwd,
+                             (const char * const *) exec.argv,
+                             (const char * const *) exec.envp))
+    abort ();
+  if (_afork_wire_parse_header (out->data, out->len, FALSE, &command, &plen, &error) != AFORK_WIRE_STATUS_OK ||
+      command != AFORK_WIRE_EXEC || plen != out->len - AFORK_WIRE_HEADER_SIZE)
+    abort ();
+  if (!_afork_wire_parse_exec (out->data + AFORK_WIRE_HEADER_SIZE, plen, &again, &error))
+    abort ();
+  if (strcmp (exec.stdio, again.stdio) != 0 || g_strcmp0 (exec.cwd, again.cwd) != 0 ||
+      !strv_equal0 (exec.argv, again.argv) || !strv_equal0 (exec.envp, again.envp))
+    abort ();
+
+  _afork_wire_exec_clear (&exec);
+  _afork_wire_exec_clear (&again);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data,
                         size_t         size)
@@ -168,7 +221,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   if (size < 1)
     return 0;
 
-  switch (data[0] % 3)
+  switch (data[0] % 4)
     {
     case 0:
       fuzz_commands (data + 1, size - 1);
@@ -176,8 +229,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
     case 1:
       fuzz_reply (data + 1, size - 1);
       break;
-    default:
+    case 2:
       fuzz_round_trip (data + 1, size - 1);
+      break;
+    default:
+      fuzz_exec (data + 1, size - 1);
       break;
     }
 

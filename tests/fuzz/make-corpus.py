@@ -104,6 +104,13 @@ wire = {
     'reply-error-bad-domain': b'\x01' + frame('e', u32(16) + strings(b'g-io-error-qu\x99\x8dk', 'Broekn xipe')),
     'round-trip': b'\x02' + b'one\xfftwo\xff\xff' + b'bin\x00ary',
     'round-trip-empty': b'\x02',
+    'exec': b'\x03' + strings('fsi', '/tmp', '1', '2', 'prog', 'arg', 'A=1', 'B=2'),
+    'exec-keep-env': b'\x03' + strings('iii', '', '0', '1', 'prog'),
+    'exec-bad-stdio': b'\x03' + strings('fxi', '', '0', '1', 'prog'),
+    'exec-argc-too-large': b'\x03' + strings('iii', '', '0', '3', 'prog'),
+    'exec-extra-without-env': b'\x03' + strings('iii', '', '0', '1', 'prog', 'A=1'),
+    'exec-nul-argument': b'\x03' + strings('iii', '', '0', '2', 'prog', b'a\x00b'),
+    'exec-short': b'\x03' + strings('iii', '', '0'),
 }
 
 outdir = sys.argv[1]

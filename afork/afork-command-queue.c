@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The command queue of an AforkProcess and its writer.
+ *
+ * Commands are encoded into a buffer as they are queued and written to
+ * the process's socket as far as it takes them without blocking; the rest
+ * goes from the process's main context when the socket has room again.
+ * A descriptor travels with the first byte of its `h` frame. */
+#include "afork-process-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "afork-template-private.h"
+#include "afork-wire-private.h"
+
+/* Closes a descriptor the library holds and forgets it. */
+void
+_afork_process_clear_fd (int *fd)
+{
+  if (*fd >= 0)
+    {
+      _afork_untrack_fd (*fd);
+      close (*fd);
+      *fd = -1;
+    }
+}
+
+void
+_afork_process_set_error (AforkProcess *self,
+                          GError       *error)
+{
+  if (self->error == NULL)
+    self->error = error;
+  else
+    g_error_free (error);
+}
+
+/* Drops everything queued: after an error nothing more is worth sending. */
+void
+_afork_process_discard_queue (AforkProcess *self)
+{
+  g_byte_array_set_size (self->out, 0);
+  self->out_pos = 0;
+  g_array_set_size (self->out_fds, 0);
+}
+
+gboolean
+_afork_process_can_queue (AforkProcess *self)
+{
+  return self->error == NULL && self->fd >= 0 && !self->ran;
+}
+
+/* Writes as much of the queue as the socket takes without blocking. A
+ * descriptor always travels no later than the bytes of its `h` frame. */
+AforkFlushResult
+_afork_process_flush (AforkProcess *self)
+{
+  if (self->fd < 0)
+    return self->out_pos < self->out->len ? AFORK_FLUSH_FAILED : AFORK_FLUSH_DONE;
+
+  while (self->out_pos < self->out->len)
+    {
+      int fds[AFORK_MAX_FDS_PER_MESSAGE];
+      guint n_fds = MIN (self->out_fds->len, AFORK_MAX_FDS_PER_MESSAGE);
+      gsize len = self->out->len - self->out_pos;
+      gssize res;
+
+      if (n_fds < self->out_fds->len)
+        len = g_array_index (self->out_fds, AforkQueuedFd, n_fds).offset - self->out_pos;
+
+      for (guint i = 0; i < n_fds; i++)
+        fds[i] = g_array_index (self->out_fds, AforkQueuedFd, i).fd;
+
+      res = _afork_sendmsg_fds (self->fd, self->out->data + self->out_pos, len,
+                                fds, n_fds, MSG_DONTWAIT);
+      if (res < 0)
+        {
+          int saved_errno = errno;
+
+          if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
+            return AFORK_FLUSH_BLOCKED;
+
+          if (saved_errno == EPIPE || saved_errno == ECONNRESET)
+            _afork_process_set_error (self, g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+                                                                 _("The process exited before it read its commands")));
+          else
+            {
+              GError *error = NULL;
+              _afork_set_error_errno (&error, AFORK_ERROR_FAILED, saved_errno,
+                                      _("Writing to the process"));
+              _afork_process_set_error (self, error);
+            }
+          _afork_process_discard_queue (self);
+          return AFORK_FLUSH_FAILED;
+        }
+
+      g_array_remove_range (self->out_fds, 0, n_fds);   /* closes the sent copies */
+      self->out_pos += res;
+    }
+
+  /* Everything went: start the buffer afresh. */
+  g_byte_array_set_size (self->out, 0);
+  self->out_pos = 0;
+
+  return AFORK_FLUSH_DONE;
+}
+
+static gboolean
+write_source_cb (G_GNUC_UNUSED int           fd,
+                 G_GNUC_UNUSED GIOCondition  condition,
+                 gpointer      user_data)
+{
+  AforkProcess *self = user_data;
+
+  if (_afork_process_flush (self) == AFORK_FLUSH_BLOCKED)
+    return G_SOURCE_CONTINUE;
+
+  g_clear_pointer (&self->write_source, g_source_unref);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Writes what can be written now; if the socket is full, the rest goes
+ * from the process's main context. The source holds a reference, so a
+ * process dropped at once still delivers its commands. */
+void
+_afork_process_flush_soon (AforkProcess *self)
+{
+  if (self->write_source != NULL)
+    return;
+
+  if (_afork_process_flush (self) != AFORK_FLUSH_BLOCKED)
+    return;
+
+  self->write_source = g_unix_fd_source_new (self->fd, G_IO_OUT);
+  g_source_set_static_name (self->write_source, "[afork] process write");
+  g_source_set_callback (self->write_source, (GSourceFunc) G_CALLBACK (write_source_cb),
+                         g_object_ref (self), g_object_unref);
+  g_source_attach (self->write_source, self->context);
+}
+
+void
+_afork_process_cancel_write_source (AforkProcess *self)
+{
+  if (self->write_source != NULL)
+    {
+      GSource *source = g_steal_pointer (&self->write_source);
+
+      g_source_destroy (source);
+      g_source_unref (source);
+    }
+}
+
+/* Closes the socket, which makes a process that has not started its
+ * function exit, and drops what was still queued. */
+void
+_afork_process_close_socket (AforkProcess *self)
+{
+  _afork_process_clear_fd (&self->fd);
+  _afork_process_discard_queue (self);
+}
+
+static void
+queue_end (AforkProcess *self,
+           gsize         start)
+{
+  if (!_afork_wire_end (self->out, start))
+    {
+      _afork_process_set_error (self, g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                                   _("A command for the process is larger than %u bytes"),
+                                                   AFORK_WIRE_MAX_PAYLOAD));
+      _afork_process_discard_queue (self);
+      return;
+    }
+
+  _afork_process_flush_soon (self);
+}
+
+void
+_afork_process_queue_strings (AforkProcess       *self,
+                              guint8              command,
+                              const char         *first,
+                              gsize               first_len,
+                              const char * const *rest)
+{
+  gsize start;
+
+  if (!_afork_process_can_queue (self))
+    return;
+
+  start = _afork_wire_begin (self->out, command);
+  if (first != NULL)
+    _afork_wire_put_string (self->out, first, first_len);
+  for (guint i = 0; rest != NULL && rest[i] != NULL; i++)
+    _afork_wire_put_string (self->out, rest[i], strlen (rest[i]));
+
+  queue_end (self, start);
+}
+
+/* Queues a frame of @command with a payload already encoded (by the
+ * codec), for the commands other files of the library add (the sandbox). */
+void
+_afork_process_queue_frame (AforkProcess *self,
+                            guint8        command,
+                            const guint8 *payload,
+                            gsize         len)
+{
+  gsize start;
+
+  if (!_afork_process_can_queue (self))
+    return;
+
+  start = _afork_wire_begin (self->out, command);
+  g_byte_array_append (self->out, payload, len);
+
+  queue_end (self, start);
+}
+
+/* Makes @fd, which the queue then owns, travel with the `h` frame at
+ * @offset of the queue. */
+void
+_afork_process_queue_fd (AforkProcess *self,
+                         int           fd,
+                         gsize         offset)
+{
+  AforkQueuedFd q = { fd, offset };
+
+  _afork_track_fd (fd);
+  g_array_append_val (self->out_fds, q);
+}
+
+/* Queues an `h` frame carrying a copy of @fd. Returns FALSE, with the
+ * process's error set, when @fd cannot be duplicated. */
+gboolean
+_afork_process_queue_dup_fd (AforkProcess *self,
+                             int           fd)
+{
+  gsize offset = self->out->len;
+  int copy;
+
+  copy = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0)
+    {
+      int saved_errno = errno;
+
+      _afork_process_set_error (self, g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                                   /* TRANSLATORS: %d is a file descriptor number */
+                                                   _("Cannot send file descriptor %d: %s"),
+                                                   fd, g_strerror (saved_errno)));
+      return FALSE;
+    }
+
+  _afork_wire_put_empty (self->out, AFORK_WIRE_FD);
+  _afork_process_queue_fd (self, copy, offset);
+
+  return TRUE;
+}
+
+static gboolean
+upstream_write_cb (G_GNUC_UNUSED int           fd,
+                   G_GNUC_UNUSED GIOCondition  condition,
+                   gpointer                    user_data)
+{
+  return _afork_process_flush (user_data) == AFORK_FLUSH_BLOCKED ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+static void
+destroy_source (GSource *source)
+{
+  g_source_destroy (source);
+  g_source_unref (source);
+}
+
+/* Our fork request (or that of a template up the chain) may still wait in
+ * a template's queue, written from that template's context: write it from
+ * @context too, so that a synchronous run (or a run in another context of
+ * the same thread) cannot wait for a context nobody iterates. Returns the
+ * sources attached, which the caller destroys when done, or NULL. */
+GPtrArray *
+_afork_process_flush_upstream_in (AforkProcess *self,
+                                  GMainContext *context)
+{
+  GPtrArray *sources = NULL;
+
+  for (AforkProcess *up = self->upstream; up != NULL; up = up->upstream)
+    if (up->fd >= 0 && up->out_pos < up->out->len)
+      {
+        GSource *source = g_unix_fd_source_new (up->fd, G_IO_OUT);
+
+        if (sources == NULL)
+          sources = g_ptr_array_new_with_free_func ((GDestroyNotify) destroy_source);
+        g_source_set_static_name (source, "[afork] upstream write");
+        g_source_set_callback (source, (GSourceFunc) G_CALLBACK (upstream_write_cb),
+                               g_object_ref (up), g_object_unref);
+        g_source_attach (source, context);
+        g_ptr_array_add (sources, source);
+      }
+
+  return sources;
+}

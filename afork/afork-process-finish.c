@@ -1,0 +1,894 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Finishing a process: the last command (run a function, execute a
+ * program) or none (hand the connection over), then the child's reply,
+ * and for an exec the end of its status channel. The synchronous forms
+ * run the asynchronous ones in a private main context. */
+#include "afork-process-private.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib-unix.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "afork-template-private.h"
+#include "afork-wire-private.h"
+
+/* The largest reply a child may send to `r`: an error message is cut at
+ * 64 KiB by the server. */
+#define MAX_REPLY_PAYLOAD (128 * 1024)
+
+/* How a process is finished: entering a run function, becoming another
+ * program, or being handed over as it is. */
+typedef enum
+{
+  FINISH_RUN,
+  FINISH_EXEC,
+  FINISH_STEAL,
+} FinishMode;
+
+/* The state of a finish, from the last command to the child's reply (and
+ * for an exec, to the end of its status channel). */
+typedef struct
+{
+  FinishMode mode;
+  GSource   *io_source;
+  GSource   *cancel_source;
+  GPtrArray *upstream_sources;  /* GSource *: write the templates' queues from here */
+  guint8     header[AFORK_WIRE_HEADER_SIZE + 4];   /* and the first 4 payload bytes */
+  gsize      header_got;
+  guint8     command;
+  guint8    *payload;
+  guint32    payload_len;
+  gsize      payload_got;
+  int        exec_status_fd;      /* read end: EOF once the program started */
+  guint8     exec_errno[4];
+  gsize      exec_errno_got;
+  char      *exec_program;
+  GSocketConnection *connection;  /* ready, for an exec waiting on its status */
+} FinishData;
+
+void
+_afork_clear_source (GSource **source)
+{
+  if (*source != NULL)
+    {
+      g_source_destroy (*source);
+      g_clear_pointer (source, g_source_unref);
+    }
+}
+
+static void
+finish_data_free (FinishData *data)
+{
+  _afork_clear_source (&data->io_source);
+  _afork_clear_source (&data->cancel_source);
+  g_clear_pointer (&data->upstream_sources, g_ptr_array_unref);
+  if (data->exec_status_fd >= 0)
+    close (data->exec_status_fd);
+  g_free (data->payload);
+  g_free (data->exec_program);
+  g_clear_object (&data->connection);
+  g_free (data);
+}
+
+/* Completes: with @connection on success, else with @error, after closing
+ * the socket, which makes a process that has not started its function
+ * exit: nothing is left behind. */
+static void
+finish_return (GTask             *task,
+               GSocketConnection *connection,
+               GError            *error)
+{
+  AforkProcess *self = g_task_get_source_object (task);
+  FinishData *data = g_task_get_task_data (task);
+
+  _afork_clear_source (&data->io_source);
+  _afork_clear_source (&data->cancel_source);
+  g_clear_pointer (&data->upstream_sources, g_ptr_array_unref);
+
+  if (error != NULL)
+    {
+      g_clear_object (&connection);
+      _afork_process_close_socket (self);
+      g_task_return_error (task, error);
+    }
+  else
+    g_task_return_pointer (task, connection, g_object_unref);
+}
+
+/* Reads into @buf up to @want bytes. Returns -1 with errno when nothing
+ * could be read, 0 at end of stream. */
+static gssize
+read_some (int     fd,
+           guint8 *buf,
+           gsize   want)
+{
+  gssize res;
+
+  do
+    res = read (fd, buf, want);
+  while (res < 0 && errno == EINTR);
+
+  return res;
+}
+
+/* Reads into @buf until @got reaches @want. Returns AFORK_FLUSH_DONE, or
+ * AFORK_FLUSH_BLOCKED to wait, or AFORK_FLUSH_FAILED at end of stream. */
+AforkFlushResult
+_afork_read_exactly (int     fd,
+              guint8 *buf,
+              gsize  *got,
+              gsize   want)
+{
+  while (*got < want)
+    {
+      gssize res = read_some (fd, buf + *got, want - *got);
+
+      if (res < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return AFORK_FLUSH_BLOCKED;
+      if (res <= 0)
+        return AFORK_FLUSH_FAILED;
+      *got += res;
+    }
+
+  return AFORK_FLUSH_DONE;
+}
+
+/* Gives the socket away as a connection. */
+static GSocketConnection *
+take_connection (AforkProcess  *self,
+                 GError       **error)
+{
+  GSocketConnection *connection;
+  GSocket *socket;
+
+  socket = g_socket_new_from_fd (self->fd, error);
+  if (socket == NULL)
+    return NULL;
+  _afork_untrack_fd (self->fd);
+  self->fd = -1;
+
+  connection = g_socket_connection_factory_create_connection (socket);
+  g_object_unref (socket);
+
+  return connection;
+}
+
+static void finish_watch (GTask             *task,
+                          int                fd,
+                          GIOCondition       condition,
+                          GUnixFDSourceFunc  callback);
+
+static gboolean
+exec_status_cb (int                         fd,
+                G_GNUC_UNUSED GIOCondition  condition,
+                gpointer                    user_data)
+{
+  GTask *task = user_data;
+  FinishData *data = g_task_get_task_data (task);
+  AforkFlushResult res;
+  int code;
+
+  res = _afork_read_exactly (fd, data->exec_errno, &data->exec_errno_got, sizeof data->exec_errno);
+  if (res == AFORK_FLUSH_BLOCKED)
+    return G_SOURCE_CONTINUE;
+
+  if (data->exec_errno_got == 0)
+    {
+      /* End of file at once: the program replaced the server. */
+      finish_return (task, g_steal_pointer (&data->connection), NULL);
+      return G_SOURCE_REMOVE;
+    }
+
+  if (res == AFORK_FLUSH_DONE)
+    {
+      code = (int) _afork_wire_read_u32 (data->exec_errno);
+      finish_return (task, NULL,
+                     g_error_new (G_IO_ERROR, g_io_error_from_errno (code),
+                                  /* TRANSLATORS: the first %s is a program, the second a reason */
+                                  _("Cannot execute “%s”: %s"),
+                                  data->exec_program, g_strerror (code)));
+    }
+  else
+    finish_return (task, NULL,
+                   g_error_new_literal (AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                                        _("Truncated exec status from the process")));
+
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+finish_reply_cb (int                         fd,
+                 G_GNUC_UNUSED GIOCondition  condition,
+                 gpointer                    user_data)
+{
+  GTask *task = user_data;
+  AforkProcess *self = g_task_get_source_object (task);
+  FinishData *data = g_task_get_task_data (task);
+  GSocketConnection *connection;
+  GError *error = NULL;
+  GPid pid = 0;
+  AforkFlushResult res;
+
+  if (data->payload == NULL)
+    {
+      /* Every reply has at least 4 bytes of payload (an acknowledgement
+       * has exactly that: the pid), so reading them with the header never
+       * takes anything the run function wrote. One read, usually. */
+      res = _afork_read_exactly (fd, data->header, &data->header_got, sizeof data->header);
+      if (res == AFORK_FLUSH_BLOCKED)
+        return G_SOURCE_CONTINUE;
+      if (res == AFORK_FLUSH_FAILED)
+        goto exited;
+
+      if (_afork_wire_parse_header (data->header, AFORK_WIRE_HEADER_SIZE, TRUE,
+                                    &data->command, &data->payload_len,
+                                    &error) != AFORK_WIRE_STATUS_OK)
+        goto failed;
+      if (data->payload_len > MAX_REPLY_PAYLOAD)
+        {
+          error = g_error_new_literal (AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                                       _("The process sent an oversized reply"));
+          goto failed;
+        }
+      data->payload = g_malloc (MAX (data->payload_len, 4));
+      data->payload_got = MIN (data->payload_len, 4);
+      memcpy (data->payload, data->header + AFORK_WIRE_HEADER_SIZE, data->payload_got);
+    }
+
+  res = _afork_read_exactly (fd, data->payload, &data->payload_got, data->payload_len);
+  if (res == AFORK_FLUSH_BLOCKED)
+    return G_SOURCE_CONTINUE;
+  if (res == AFORK_FLUSH_FAILED)
+    goto exited;
+
+  if (!_afork_wire_parse_reply (data->command, data->payload, data->payload_len,
+                                &pid, &error))
+    goto failed;
+
+  _afork_process_set_pid (self, pid);
+
+  connection = take_connection (self, &error);
+  if (connection == NULL)
+    goto failed;
+
+  if (data->mode == FINISH_EXEC)
+    {
+      data->connection = connection;
+      finish_watch (task, data->exec_status_fd, G_IO_IN, exec_status_cb);
+    }
+  else
+    finish_return (task, connection, NULL);
+
+  return G_SOURCE_REMOVE;
+
+exited:
+  error = g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+                               _("The process exited before it could run its function"));
+failed:
+  finish_return (task, NULL, error);
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+finish_watch (GTask             *task,
+              int                fd,
+              GIOCondition       condition,
+              GUnixFDSourceFunc  callback)
+{
+  FinishData *data = g_task_get_task_data (task);
+
+  _afork_clear_source (&data->io_source);
+  data->io_source = g_unix_fd_source_new (fd, condition);
+  g_task_attach_source (task, data->io_source, (GSourceFunc) G_CALLBACK (callback));
+}
+
+/* Everything is written, or the process went away. */
+static void
+finish_written (GTask *task)
+{
+  AforkProcess *self = g_task_get_source_object (task);
+  FinishData *data = g_task_get_task_data (task);
+  GError *error = NULL;
+  GSocketConnection *connection;
+
+  if (data->mode != FINISH_STEAL)
+    {
+      /* Either way, the reply (or the reason for leaving) counts now. */
+      _afork_process_discard_queue (self);
+      finish_watch (task, self->fd, G_IO_IN, finish_reply_cb);
+      return;
+    }
+
+  if (self->error != NULL)
+    {
+      finish_return (task, NULL, g_steal_pointer (&self->error));
+      return;
+    }
+
+  connection = take_connection (self, &error);
+  finish_return (task, connection, error);
+}
+
+static gboolean
+finish_write_cb (G_GNUC_UNUSED int           fd,
+                 G_GNUC_UNUSED GIOCondition  condition,
+                 gpointer                    user_data)
+{
+  GTask *task = user_data;
+  AforkProcess *self = g_task_get_source_object (task);
+
+  if (_afork_process_flush (self) == AFORK_FLUSH_BLOCKED)
+    return G_SOURCE_CONTINUE;
+
+  finish_written (task);
+
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+finish_cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
+                     gpointer                    user_data)
+{
+  finish_return (user_data, NULL,
+                 g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                      _("Operation was cancelled")));
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Starts finishing the process: checks it can be, lets @queue_last queue
+ * the last command, then writes and waits. Returns the task, or NULL if it
+ * completed already. */
+static GTask *
+finish_begin (AforkProcess        *self,
+              FinishMode           mode,
+              gpointer             source_tag,
+              GCancellable        *cancellable,
+              GAsyncReadyCallback  callback,
+              gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  FinishData *data;
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, source_tag);
+  data = g_new0 (FinishData, 1);
+  data->mode = mode;
+  data->exec_status_fd = -1;
+  g_task_set_task_data (task, data, (GDestroyNotify) finish_data_free);
+
+  if (self->ran || (self->fd < 0 && self->error == NULL))
+    {
+      g_task_return_new_error (task, AFORK_ERROR, AFORK_ERROR_CLOSED,
+                               _("The process was already run or handed over"));
+      return NULL;
+    }
+
+  /* Checked before the last command is queued: once it is written, the
+   * child may start its function before the socket is closed. */
+  if (self->error == NULL && g_task_return_error_if_cancelled (task))
+    {
+      self->ran = TRUE;
+      _afork_process_cancel_write_source (self);
+      _afork_process_close_socket (self);
+      return NULL;
+    }
+
+  return g_steal_pointer (&task);
+}
+
+static void
+finish_start (GTask *task)
+{
+  AforkProcess *self = g_task_get_source_object (task);
+  FinishData *data = g_task_get_task_data (task);
+
+  self->ran = TRUE;
+  /* From now on the task's own sources, in the caller's context, write. */
+  _afork_process_cancel_write_source (self);
+
+  data->upstream_sources = _afork_process_flush_upstream_in (self, g_task_get_context (task));
+  g_clear_object (&self->upstream);
+
+  if (self->error != NULL)
+    {
+      finish_return (task, NULL, g_steal_pointer (&self->error));
+      g_object_unref (task);
+      return;
+    }
+
+  if (g_task_return_error_if_cancelled (task))
+    {
+      _afork_process_close_socket (self);
+      g_object_unref (task);
+      return;
+    }
+
+  if (g_task_get_cancellable (task) != NULL)
+    {
+      data->cancel_source = g_cancellable_source_new (g_task_get_cancellable (task));
+      g_task_attach_source (task, data->cancel_source,
+                            (GSourceFunc) G_CALLBACK (finish_cancelled_cb));
+    }
+
+  /* The commands were written as far as the socket took them; wait for
+   * room for the rest, if any. */
+  if (self->out_pos < self->out->len)
+    finish_watch (task, self->fd, G_IO_OUT, finish_write_cb);
+  else
+    finish_written (task);
+
+  g_object_unref (task);
+}
+
+/**
+ * afork_process_run_async:
+ * @self: an #AforkProcess
+ * @function: the name of the run function
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): the function to call when the process runs
+ * @user_data: data for @callback
+ *
+ * Makes the process enter @function, an exported [callback@Afork.RunFunc]
+ * of a module loaded with [method@Afork.Process.require] or of the server
+ * program, after all the commands queued before. The function takes the
+ * process over; when it returns, the process exits.
+ *
+ * @callback is called in the thread-default main context of the caller
+ * once the process has acknowledged the command, or has failed; call
+ * [method@Afork.Process.run_finish] there to get the connection to it.
+ * @self cannot be used for anything else afterwards, but
+ * [method@Afork.Process.get_pid] and [method@Afork.Process.wait_async].
+ *
+ * Cancelling closes the connection: a process that has not entered its
+ * run function yet exits, and one that has (the acknowledgement was on its
+ * way) sees its connection closed. With a cancellable that is already
+ * cancelled, the run command is not even sent.
+ *
+ * Since: 1.0
+ */
+void
+afork_process_run_async (AforkProcess        *self,
+                         const char          *function,
+                         GCancellable        *cancellable,
+                         GAsyncReadyCallback  callback,
+                         gpointer             user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (AFORK_IS_PROCESS (self));
+  g_return_if_fail (function != NULL);
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = finish_begin (self, FINISH_RUN, afork_process_run_async,
+                       cancellable, callback, user_data);
+  if (task == NULL)
+    return;
+
+  g_task_set_name (task, "[afork] process run");
+  _afork_process_queue_strings (self, AFORK_WIRE_RUN, function, strlen (function), NULL);
+  finish_start (task);
+}
+
+static GSocketConnection *
+finish_finish (AforkProcess  *self,
+               GAsyncResult  *result,
+               gpointer       source_tag,
+               GError       **error)
+{
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/**
+ * afork_process_run_finish:
+ * @self: an #AforkProcess
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Afork.Process.run_async].
+ *
+ * The returned connection is a [class@Gio.UnixConnection], so descriptors
+ * can be passed on it too. Everything the run function writes arrives on
+ * it; close it when done to spare kernel memory. Its end of file also
+ * tells when the process has exited (unless it passed the socket on).
+ *
+ * Returns: (transfer full): the connection to the process, or %NULL with
+ *   @error set
+ *
+ * Since: 1.0
+ */
+GSocketConnection *
+afork_process_run_finish (AforkProcess  *self,
+                          GAsyncResult  *result,
+                          GError       **error)
+{
+  return finish_finish (self, result, afork_process_run_async, error);
+}
+
+/* Runs an async operation to completion in a private main context. */
+static void
+sync_cb (G_GNUC_UNUSED GObject *object,
+         GAsyncResult          *result,
+         gpointer               user_data)
+{
+  GAsyncResult **out = user_data;
+
+  *out = g_object_ref (result);
+}
+
+GAsyncResult *
+_afork_process_run_sync (AforkProcess   *self,
+                         AforkStartFunc  start,
+                         gpointer        data,
+                         GCancellable   *cancellable)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  GAsyncResult *result = NULL;
+
+  g_main_context_push_thread_default (context);
+  start (self, data, cancellable, sync_cb, &result);
+  while (result == NULL)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+
+  return result;
+}
+
+static void
+start_run (AforkProcess        *self,
+           gpointer             function,
+           GCancellable        *cancellable,
+           GAsyncReadyCallback  callback,
+           gpointer             user_data)
+{
+  afork_process_run_async (self, function, cancellable, callback, user_data);
+}
+
+/**
+ * afork_process_run:
+ * @self: an #AforkProcess
+ * @function: the name of the run function
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * The synchronous form of [method@Afork.Process.run_async]: blocks until
+ * the process has entered @function, or failed.
+ *
+ * Returns: (transfer full): the connection to the process, or %NULL with
+ *   @error set
+ *
+ * Since: 1.0
+ */
+GSocketConnection *
+afork_process_run (AforkProcess  *self,
+                   const char    *function,
+                   GCancellable  *cancellable,
+                   GError       **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
+  g_return_val_if_fail (function != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  result = _afork_process_run_sync (self, start_run, (gpointer) function, cancellable);
+
+  return afork_process_run_finish (self, result, error);
+}
+
+/* Queues a descriptor for the exec built-in; returns its stdio letter. */
+static char
+queue_exec_fd (AforkProcess *self,
+               int           fd)
+{
+  if (fd == AFORK_EXEC_FD_SOCKET)
+    return 's';
+  if (fd < 0)
+    return 'i';
+
+  return _afork_process_queue_dup_fd (self, fd) ? 'f' : 'i';
+}
+
+/**
+ * afork_process_exec_async:
+ * @self: an #AforkProcess
+ * @argv: (array zero-terminated=1) (element-type filename): the program
+ *   and its arguments; the program is searched in `PATH` if it has no slash
+ * @envp: (array zero-terminated=1) (element-type filename) (nullable): the
+ *   program's environment, or %NULL to keep the process's
+ * @cwd: (type filename) (nullable): the working directory, or %NULL to
+ *   keep the process's
+ * @stdin_fd: the descriptor to use as standard input, or
+ *   %AFORK_EXEC_FD_INHERIT, or %AFORK_EXEC_FD_SOCKET
+ * @stdout_fd: the descriptor to use as standard output, likewise
+ * @stderr_fd: the descriptor to use as standard error, likewise
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): the function to call when the program started
+ * @user_data: data for @callback
+ *
+ * Makes the process execute a program: the faster fork+exec. The process
+ * takes @stdin_fd, @stdout_fd and @stderr_fd (duplicated at once, so the
+ * caller may close them) as its standard input, output and error; with
+ * %AFORK_EXEC_FD_SOCKET the connection to the parent is used instead, and
+ * with %AFORK_EXEC_FD_INHERIT the server's own is kept (the caller's, for
+ * the default template). Every other descriptor, the run arguments
+ * included, is closed; signal handlers and the signal mask are reset.
+ *
+ * The callback runs once the program has started, or has failed to:
+ * [method@Afork.Process.exec_finish] reports a program that cannot be
+ * executed with an error in the %G_IO_ERROR domain made from the errno
+ * (%G_IO_ERROR_NOT_FOUND for a missing program,
+ * %G_IO_ERROR_PERMISSION_DENIED for one that is not executable). Its
+ * process id is then [method@Afork.Process.get_pid], and
+ * [method@Afork.Process.wait_async] reports its exit.
+ *
+ * Since: 1.0
+ */
+void
+afork_process_exec_async (AforkProcess        *self,
+                          const char * const  *argv,
+                          const char * const  *envp,
+                          const char          *cwd,
+                          int                  stdin_fd,
+                          int                  stdout_fd,
+                          int                  stderr_fd,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  FinishData *data;
+  GTask *task;
+  char stdio[3] = { 0 };
+  int status[2];
+
+  g_return_if_fail (AFORK_IS_PROCESS (self));
+  g_return_if_fail (argv != NULL && argv[0] != NULL);
+  g_return_if_fail (stdin_fd >= AFORK_EXEC_FD_SOCKET);
+  g_return_if_fail (stdout_fd >= AFORK_EXEC_FD_SOCKET);
+  g_return_if_fail (stderr_fd >= AFORK_EXEC_FD_SOCKET);
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = finish_begin (self, FINISH_EXEC, afork_process_exec_async,
+                       cancellable, callback, user_data);
+  if (task == NULL)
+    return;
+
+  g_task_set_name (task, "[afork] process exec");
+  data = g_task_get_task_data (task);
+  data->exec_program = g_strdup (argv[0]);
+
+  if (_afork_process_can_queue (self))
+    {
+      stdio[0] = queue_exec_fd (self, stdin_fd);
+      stdio[1] = queue_exec_fd (self, stdout_fd);
+      stdio[2] = queue_exec_fd (self, stderr_fd);
+    }
+
+  if (_afork_process_can_queue (self))
+    {
+      if (pipe2 (status, O_CLOEXEC | O_NONBLOCK) != 0)
+        {
+          GError *error = NULL;
+
+          _afork_set_error_errno (&error, AFORK_ERROR_FAILED, errno, "pipe2()");
+          _afork_process_set_error (self, error);
+        }
+      else
+        {
+          gsize offset = self->out->len;
+
+          data->exec_status_fd = status[0];
+          _afork_wire_put_empty (self->out, AFORK_WIRE_FD);
+          _afork_process_queue_fd (self, status[1], offset);
+        }
+    }
+
+  if (_afork_process_can_queue (self))
+    {
+      if (!_afork_wire_put_exec (self->out, stdio, cwd, argv, envp))
+        _afork_process_set_error (self, g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                                     _("A command for the process is larger than %u bytes"),
+                                                     AFORK_WIRE_MAX_PAYLOAD));
+      else
+        _afork_process_flush_soon (self);
+    }
+
+  finish_start (task);
+}
+
+/**
+ * afork_process_exec_finish:
+ * @self: an #AforkProcess
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Afork.Process.exec_async].
+ *
+ * Returns: (transfer full): the connection to the process, which the
+ *   program uses where %AFORK_EXEC_FD_SOCKET was given and which is closed
+ *   in it otherwise; or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+GSocketConnection *
+afork_process_exec_finish (AforkProcess  *self,
+                           GAsyncResult  *result,
+                           GError       **error)
+{
+  return finish_finish (self, result, afork_process_exec_async, error);
+}
+
+typedef struct
+{
+  const char * const *argv;
+  const char * const *envp;
+  const char         *cwd;
+  int                 fds[3];
+} ExecArgs;
+
+static void
+start_exec (AforkProcess        *self,
+            gpointer             data,
+            GCancellable        *cancellable,
+            GAsyncReadyCallback  callback,
+            gpointer             user_data)
+{
+  ExecArgs *args = data;
+
+  afork_process_exec_async (self, args->argv, args->envp, args->cwd,
+                            args->fds[0], args->fds[1], args->fds[2],
+                            cancellable, callback, user_data);
+}
+
+/**
+ * afork_process_exec:
+ * @self: an #AforkProcess
+ * @argv: (array zero-terminated=1) (element-type filename): the program
+ *   and its arguments
+ * @envp: (array zero-terminated=1) (element-type filename) (nullable): the
+ *   program's environment, or %NULL to keep the process's
+ * @cwd: (type filename) (nullable): the working directory, or %NULL
+ * @stdin_fd: the descriptor to use as standard input, or
+ *   %AFORK_EXEC_FD_INHERIT, or %AFORK_EXEC_FD_SOCKET
+ * @stdout_fd: the descriptor to use as standard output, likewise
+ * @stderr_fd: the descriptor to use as standard error, likewise
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * The synchronous form of [method@Afork.Process.exec_async].
+ *
+ * Returns: (transfer full): the connection to the process, or %NULL with
+ *   @error set
+ *
+ * Since: 1.0
+ */
+GSocketConnection *
+afork_process_exec (AforkProcess        *self,
+                    const char * const  *argv,
+                    const char * const  *envp,
+                    const char          *cwd,
+                    int                  stdin_fd,
+                    int                  stdout_fd,
+                    int                  stderr_fd,
+                    GCancellable        *cancellable,
+                    GError             **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  ExecArgs args = { argv, envp, cwd, { stdin_fd, stdout_fd, stderr_fd } };
+
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
+  g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  result = _afork_process_run_sync (self, start_exec, &args, cancellable);
+
+  return afork_process_exec_finish (self, result, error);
+}
+
+/**
+ * afork_process_steal_connection_async:
+ * @self: an #AforkProcess
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): the function to call when done
+ * @user_data: data for @callback
+ *
+ * Writes every queued command to the process, then hands its connection
+ * over: the process keeps what was done to it so far and waits for more
+ * commands, from whoever holds the connection. Pass the connection's
+ * socket to another program (with [method@Gio.UnixConnection.send_fd]) and
+ * make a new #AforkProcess of it there with
+ * [ctor@Afork.Process.new_from_fd], or here with
+ * [ctor@Afork.Process.new_from_connection].
+ *
+ * @self cannot be used afterwards, but [method@Afork.Process.wait_async]
+ * still reports the process's exit.
+ *
+ * Since: 1.0
+ */
+void
+afork_process_steal_connection_async (AforkProcess        *self,
+                                      GCancellable        *cancellable,
+                                      GAsyncReadyCallback  callback,
+                                      gpointer             user_data)
+{
+  GTask *task;
+
+  g_return_if_fail (AFORK_IS_PROCESS (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = finish_begin (self, FINISH_STEAL, afork_process_steal_connection_async,
+                       cancellable, callback, user_data);
+  if (task == NULL)
+    return;
+
+  g_task_set_name (task, "[afork] process steal connection");
+  finish_start (task);
+}
+
+/**
+ * afork_process_steal_connection_finish:
+ * @self: an #AforkProcess
+ * @result: the result passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Afork.Process.steal_connection_async].
+ *
+ * Returns: (transfer full): the connection to the process, or %NULL with
+ *   @error set
+ *
+ * Since: 1.0
+ */
+GSocketConnection *
+afork_process_steal_connection_finish (AforkProcess  *self,
+                                       GAsyncResult  *result,
+                                       GError       **error)
+{
+  return finish_finish (self, result, afork_process_steal_connection_async, error);
+}
+
+static void
+start_steal (AforkProcess        *self,
+             G_GNUC_UNUSED gpointer data,
+             GCancellable        *cancellable,
+             GAsyncReadyCallback  callback,
+             gpointer             user_data)
+{
+  afork_process_steal_connection_async (self, cancellable, callback, user_data);
+}
+
+/**
+ * afork_process_steal_connection:
+ * @self: an #AforkProcess
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * The synchronous form of [method@Afork.Process.steal_connection_async].
+ *
+ * Returns: (transfer full): the connection to the process, or %NULL with
+ *   @error set
+ *
+ * Since: 1.0
+ */
+GSocketConnection *
+afork_process_steal_connection (AforkProcess  *self,
+                                GCancellable  *cancellable,
+                                GError       **error)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  result = _afork_process_run_sync (self, start_steal, NULL, cancellable);
+
+  return afork_process_steal_connection_finish (self, result, error);
+}
+
