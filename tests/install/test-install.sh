@@ -54,6 +54,7 @@ step meson install -C "$tmp/build" --no-rebuild
 for f in \
   lib/libafork-1.so.0 \
   lib/pkgconfig/afork-1.pc \
+  lib/pkgconfig/afork-module-1.pc \
   include/afork-1/afork/afork.h \
   include/afork-1/afork/afork-enum-types.h \
   include/afork-1/afork/afork-version.h
@@ -84,12 +85,25 @@ step "$cc" -Wall -Wextra -Werror -o hello "$srcdir/tests/install/hello.c" \
   $(pkg-config --cflags --libs afork-1)
 # shellcheck disable=SC2046
 step "$cc" -Wall -Wextra -Werror -shared -fPIC -o libhello-module.so \
+  "$srcdir/tests/install/hello-module.c" $(pkg-config --cflags --libs afork-module-1)
+# A module built against afork-1 works as well.
+# shellcheck disable=SC2046
+step "$cc" -Wall -Wextra -Werror -shared -fPIC -o libhello-linked-module.so \
   "$srcdir/tests/install/hello-module.c" $(pkg-config --cflags --libs afork-1)
-echo "ok - a program and a module build against the installed library"
+echo "ok - a program and modules build against the installed library"
+
+# The module package links GLib alone: no libafork-1, no GIO.
+needed=$(LC_ALL=C readelf -d libhello-module.so | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+case "$needed" in
+  *libafork*|*libgio*|*libgobject*) fail "the afork-module-1 module needs: $needed" ;;
+esac
+echo "ok - afork-module-1 links no libafork-1, GIO nor GObject"
 
 export LD_LIBRARY_PATH="$prefix/lib"
 ./hello "$tmp/libhello-module.so" "$prefix/libexec/afork-server" || \
   fail "the program did not run"
+./hello "$tmp/libhello-linked-module.so" "$prefix/libexec/afork-server" || \
+  fail "the program did not run the module linked with libafork-1"
 echo "ok - the program runs, with the installed server"
 
 if [ "$introspection" = enabled ] && [ -x /usr/bin/python3 ] && \
