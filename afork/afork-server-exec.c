@@ -9,22 +9,51 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 
+/* Tells the parent which step failed (8 bytes: u32 step, u32 errno,
+ * little-endian), then exits with 127. */
 G_GNUC_NORETURN static void
-write_errno_and_exit (int status_fd,
-                      int saved_errno)
+report_and_exit (int               status_fd,
+                 AforkWireExecStep step,
+                 int               saved_errno)
 {
-  guint8 le[4];
+  guint8 le[AFORK_WIRE_EXEC_STATUS_SIZE];
+  gssize res;
 
-  _afork_wire_encode_u32 (le, (guint32) saved_errno);
+  _afork_wire_encode_u32 (le, (guint32) step);
+  _afork_wire_encode_u32 (le + 4, (guint32) saved_errno);
 
   /* Nobody may be listening any more: exit with 127 all the same. */
   signal (SIGPIPE, SIG_IGN);
-  if (write (status_fd, le, sizeof le) < 0)
-    { /* the parent is gone: nobody to tell */ }
+  do
+    res = write (status_fd, le, sizeof le);
+  while (res < 0 && errno == EINTR);
+
   _exit (127);
+}
+
+/* Closes the descriptors from @low to @high included. */
+static void
+close_range_of (unsigned int low,
+                unsigned int high)
+{
+  if (low > high)
+    return;
+#ifdef SYS_close_range
+  if (syscall (SYS_close_range, low, high, 0) == 0)
+    return;
+#endif
+  {
+    long max = sysconf (_SC_OPEN_MAX);
+
+    if (max < 0 || max > 65536)
+      max = 65536;
+    for (long fd = low; fd < max && fd <= (long) high; fd++)
+      close ((int) fd);
+  }
 }
 
 /* The built-in exec: becomes the program described by the `x` frame, with
@@ -46,7 +75,6 @@ _afork_server_handle_exec (AforkServer  *server,
   guint64 argc = 0;
   int stdio_src[3] = { -1, -1, -1 };
   int status_fd;
-  sigset_t all;
 
   if (strings->len < 5)
     _afork_server_die (server, _("Malformed exec command"));
@@ -95,11 +123,18 @@ _afork_server_handle_exec (AforkServer  *server,
   _afork_fd_set_blocking (server->sock, TRUE);
 
   /* A clean slate of signals for the program. */
-  for (int sig = 1; sig < NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP)
-      signal (sig, SIG_DFL);
-  sigemptyset (&all);
-  sigprocmask (SIG_SETMASK, &all, NULL);
+  _afork_server_reset_signals ();
+
+  /* The status channel out of the way of standard input, output and
+   * error (a server started without them receives descriptors there). */
+  if (status_fd < 3)
+    {
+      int moved = fcntl (status_fd, F_DUPFD_CLOEXEC, 3);
+
+      if (moved < 0)
+        report_and_exit (status_fd, AFORK_WIRE_EXEC_STEP_STDIO, errno);
+      status_fd = moved;
+    }
 
   /* Move the sources out of the way first, so that no target overwrites
    * a source that is still needed. */
@@ -108,20 +143,27 @@ _afork_server_handle_exec (AforkServer  *server,
       {
         stdio_src[t] = fcntl (stdio_src[t], F_DUPFD_CLOEXEC, 10);
         if (stdio_src[t] < 0)
-          write_errno_and_exit (status_fd, errno);
+          report_and_exit (status_fd, AFORK_WIRE_EXEC_STEP_STDIO, errno);
       }
   for (int t = 0; t < 3; t++)
     if (stdio_src[t] >= 0 && dup2 (stdio_src[t], t) < 0)
-      write_errno_and_exit (status_fd, errno);
+      report_and_exit (status_fd, AFORK_WIRE_EXEC_STEP_STDIO, errno);
+
+  /* Nothing but standard input, output, error and the status channel
+   * (close-on-exec) reaches the program, whether or not the descriptors
+   * modules, call functions or the forked program opened are
+   * close-on-exec. */
+  close_range_of (3, (unsigned int) status_fd - 1);
+  close_range_of ((unsigned int) status_fd + 1, ~0U);
 
   if (cwd[0] != '\0' && chdir (cwd) != 0)
-    write_errno_and_exit (status_fd, errno);
+    report_and_exit (status_fd, AFORK_WIRE_EXEC_STEP_CHDIR, errno);
 
   if (has_env[0] == '1')
     execvpe (argv->pdata[0], (char **) argv->pdata, (char **) envp->pdata);
   else
     execvp (argv->pdata[0], (char **) argv->pdata);
 
-  write_errno_and_exit (status_fd, errno);
+  report_and_exit (status_fd, AFORK_WIRE_EXEC_STEP_EXEC, errno);
 }
 

@@ -32,7 +32,9 @@ typedef struct
   GError     *error;     /* the first failed `m` or `c` */
   int         next_status_fd;  /* from `w`, for the next fork */
   GHashTable *watched;   /* child pid → fd its wait status is written to */
+  GHashTable *children;  /* pids this server forked and reaps */
   int         owner_pidfd;     /* readable once the owner has exited */
+  gboolean    owner_watch_tried;
   /* A child forked ahead of the next fork request, waiting on spare_sock
    * for the socket of the process it is to become. It is valid while
    * nothing a fork inherits changed since it was forked: no `a`, `m` or
@@ -58,6 +60,9 @@ G_GNUC_NORETURN
 void      _afork_server_die                (AforkServer           *server,
                                             const char            *message);
 gboolean  _afork_server_is_template        (AforkServer           *server);
+void      _afork_server_add_child          (AforkServer           *server,
+                                            pid_t                  pid);
+void      _afork_server_reset_signals      (void);
 void      _afork_server_forget_loop_state  (AforkServer           *server);
 GArray   *_afork_server_parse_strings      (AforkServer           *server,
                                             const guint8          *payload,

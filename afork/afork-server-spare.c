@@ -35,9 +35,13 @@ _afork_server_spare_drop (AforkServer *server,
 
   _afork_server_spare_forget (server);
 
+  /* Otherwise it stays among the children, reaped when it exits. */
   if (reap && pid > 0)
-    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
-      ;
+    {
+      while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+      g_hash_table_remove (server->children, GINT_TO_POINTER (pid));
+    }
 }
 
 /* Whether to fork a spare before waiting for the next command: in a
@@ -89,6 +93,7 @@ _afork_server_spare_start (AforkServer *server)
   if (pid > 0)
     {
       close (sv[1]);
+      _afork_server_add_child (server, pid);
       server->spare_pid = pid;
       server->spare_sock = sv[0];
       server->spare_generation = server->generation;

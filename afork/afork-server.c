@@ -102,20 +102,21 @@ sigchld_handler (G_GNUC_UNUSED int signum)
   errno = saved_errno;
 }
 
-static void
+/* Makes the pipe SIGCHLD wakes the loop through, and installs the handler.
+ * Fails (with errno set) when no pipe can be made: the fork that needed
+ * it is refused, and the next one tries again. */
+static gboolean
 sigchld_setup (void)
 {
   struct sigaction sa = { 0 };
 
   if (sigchld_pipe[0] >= 0)
-    {
-      close (sigchld_pipe[0]);
-      close (sigchld_pipe[1]);
-    }
+    return TRUE;
+
   if (pipe2 (sigchld_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
     {
-      g_printerr (_("afork-server: cannot create a pipe: %s\n"), g_strerror (errno));
-      _exit (2);
+      sigchld_pipe[0] = sigchld_pipe[1] = -1;
+      return FALSE;
     }
 
   sa.sa_handler = sigchld_handler;
@@ -126,11 +127,41 @@ sigchld_setup (void)
   /* Status channels are pipes: a parent that dropped a process must not
    * kill the template with SIGPIPE when it reports that process's exit. */
   signal (SIGPIPE, SIG_IGN);
+
+  return TRUE;
+}
+
+/* Every signal at its default disposition, none blocked: how a server
+ * starts, whatever the program it was forked or executed from did, and
+ * how the processes it makes start. */
+void
+_afork_server_reset_signals (void)
+{
+  struct sigaction sa = { 0 };
+  sigset_t none;
+
+  sa.sa_handler = SIG_DFL;
+  sigemptyset (&sa.sa_mask);
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction (sig, &sa, NULL);   /* fails for the C library's own */
+
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+}
+
+/* Remembers a child this server forked: only those are ever reaped, so
+ * that children a module or a call function started stay theirs. */
+void
+_afork_server_add_child (AforkServer *server,
+                         pid_t        pid)
+{
+  g_hash_table_add (server->children, GINT_TO_POINTER (pid));
 }
 
 /* What a process leaves behind when it stops being the server it was
- * forked from: the command loop's own descriptors. (A SIGCHLD handler left
- * installed only writes to a pipe that no longer exists.) */
+ * forked from: the command loop's own descriptors, and the signal
+ * handling of a template. */
 void
 _afork_server_forget_loop_state (AforkServer *server)
 {
@@ -139,10 +170,13 @@ _afork_server_forget_loop_state (AforkServer *server)
 
   if (sigchld_pipe[0] >= 0)
     {
+      signal (SIGCHLD, SIG_DFL);
+      signal (SIGPIPE, SIG_DFL);
       close (sigchld_pipe[0]);
       close (sigchld_pipe[1]);
       sigchld_pipe[0] = sigchld_pipe[1] = -1;
     }
+  sigchld_pending = 0;
 
   /* The table itself is the template's: left as it is (a forked child
    * shares its pages until it writes them), and replaced. */
@@ -151,14 +185,18 @@ _afork_server_forget_loop_state (AforkServer *server)
     close (GPOINTER_TO_INT (fd));
   if (g_hash_table_size (server->watched) > 0)
     server->watched = g_hash_table_new (NULL, NULL);
+  if (g_hash_table_size (server->children) > 0)
+    server->children = g_hash_table_new (NULL, NULL);
 
   if (server->next_status_fd >= 0)
     close (server->next_status_fd);
   server->next_status_fd = -1;
 
+  /* A child watches the owner on its own, if it ever waits. */
   if (server->owner_pidfd >= 0)
     close (server->owner_pidfd);
   server->owner_pidfd = -1;
+  server->owner_watch_tried = FALSE;
 
   /* The template's spare is not this process's business. */
   _afork_server_spare_forget (server);
@@ -169,39 +207,57 @@ _afork_server_forget_loop_state (AforkServer *server)
   g_byte_array_set_size (server->in, 0);
 }
 
-/* Reaps every child that exited, telling the parent of those it watches
- * their wait status (4 bytes, little-endian) on their status channel. */
+/* Reaps the children this server forked that exited, telling the parent
+ * of those it watches their wait status (4 bytes, little-endian) on their
+ * status channel. Other children of the process are left to whoever
+ * started them. */
 static void
 reap_children (AforkServer *server)
 {
+  GHashTableIter iter;
+  gpointer key;
   char drain[64];
-  pid_t pid;
-  int status;
 
   sigchld_pending = 0;
-  while (read (sigchld_pipe[0], drain, sizeof drain) > 0)
-    ;
+  if (sigchld_pipe[0] >= 0)
+    while (read (sigchld_pipe[0], drain, sizeof drain) > 0)
+      ;
 
-  while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
+  g_hash_table_iter_init (&iter, server->children);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
     {
+      pid_t pid = GPOINTER_TO_INT (key);
       gpointer fd;
+      int status;
+      pid_t res;
+
+      do
+        res = waitpid (pid, &status, WNOHANG);
+      while (res < 0 && errno == EINTR);
+
+      if (res == 0)
+        continue;
+
+      /* Exited (or, with ECHILD, reaped by someone else: then its status
+       * is unknown, which the parent learns from the channel closing). */
+      g_hash_table_iter_remove (&iter);
 
       if (pid == server->spare_pid)
-        {
-          _afork_server_spare_forget (server);
-          continue;
-        }
+        _afork_server_spare_forget (server);
 
       if (g_hash_table_steal_extended (server->watched, GINT_TO_POINTER (pid), NULL, &fd))
         {
-          guint8 le[4];
-          gssize res;
+          if (res == pid)
+            {
+              guint8 le[4];
+              gssize written;
 
-          _afork_wire_encode_u32 (le, (guint32) status);
+              _afork_wire_encode_u32 (le, (guint32) status);
 
-          do
-            res = write (GPOINTER_TO_INT (fd), le, sizeof le);
-          while (res < 0 && errno == EINTR);
+              do
+                written = write (GPOINTER_TO_INT (fd), le, sizeof le);
+              while (written < 0 && errno == EINTR);
+            }
           close (GPOINTER_TO_INT (fd));
         }
     }
@@ -239,7 +295,7 @@ linger_and_exit (AforkServer *server,
 {
   _afork_server_spare_drop (server, TRUE);
 
-  if (g_hash_table_size (server->watched) > 0)
+  if (g_hash_table_size (server->watched) > 0 && server->owner_pidfd < 0)
     server->owner_pidfd = open_owner_pidfd (server->child.owner);
 
   if (g_hash_table_size (server->watched) > 0 && !owner_is_gone (server))
@@ -534,6 +590,34 @@ handle_run (AforkServer  *server,
   _exit (0);
 }
 
+/* The new process cannot be made: its parent gets @what failed as the
+ * reply to its run (or exec), and the end of its status channel; the
+ * template goes on serving. */
+static void
+refuse_fork (AforkServer *server,
+             int          fd,
+             const char  *what,
+             int          saved_errno)
+{
+  g_autoptr(GByteArray) reply = g_byte_array_new ();
+  g_autoptr(GError) error = NULL;
+
+  error = g_error_new (AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED,
+                       /* TRANSLATORS: the first %s is a system call (fork,
+                        * pipe), the second the system's explanation */
+                       _("The template could not make a new process: %s failed: %s"),
+                       what, g_strerror (saved_errno));
+  _afork_wire_put_error_reply (reply, error);
+  /* A new socket has room for one reply: this never waits. */
+  if (_afork_sendmsg_fds (fd, reply->data, reply->len, NULL, 0, MSG_DONTWAIT) < 0)
+    { /* the parent is gone already */ }
+  close (fd);
+
+  if (server->next_status_fd >= 0)
+    close (server->next_status_fd);
+  server->next_status_fd = -1;
+}
+
 /* Returns TRUE when the process is a newly forked child, whose stream
  * starts afresh. */
 static gboolean
@@ -547,20 +631,24 @@ handle_fork (AforkServer *server)
 
   /* A server becomes a template with its first fork: from then on it
    * reaps children. */
-  if (sigchld_pipe[0] < 0)
-    sigchld_setup ();
+  if (!sigchld_setup ())
+    {
+      refuse_fork (server, fd, "pipe2", errno);
+      return FALSE;
+    }
 
   /* The spare forked after the last request becomes the new process at
    * the cost of one message; a fork is the way when there is none. */
   pid = _afork_server_spare_hand_over (server, fd);
   if (pid < 0)
-    pid = fork ();
+    {
+      pid = fork ();
+      if (pid > 0)
+        _afork_server_add_child (server, pid);
+    }
   if (pid < 0)
     {
-      /* The new process's parent sees its socket close. */
-      int saved_errno = errno;
-      g_printerr (_("afork-server: fork failed: %s\n"), g_strerror (saved_errno));
-      close (fd);
+      refuse_fork (server, fd, "fork", errno);
       return FALSE;
     }
 
@@ -604,6 +692,7 @@ handle_frame (AforkServer  *server,
       return FALSE;
 
     case AFORK_WIRE_ARGS:
+      _afork_server_spare_drop (server, FALSE);
       server->generation++;
       {
         g_autoptr(GArray) strings = _afork_server_parse_strings (server, payload, len);
@@ -617,11 +706,15 @@ handle_frame (AforkServer  *server,
       return FALSE;
 
     case AFORK_WIRE_REQUIRE:
+      /* The spare must not keep what the template is about to change
+       * (a call function may close a descriptor the spare holds too). */
+      _afork_server_spare_drop (server, FALSE);
       server->generation++;
       handle_require (server, payload, len);
       return FALSE;
 
     case AFORK_WIRE_CALL:
+      _afork_server_spare_drop (server, FALSE);
       server->generation++;
       handle_call (server, payload, len);
       return FALSE;
@@ -657,12 +750,25 @@ handle_frame (AforkServer  *server,
 static gboolean
 wait_readable (AforkServer *server)
 {
-  struct pollfd pfds[2] = {
+  struct pollfd pfds[3] = {
     { server->sock, POLLIN, 0 },
     { sigchld_pipe[0], POLLIN, 0 },
+    { -1, POLLIN, 0 },
   };
 
-  if (poll (pfds, 2, -1) < 0)
+  /* The owner is watched itself, not only through the socket: a fork of
+   * the owner that never executed may hold the socket open long after
+   * the owner died. */
+  if (server->owner_pidfd < 0 && !server->owner_watch_tried)
+    {
+      server->owner_watch_tried = TRUE;
+      server->owner_pidfd = open_owner_pidfd (server->child.owner);
+      if (server->owner_pidfd < 0 && owner_is_gone (server))
+        linger_and_exit (server, 0);
+    }
+  pfds[2].fd = server->owner_pidfd;
+
+  if (poll (pfds, 3, -1) < 0)
     {
       if (errno == EINTR)
         return FALSE;
@@ -671,6 +777,10 @@ wait_readable (AforkServer *server)
 
   if (pfds[1].revents != 0)
     reap_children (server);
+
+  /* Nobody is left to send commands or read statuses. */
+  if (pfds[2].revents != 0)
+    linger_and_exit (server, 0);
 
   return pfds[0].revents != 0;
 }
@@ -816,6 +926,10 @@ _afork_server_serve (int  fd,
 
   _afork_i18n_init ();
 
+  /* Whatever the program this server was forked or executed from did
+   * with its signals, the server and what it makes start afresh. */
+  _afork_server_reset_signals ();
+
   _afork_fd_set_blocking (fd, TRUE);
   server.sock = fd;
   /* Never a NULL buffer: serve_loop() offsets into it before the first read. */
@@ -825,6 +939,7 @@ _afork_server_serve (int  fd,
   server.program = g_module_open (NULL, 0);
   server.next_status_fd = -1;
   server.watched = g_hash_table_new (NULL, NULL);
+  server.children = g_hash_table_new (NULL, NULL);
   server.owner_pidfd = -1;
   server.spare_pid = -1;
   server.spare_sock = -1;

@@ -27,6 +27,18 @@ typedef enum
   AFORK_WIRE_REPLY_ERROR = 'e', /* u32 code, string list: domain, message */
 } AforkWireCommand;
 
+/* The exec status channel: a child that cannot become the program writes
+ * 8 bytes, u32 step then u32 errno (little-endian), and exits with 127;
+ * the channel closes without data once the program started. */
+#define AFORK_WIRE_EXEC_STATUS_SIZE 8
+
+typedef enum
+{
+  AFORK_WIRE_EXEC_STEP_EXEC  = 0,  /* execve() of the program */
+  AFORK_WIRE_EXEC_STEP_CHDIR = 1,  /* changing to the working directory */
+  AFORK_WIRE_EXEC_STEP_STDIO = 2,  /* setting up standard input, output, error */
+} AforkWireExecStep;
+
 typedef enum
 {
   AFORK_WIRE_STATUS_OK,
