@@ -42,7 +42,7 @@ typedef struct
   guint32    payload_len;
   gsize      payload_got;
   int        exec_status_fd;      /* read end: EOF once the program started */
-  guint8     exec_errno[4];
+  guint8     exec_errno[AFORK_WIRE_EXEC_STATUS_SIZE];
   gsize      exec_errno_got;
   char      *exec_program;
   GSocketConnection *connection;  /* ready, for an exec waiting on its status */
@@ -183,7 +183,7 @@ exec_status_cb (int                         fd,
 
   if (res == AFORK_FLUSH_DONE)
     {
-      code = (int) _afork_wire_read_u32 (data->exec_errno);
+      code = (int) _afork_wire_read_u32 (data->exec_errno + 4);
       finish_return (task, NULL,
                      g_error_new (G_IO_ERROR, g_io_error_from_errno (code),
                                   /* TRANSLATORS: the first %s is a program, the second a reason */

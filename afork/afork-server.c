@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+/* The command loop of a server: reads frames, keeps what a fork inherits
+ * (modules, arguments, descriptors), forks on request and reaps what it
+ * forked. */
+
 #include "afork-server-private.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <locale.h>
 #include <gmodule.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,38 +16,12 @@
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "afork-child-private.h"
-#include "afork-wire-private.h"
 
 #define READ_CHUNK (64 * 1024)
-
-typedef struct
-{
-  int         sock;
-  GByteArray *in;        /* received bytes not yet decoded */
-  GArray     *fds;       /* received descriptors not yet claimed by `h` */
-  AforkChild  child;     /* pending run arguments */
-  GPtrArray  *modules;   /* GModule *, in load order */
-  GModule    *program;   /* the server program itself, opened by the template */
-  GError     *error;     /* the first failed `m` or `c` */
-  int         next_status_fd;  /* from `w`, for the next fork */
-  GHashTable *watched;   /* child pid → fd its wait status is written to */
-  int         owner_pidfd;     /* readable once the owner has exited */
-  /* A child forked ahead of the next fork request, waiting on spare_sock
-   * for the socket of the process it is to become. It is valid while
-   * nothing a fork inherits changed since it was forked: no `a`, `m` or
-   * `c` (generation) and no descriptor added (spare_n_args). */
-  pid_t       spare_pid;
-  int         spare_sock;
-  guint       generation;
-  guint       spare_generation;
-  guint       spare_n_args;
-} AforkServer;
 
 /* SIGCHLD wakes the loop through this pipe, and raises the flag for a
  * loop that is busy reading. */
@@ -53,6 +31,14 @@ static volatile sig_atomic_t sigchld_pending;
 /* The memory of argv, overwritten to set the process title. */
 static char  *title_area;
 static gsize  title_len;
+
+void
+_afork_server_set_title_area (char  *area,
+                              gsize  len)
+{
+  title_area = area;
+  title_len = len;
+}
 
 void
 _afork_server_set_title (const char *format,
@@ -74,14 +60,23 @@ _afork_server_set_title (const char *format,
     }
 }
 
-G_GNUC_NORETURN static void
-die (AforkServer *server,
-     const char  *message)
+void
+_afork_server_die (AforkServer *server,
+                   const char  *message)
 {
   (void) server;
   /* TRANSLATORS: %s is the reason an afork server stops */
   g_printerr (_("afork-server: %s\n"), message);
   _exit (2);
+}
+
+/* A server becomes a template with its first fork: from then on it reaps
+ * children and may fork ahead. */
+gboolean
+_afork_server_is_template (AforkServer *server)
+{
+  (void) server;
+  return sigchld_pipe[0] >= 0;
 }
 
 static void
@@ -107,20 +102,21 @@ sigchld_handler (G_GNUC_UNUSED int signum)
   errno = saved_errno;
 }
 
-static void
+/* Makes the pipe SIGCHLD wakes the loop through, and installs the handler.
+ * Fails (with errno set) when no pipe can be made: the fork that needed
+ * it is refused, and the next one tries again. */
+static gboolean
 sigchld_setup (void)
 {
   struct sigaction sa = { 0 };
 
   if (sigchld_pipe[0] >= 0)
-    {
-      close (sigchld_pipe[0]);
-      close (sigchld_pipe[1]);
-    }
+    return TRUE;
+
   if (pipe2 (sigchld_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
     {
-      g_printerr (_("afork-server: cannot create a pipe: %s\n"), g_strerror (errno));
-      _exit (2);
+      sigchld_pipe[0] = sigchld_pipe[1] = -1;
+      return FALSE;
     }
 
   sa.sa_handler = sigchld_handler;
@@ -131,34 +127,56 @@ sigchld_setup (void)
   /* Status channels are pipes: a parent that dropped a process must not
    * kill the template with SIGPIPE when it reports that process's exit. */
   signal (SIGPIPE, SIG_IGN);
+
+  return TRUE;
 }
 
-/* Closes this process's end of the spare's channel and forgets the spare
- * (which, if it still waits, sees the channel close and exits). */
-static void
-spare_forget (AforkServer *server)
+/* Every signal at its default disposition, none blocked: how a server
+ * starts, whatever the program it was forked or executed from did, and
+ * how the processes it makes start. */
+void
+_afork_server_reset_signals (void)
 {
-  if (server->spare_sock >= 0)
-    close (server->spare_sock);
-  server->spare_sock = -1;
-  server->spare_pid = -1;
+  struct sigaction sa = { 0 };
+  sigset_t none;
+
+  sa.sa_handler = SIG_DFL;
+  sigemptyset (&sa.sa_mask);
+  for (int sig = 1; sig < NSIG; sig++)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaction (sig, &sa, NULL);   /* fails for the C library's own */
+
+  sigemptyset (&none);
+  sigprocmask (SIG_SETMASK, &none, NULL);
+}
+
+/* Remembers a child this server forked: only those are ever reaped, so
+ * that children a module or a call function started stay theirs. */
+void
+_afork_server_add_child (AforkServer *server,
+                         pid_t        pid)
+{
+  g_hash_table_add (server->children, GINT_TO_POINTER (pid));
 }
 
 /* What a process leaves behind when it stops being the server it was
- * forked from: the command loop's own descriptors. (A SIGCHLD handler left
- * installed only writes to a pipe that no longer exists.) */
-static void
-server_forget_loop_state (AforkServer *server)
+ * forked from: the command loop's own descriptors, and the signal
+ * handling of a template. */
+void
+_afork_server_forget_loop_state (AforkServer *server)
 {
   GHashTableIter iter;
   gpointer fd;
 
   if (sigchld_pipe[0] >= 0)
     {
+      signal (SIGCHLD, SIG_DFL);
+      signal (SIGPIPE, SIG_DFL);
       close (sigchld_pipe[0]);
       close (sigchld_pipe[1]);
       sigchld_pipe[0] = sigchld_pipe[1] = -1;
     }
+  sigchld_pending = 0;
 
   /* The table itself is the template's: left as it is (a forked child
    * shares its pages until it writes them), and replaced. */
@@ -167,17 +185,21 @@ server_forget_loop_state (AforkServer *server)
     close (GPOINTER_TO_INT (fd));
   if (g_hash_table_size (server->watched) > 0)
     server->watched = g_hash_table_new (NULL, NULL);
+  if (g_hash_table_size (server->children) > 0)
+    server->children = g_hash_table_new (NULL, NULL);
 
   if (server->next_status_fd >= 0)
     close (server->next_status_fd);
   server->next_status_fd = -1;
 
+  /* A child watches the owner on its own, if it ever waits. */
   if (server->owner_pidfd >= 0)
     close (server->owner_pidfd);
   server->owner_pidfd = -1;
+  server->owner_watch_tried = FALSE;
 
   /* The template's spare is not this process's business. */
-  spare_forget (server);
+  _afork_server_spare_forget (server);
 
   for (guint i = 0; i < server->fds->len; i++)
     close (g_array_index (server->fds, int, i));
@@ -185,174 +207,60 @@ server_forget_loop_state (AforkServer *server)
   g_byte_array_set_size (server->in, 0);
 }
 
-/* Reaps every child that exited, telling the parent of those it watches
- * their wait status (4 bytes, little-endian) on their status channel. */
+/* Reaps the children this server forked that exited, telling the parent
+ * of those it watches their wait status (4 bytes, little-endian) on their
+ * status channel. Other children of the process are left to whoever
+ * started them. */
 static void
 reap_children (AforkServer *server)
 {
+  GHashTableIter iter;
+  gpointer key;
   char drain[64];
-  pid_t pid;
-  int status;
 
   sigchld_pending = 0;
-  while (read (sigchld_pipe[0], drain, sizeof drain) > 0)
-    ;
+  if (sigchld_pipe[0] >= 0)
+    while (read (sigchld_pipe[0], drain, sizeof drain) > 0)
+      ;
 
-  while ((pid = waitpid (-1, &status, WNOHANG)) > 0)
+  g_hash_table_iter_init (&iter, server->children);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
     {
+      pid_t pid = GPOINTER_TO_INT (key);
       gpointer fd;
+      int status;
+      pid_t res;
+
+      do
+        res = waitpid (pid, &status, WNOHANG);
+      while (res < 0 && errno == EINTR);
+
+      if (res == 0)
+        continue;
+
+      /* Exited (or, with ECHILD, reaped by someone else: then its status
+       * is unknown, which the parent learns from the channel closing). */
+      g_hash_table_iter_remove (&iter);
 
       if (pid == server->spare_pid)
-        {
-          spare_forget (server);
-          continue;
-        }
+        _afork_server_spare_forget (server);
 
       if (g_hash_table_steal_extended (server->watched, GINT_TO_POINTER (pid), NULL, &fd))
         {
-          guint8 le[4];
-          gssize res;
+          if (res == pid)
+            {
+              guint8 le[4];
+              gssize written;
 
-          _afork_wire_encode_u32 (le, (guint32) status);
+              _afork_wire_encode_u32 (le, (guint32) status);
 
-          do
-            res = write (GPOINTER_TO_INT (fd), le, sizeof le);
-          while (res < 0 && errno == EINTR);
+              do
+                written = write (GPOINTER_TO_INT (fd), le, sizeof le);
+              while (written < 0 && errno == EINTR);
+            }
           close (GPOINTER_TO_INT (fd));
         }
     }
-}
-
-/* Tells the spare to exit: it sees its channel close. With @reap, waits
- * for it too, for a process that stops being a template to run user code
- * and must not leave an unknown child behind. */
-static void
-spare_drop (AforkServer *server,
-            gboolean     reap)
-{
-  pid_t pid = server->spare_pid;
-
-  spare_forget (server);
-
-  if (reap && pid > 0)
-    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
-      ;
-}
-
-/* Whether to fork a spare before waiting for the next command: in a
- * template (a server that has forked) without one, when no command is
- * waiting already. */
-static gboolean
-spare_wanted (AforkServer *server)
-{
-  struct pollfd pfd = { server->sock, POLLIN, 0 };
-
-  if (sigchld_pipe[0] < 0 || server->spare_pid > 0)
-    return FALSE;
-
-  return poll (&pfd, 1, 0) == 0;
-}
-
-/* Forks the spare. Returns TRUE in the spare, once it has been handed the
- * socket of the process it becomes (its command stream starts afresh). */
-static gboolean
-spare_start (AforkServer *server)
-{
-  union {
-    char buf[CMSG_SPACE (sizeof (int))];
-    struct cmsghdr align;
-  } control;
-  struct msghdr msg = { 0 };
-  struct iovec iov;
-  struct cmsghdr *cmsg;
-  char byte;
-  int sv[2];
-  int fd = -1;
-  gssize res;
-  pid_t pid;
-
-  if (server->spare_pid > 0)
-    return FALSE;
-
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-    return FALSE;
-
-  pid = fork ();
-  if (pid < 0)
-    {
-      close (sv[0]);
-      close (sv[1]);
-      return FALSE;
-    }
-
-  if (pid > 0)
-    {
-      close (sv[1]);
-      server->spare_pid = pid;
-      server->spare_sock = sv[0];
-      server->spare_generation = server->generation;
-      server->spare_n_args = server->child.args->len;
-      return FALSE;
-    }
-
-  /* The spare: what a new child leaves of the template, done ahead. */
-  close (sv[0]);
-  close (server->sock);
-  server->sock = -1;
-  server_forget_loop_state (server);
-  _afork_server_set_title ("afork %d spare", (int) server->child.owner);
-
-  iov.iov_base = &byte;
-  iov.iov_len = 1;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
-
-  do
-    res = recvmsg (sv[1], &msg, MSG_CMSG_CLOEXEC);
-  while (res < 0 && errno == EINTR);
-
-  cmsg = res > 0 ? CMSG_FIRSTHDR (&msg) : NULL;
-  if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
-      cmsg->cmsg_len == CMSG_LEN (sizeof (int)))
-    memcpy (&fd, CMSG_DATA (cmsg), sizeof fd);
-
-  /* Dropped (the template changed, or is gone): nothing to become. */
-  if (fd < 0)
-    _exit (0);
-
-  close (sv[1]);
-  server->sock = fd;
-  server->child.fd = fd;
-  _afork_server_set_title ("afork %d child", (int) server->child.owner);
-
-  return TRUE;
-}
-
-/* Hands @fd to the spare, if there is one and it inherited what a child
- * forked now would. Returns its pid, or -1 if the caller must fork. */
-static pid_t
-spare_hand_over (AforkServer *server,
-                 int          fd)
-{
-  pid_t pid = server->spare_pid;
-  const char byte = 0;
-
-  if (pid <= 0)
-    return -1;
-
-  if (server->spare_generation != server->generation ||
-      server->spare_n_args != server->child.args->len ||
-      _afork_sendmsg_fds (server->spare_sock, &byte, 1, &fd, 1, 0) != 1)
-    {
-      spare_drop (server, FALSE);
-      return -1;
-    }
-
-  spare_forget (server);
-
-  return pid;
 }
 
 static int
@@ -385,9 +293,9 @@ G_GNUC_NORETURN static void
 linger_and_exit (AforkServer *server,
                  int          status)
 {
-  spare_drop (server, TRUE);
+  _afork_server_spare_drop (server, TRUE);
 
-  if (g_hash_table_size (server->watched) > 0)
+  if (g_hash_table_size (server->watched) > 0 && server->owner_pidfd < 0)
     server->owner_pidfd = open_owner_pidfd (server->child.owner);
 
   if (g_hash_table_size (server->watched) > 0 && !owner_is_gone (server))
@@ -501,9 +409,9 @@ symbol_lookup (AforkServer  *server,
 
 /* Copies a wire string into a C string; refuses embedded NULs, which no
  * symbol or module name can contain. */
-static char *
-wire_cstring (const AforkWireString  *s,
-              GError                **error)
+char *
+_afork_server_wire_cstring (const AforkWireString  *s,
+                            GError                **error)
 {
   if (memchr (s->data, '\0', s->len) != NULL)
     {
@@ -515,16 +423,16 @@ wire_cstring (const AforkWireString  *s,
   return g_strndup ((const char *) s->data, s->len);
 }
 
-static GArray *
-parse_strings (AforkServer  *server,
-               const guint8 *payload,
-               guint32       len)
+GArray *
+_afork_server_parse_strings (AforkServer  *server,
+                             const guint8 *payload,
+                             guint32       len)
 {
   GArray *strings = g_array_new (FALSE, FALSE, sizeof (AforkWireString));
   g_autoptr(GError) error = NULL;
 
   if (!_afork_wire_parse_strings (payload, len, strings, &error))
-    die (server, error->message);
+    _afork_server_die (server, error->message);
 
   return strings;
 }
@@ -534,12 +442,12 @@ handle_require (AforkServer  *server,
                 const guint8 *payload,
                 guint32       len)
 {
-  g_autoptr(GArray) names = parse_strings (server, payload, len);
+  g_autoptr(GArray) names = _afork_server_parse_strings (server, payload, len);
 
   for (guint i = 0; i < names->len && server->error == NULL; i++)
     {
       g_autoptr(GError) error = NULL;
-      g_autofree char *name = wire_cstring (&g_array_index (names, AforkWireString, i), &error);
+      g_autofree char *name = _afork_server_wire_cstring (&g_array_index (names, AforkWireString, i), &error);
 
       if (name != NULL)
         module_load (server, name, &error);
@@ -553,21 +461,21 @@ handle_call (AforkServer  *server,
              const guint8 *payload,
              guint32       len)
 {
-  g_autoptr(GArray) strings = parse_strings (server, payload, len);
+  g_autoptr(GArray) strings = _afork_server_parse_strings (server, payload, len);
   g_autoptr(GPtrArray) args = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *name = NULL;
   AforkCallFunc func;
 
   if (strings->len == 0)
-    die (server, _("Call command names no function"));
+    _afork_server_die (server, _("Call command names no function"));
 
   if (server->error != NULL)
     return;
 
-  name = wire_cstring (&g_array_index (strings, AforkWireString, 0), &error);
+  name = _afork_server_wire_cstring (&g_array_index (strings, AforkWireString, 0), &error);
   if (name == NULL)
-    die (server, error->message);
+    _afork_server_die (server, error->message);
 
   func = (AforkCallFunc) symbol_lookup (server, name, &error);
   if (func == NULL)
@@ -627,9 +535,9 @@ send_all (int           sock,
 
 /* Answers the last command: with @error, then exits; or with our pid,
  * exiting if the parent is gone (nothing may run for nobody). */
-static void
-acknowledge_or_exit (AforkServer  *server,
-                     const GError *error)
+void
+_afork_server_acknowledge_or_exit (AforkServer  *server,
+                                   const GError *error)
 {
   g_autoptr(GByteArray) reply = g_byte_array_new ();
 
@@ -647,30 +555,30 @@ handle_run (AforkServer  *server,
             const guint8 *payload,
             guint32       len)
 {
-  g_autoptr(GArray) strings = parse_strings (server, payload, len);
+  g_autoptr(GArray) strings = _afork_server_parse_strings (server, payload, len);
   g_autoptr(GError) error = NULL;
   g_autofree char *name = NULL;
   AforkRunFunc func = NULL;
 
   if (strings->len != 1)
-    die (server, _("Run command must name exactly one function"));
+    _afork_server_die (server, _("Run command must name exactly one function"));
 
-  name = wire_cstring (&g_array_index (strings, AforkWireString, 0), &error);
+  name = _afork_server_wire_cstring (&g_array_index (strings, AforkWireString, 0), &error);
   if (name == NULL)
-    die (server, error->message);
+    _afork_server_die (server, error->message);
 
   if (server->error != NULL)
     error = g_steal_pointer (&server->error);
   else
     func = (AforkRunFunc) symbol_lookup (server, name, &error);
 
-  acknowledge_or_exit (server, error);
+  _afork_server_acknowledge_or_exit (server, error);
 
   /* Leave nothing of the command loop to the run function but its
    * arguments and socket, and the default handling of the signals the
    * loop changed. A template that runs leaves no spare behind. */
-  spare_drop (server, TRUE);
-  server_forget_loop_state (server);
+  _afork_server_spare_drop (server, TRUE);
+  _afork_server_forget_loop_state (server);
   signal (SIGCHLD, SIG_DFL);
   signal (SIGPIPE, SIG_DFL);
   _afork_server_set_title ("afork %d %s", (int) server->child.owner, name);
@@ -682,90 +590,32 @@ handle_run (AforkServer  *server,
   _exit (0);
 }
 
-
-G_GNUC_NORETURN static void
-write_errno_and_exit (int status_fd,
-                      int saved_errno)
+/* The new process cannot be made: its parent gets @what failed as the
+ * reply to its run (or exec), and the end of its status channel; the
+ * template goes on serving. */
+static void
+refuse_fork (AforkServer *server,
+             int          fd,
+             const char  *what,
+             int          saved_errno)
 {
-  guint8 le[4];
-
-  _afork_wire_encode_u32 (le, (guint32) saved_errno);
-
-  /* Nobody may be listening any more: exit with 127 all the same. */
-  signal (SIGPIPE, SIG_IGN);
-  if (write (status_fd, le, sizeof le) < 0)
-    { /* the parent is gone: nobody to tell */ }
-  _exit (127);
-}
-
-/* The built-in exec: becomes the program described by the `x` frame, with
- * the chosen descriptors as standard input, output and error. The status
- * channel (the last descriptor sent) is close-on-exec: the parent reads
- * end of file when the program started, or the errno of the failure. */
-G_GNUC_NORETURN static void
-handle_exec (AforkServer  *server,
-             const guint8 *payload,
-             guint32       len)
-{
+  g_autoptr(GByteArray) reply = g_byte_array_new ();
   g_autoptr(GError) error = NULL;
-  AforkWireExec exec;
-  int stdio_src[3] = { -1, -1, -1 };
-  int status_fd;
-  sigset_t all;
 
-  if (!_afork_wire_parse_exec (payload, len, &exec, &error))
-    die (server, error->message);
+  error = g_error_new (AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED,
+                       /* TRANSLATORS: the first %s is a system call (fork,
+                        * pipe), the second the system's explanation */
+                       _("The template could not make a new process: %s failed: %s"),
+                       what, g_strerror (saved_errno));
+  _afork_wire_put_error_reply (reply, error);
+  /* A new socket has room for one reply: this never waits. */
+  if (_afork_sendmsg_fds (fd, reply->data, reply->len, NULL, 0, MSG_DONTWAIT) < 0)
+    { /* the parent is gone already */ }
+  close (fd);
 
-  status_fd = _afork_child_pop_last_fd (&server->child);
-  if (status_fd < 0)
-    die (server, _("Exec command without a status channel"));
-  for (int t = 2; t >= 0; t--)
-    {
-      if (exec.stdio[t] == 'f')
-        {
-          stdio_src[t] = _afork_child_pop_last_fd (&server->child);
-          if (stdio_src[t] < 0)
-            die (server, _("Exec command without the descriptors it names"));
-        }
-      else if (exec.stdio[t] == 's')
-        stdio_src[t] = server->sock;
-    }
-
-  acknowledge_or_exit (server, server->error);
-
-  spare_drop (server, TRUE);
-  server_forget_loop_state (server);
-  _afork_fd_set_blocking (server->sock, TRUE);
-
-  /* A clean slate of signals for the program. */
-  for (int sig = 1; sig < NSIG; sig++)
-    if (sig != SIGKILL && sig != SIGSTOP)
-      signal (sig, SIG_DFL);
-  sigemptyset (&all);
-  sigprocmask (SIG_SETMASK, &all, NULL);
-
-  /* Move the sources out of the way first, so that no target overwrites
-   * a source that is still needed. */
-  for (int t = 0; t < 3; t++)
-    if (stdio_src[t] >= 0)
-      {
-        stdio_src[t] = fcntl (stdio_src[t], F_DUPFD_CLOEXEC, 10);
-        if (stdio_src[t] < 0)
-          write_errno_and_exit (status_fd, errno);
-      }
-  for (int t = 0; t < 3; t++)
-    if (stdio_src[t] >= 0 && dup2 (stdio_src[t], t) < 0)
-      write_errno_and_exit (status_fd, errno);
-
-  if (exec.cwd != NULL && chdir (exec.cwd) != 0)
-    write_errno_and_exit (status_fd, errno);
-
-  if (exec.envp != NULL)
-    execvpe (exec.argv[0], exec.argv, exec.envp);
-  else
-    execvp (exec.argv[0], exec.argv);
-
-  write_errno_and_exit (status_fd, errno);
+  if (server->next_status_fd >= 0)
+    close (server->next_status_fd);
+  server->next_status_fd = -1;
 }
 
 /* Returns TRUE when the process is a newly forked child, whose stream
@@ -777,24 +627,28 @@ handle_fork (AforkServer *server)
   pid_t pid;
 
   if (fd < 0)
-    die (server, _("Fork command without a socket for the new process"));
+    _afork_server_die (server, _("Fork command without a socket for the new process"));
 
   /* A server becomes a template with its first fork: from then on it
    * reaps children. */
-  if (sigchld_pipe[0] < 0)
-    sigchld_setup ();
+  if (!sigchld_setup ())
+    {
+      refuse_fork (server, fd, "pipe2", errno);
+      return FALSE;
+    }
 
   /* The spare forked after the last request becomes the new process at
    * the cost of one message; a fork is the way when there is none. */
-  pid = spare_hand_over (server, fd);
-  if (pid < 0)
-    pid = fork ();
+  pid = _afork_server_spare_hand_over (server, fd);
   if (pid < 0)
     {
-      /* The new process's parent sees its socket close. */
-      int saved_errno = errno;
-      g_printerr (_("afork-server: fork failed: %s\n"), g_strerror (saved_errno));
-      close (fd);
+      pid = fork ();
+      if (pid > 0)
+        _afork_server_add_child (server, pid);
+    }
+  if (pid < 0)
+    {
+      refuse_fork (server, fd, "fork", errno);
       return FALSE;
     }
 
@@ -804,7 +658,7 @@ handle_fork (AforkServer *server)
        * that came with it and the children it watches belong to the
        * template. */
       close (server->sock);
-      server_forget_loop_state (server);
+      _afork_server_forget_loop_state (server);
       server->sock = fd;
       server->child.fd = fd;
       _afork_server_set_title ("afork %d child", (int) server->child.owner);
@@ -832,15 +686,16 @@ handle_frame (AforkServer  *server,
     {
     case AFORK_WIRE_FD:
       if (server->fds->len == 0)
-        die (server, _("Descriptor command without a descriptor"));
+        _afork_server_die (server, _("Descriptor command without a descriptor"));
       _afork_child_add_fd (&server->child, g_array_index (server->fds, int, 0));
       g_array_remove_index (server->fds, 0);
       return FALSE;
 
     case AFORK_WIRE_ARGS:
+      _afork_server_spare_drop (server, FALSE);
       server->generation++;
       {
-        g_autoptr(GArray) strings = parse_strings (server, payload, len);
+        g_autoptr(GArray) strings = _afork_server_parse_strings (server, payload, len);
 
         for (guint i = 0; i < strings->len; i++)
           {
@@ -851,11 +706,15 @@ handle_frame (AforkServer  *server,
       return FALSE;
 
     case AFORK_WIRE_REQUIRE:
+      /* The spare must not keep what the template is about to change
+       * (a call function may close a descriptor the spare holds too). */
+      _afork_server_spare_drop (server, FALSE);
       server->generation++;
       handle_require (server, payload, len);
       return FALSE;
 
     case AFORK_WIRE_CALL:
+      _afork_server_spare_drop (server, FALSE);
       server->generation++;
       handle_call (server, payload, len);
       return FALSE;
@@ -868,7 +727,7 @@ handle_frame (AforkServer  *server,
         int fd = _afork_child_pop_last_fd (&server->child);
 
         if (fd < 0)
-          die (server, _("Watch command without a descriptor"));
+          _afork_server_die (server, _("Watch command without a descriptor"));
         if (server->next_status_fd >= 0)
           close (server->next_status_fd);
         server->next_status_fd = fd;
@@ -876,7 +735,7 @@ handle_frame (AforkServer  *server,
       return FALSE;
 
     case AFORK_WIRE_EXEC:
-      handle_exec (server, payload, len);
+      _afork_server_handle_exec (server, payload, len);
 
     case AFORK_WIRE_RUN:
       handle_run (server, payload, len);
@@ -891,20 +750,37 @@ handle_frame (AforkServer  *server,
 static gboolean
 wait_readable (AforkServer *server)
 {
-  struct pollfd pfds[2] = {
+  struct pollfd pfds[3] = {
     { server->sock, POLLIN, 0 },
     { sigchld_pipe[0], POLLIN, 0 },
+    { -1, POLLIN, 0 },
   };
 
-  if (poll (pfds, 2, -1) < 0)
+  /* The owner is watched itself, not only through the socket: a fork of
+   * the owner that never executed may hold the socket open long after
+   * the owner died. */
+  if (server->owner_pidfd < 0 && !server->owner_watch_tried)
+    {
+      server->owner_watch_tried = TRUE;
+      server->owner_pidfd = open_owner_pidfd (server->child.owner);
+      if (server->owner_pidfd < 0 && owner_is_gone (server))
+        linger_and_exit (server, 0);
+    }
+  pfds[2].fd = server->owner_pidfd;
+
+  if (poll (pfds, 3, -1) < 0)
     {
       if (errno == EINTR)
         return FALSE;
-      die (server, g_strerror (errno));
+      _afork_server_die (server, g_strerror (errno));
     }
 
   if (pfds[1].revents != 0)
     reap_children (server);
+
+  /* Nobody is left to send commands or read statuses. */
+  if (pfds[2].revents != 0)
+    linger_and_exit (server, 0);
 
   return pfds[0].revents != 0;
 }
@@ -950,7 +826,7 @@ receive (AforkServer *server,
       int saved_errno = errno;
       g_autofree char *message = g_strdup_printf (_("Cannot read from the parent: %s"),
                                                   g_strerror (saved_errno));
-      die (server, message);
+      _afork_server_die (server, message);
     }
 
   g_byte_array_set_size (server->in, old_len + res);
@@ -972,7 +848,7 @@ receive (AforkServer *server,
     }
 
   if (msg.msg_flags & MSG_CTRUNC)
-    die (server, _("Too many descriptors in one message from the parent"));
+    _afork_server_die (server, _("Too many descriptors in one message from the parent"));
 
   return (gsize) res;
 }
@@ -993,7 +869,7 @@ serve_loop (AforkServer *server)
       status = _afork_wire_parse_header (server->in->data + pos, server->in->len - pos,
                                          FALSE, &command, &plen, &error);
       if (status == AFORK_WIRE_STATUS_INVALID)
-        die (server, error->message);
+        _afork_server_die (server, error->message);
 
       if (status == AFORK_WIRE_STATUS_OK &&
           server->in->len - pos >= AFORK_WIRE_HEADER_SIZE + (gsize) plen)
@@ -1025,13 +901,13 @@ serve_loop (AforkServer *server)
       /* About to wait with nothing buffered: a template forks its spare
        * now, while the parent deals with the process it just got. One
        * that is busy (requests already waiting) forks directly. */
-      if (server->in->len == 0 && spare_wanted (server) && spare_start (server))
+      if (server->in->len == 0 && _afork_server_spare_wanted (server) && _afork_server_spare_start (server))
         continue;
 
       if (receive (server, want) == 0)
         {
           if (server->in->len > 0)
-            die (server, _("The parent closed the connection in the middle of a command"));
+            _afork_server_die (server, _("The parent closed the connection in the middle of a command"));
           if (server->error != NULL)
             {
               g_printerr (_("afork-server: %s\n"), server->error->message);
@@ -1050,6 +926,10 @@ _afork_server_serve (int  fd,
 
   _afork_i18n_init ();
 
+  /* Whatever the program this server was forked or executed from did
+   * with its signals, the server and what it makes start afresh. */
+  _afork_server_reset_signals ();
+
   _afork_fd_set_blocking (fd, TRUE);
   server.sock = fd;
   /* Never a NULL buffer: serve_loop() offsets into it before the first read. */
@@ -1059,6 +939,7 @@ _afork_server_serve (int  fd,
   server.program = g_module_open (NULL, 0);
   server.next_status_fd = -1;
   server.watched = g_hash_table_new (NULL, NULL);
+  server.children = g_hash_table_new (NULL, NULL);
   server.owner_pidfd = -1;
   server.spare_pid = -1;
   server.spare_sock = -1;
@@ -1068,97 +949,3 @@ _afork_server_serve (int  fd,
   g_assert_not_reached ();
 }
 
-static gboolean
-parse_int (const char *str,
-           gint64      min,
-           gint64      max,
-           gint64     *out)
-{
-  return str != NULL && g_ascii_string_to_signed (str, 10, min, max, out, NULL);
-}
-
-int
-_afork_server_main (int    argc,
-                    char **argv)
-{
-  gint64 fd = -1, owner = 0, protocol = -1;
-  struct stat st;
-
-  setlocale (LC_ALL, "");
-  _afork_i18n_init ();
-
-  for (int i = 1; i < argc; i++)
-    {
-      gint64 *target = NULL;
-
-      if (g_str_equal (argv[i], "--fd"))
-        target = &fd;
-      else if (g_str_equal (argv[i], "--owner"))
-        target = &owner;
-      else if (g_str_equal (argv[i], "--protocol"))
-        target = &protocol;
-
-      if (target == NULL || i + 1 >= argc ||
-          !parse_int (argv[i + 1], 0, G_MAXINT, target))
-        {
-          g_printerr (_("Usage: %s --fd FD --owner PID --protocol %d\n"
-                        "afork-server is started by the afork library; it is not "
-                        "meant to be run by hand.\n"),
-                      argv[0], AFORK_WIRE_PROTOCOL_VERSION);
-          return 2;
-        }
-      i++;
-    }
-
-  if (fd < 0 || protocol < 0)
-    {
-      g_printerr (_("afork-server: --fd and --protocol are required\n"));
-      return 2;
-    }
-
-  if (protocol != AFORK_WIRE_PROTOCOL_VERSION)
-    {
-      g_printerr (_("afork-server: protocol version %d requested, but this server "
-                    "speaks version %d\n"),
-                  (int) protocol, AFORK_WIRE_PROTOCOL_VERSION);
-      return 2;
-    }
-
-  if (fstat ((int) fd, &st) != 0 || !S_ISSOCK (st.st_mode))
-    {
-      g_printerr (_("afork-server: descriptor %d is not a socket\n"), (int) fd);
-      return 2;
-    }
-  else
-    {
-      int domain = -1;
-      socklen_t dlen = sizeof domain;
-
-      if (getsockopt ((int) fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) != 0 ||
-          domain != AF_UNIX)
-        {
-          g_printerr (_("afork-server: descriptor %d is not a unix socket\n"), (int) fd);
-          return 2;
-        }
-    }
-
-  /* Keep the socket at 3 and close everything else inherited besides
-   * stdio: a spawn with inherited descriptors is fast, and this is where
-   * the cost of that is paid. */
-  if (fd != 3)
-    {
-      if (dup2 ((int) fd, 3) < 0)
-        {
-          g_printerr (_("afork-server: cannot move the socket: %s\n"), g_strerror (errno));
-          return 2;
-        }
-    }
-  _afork_close_fds_from (4);
-  fcntl (3, F_SETFD, FD_CLOEXEC);
-
-  title_area = argv[0];
-  title_len = (argv[argc - 1] + strlen (argv[argc - 1]) + 1) - argv[0];
-  _afork_server_set_title ("afork-server %d template", (int) owner);
-
-  _afork_server_serve (3, (GPid) owner);
-}
