@@ -164,20 +164,34 @@ _afork_process_close_socket (AforkProcess *self)
   _afork_process_discard_queue (self);
 }
 
-static void
-queue_end (AforkProcess *self,
-           gsize         start)
+/* Checks, before anything is copied, that a frame with @payload_len bytes
+ * of payload may be queued: within the protocol's limit, and within what
+ * the queue can hold. Otherwise the command is refused: the process's
+ * error is set and nothing more is sent to it. */
+gboolean
+_afork_process_reserve (AforkProcess *self,
+                        gsize         payload_len)
 {
-  if (!_afork_wire_end (self->out, start))
+  if (payload_len > AFORK_WIRE_MAX_PAYLOAD)
     {
       _afork_process_set_error (self, g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
                                                    _("A command for the process is larger than %u bytes"),
                                                    AFORK_WIRE_MAX_PAYLOAD));
       _afork_process_discard_queue (self);
-      return;
+      return FALSE;
     }
 
-  _afork_process_flush_soon (self);
+  /* A GByteArray counts in guint: a queue that nobody reads (a stopped
+   * process) must not wrap around. */
+  if (self->out->len > G_MAXUINT - AFORK_WIRE_HEADER_SIZE - payload_len)
+    {
+      _afork_process_set_error (self, g_error_new_literal (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                                           _("Too many commands are waiting for the process")));
+      _afork_process_discard_queue (self);
+      return FALSE;
+    }
+
+  return TRUE;
 }
 
 void
@@ -187,9 +201,23 @@ _afork_process_queue_strings (AforkProcess       *self,
                               gsize               first_len,
                               const char * const *rest)
 {
+  gsize payload_len = 0;
   gsize start;
 
   if (!_afork_process_can_queue (self))
+    return;
+
+  /* Sizes first, with every sum bounded: nothing is copied for a command
+   * that cannot be sent. */
+  if (first != NULL)
+    payload_len = first_len > AFORK_WIRE_MAX_PAYLOAD ? G_MAXSIZE : 4 + first_len;
+  for (guint i = 0; rest != NULL && rest[i] != NULL && payload_len <= AFORK_WIRE_MAX_PAYLOAD; i++)
+    {
+      gsize len = strlen (rest[i]);
+
+      payload_len = len > AFORK_WIRE_MAX_PAYLOAD ? G_MAXSIZE : payload_len + 4 + len;
+    }
+  if (!_afork_process_reserve (self, payload_len))
     return;
 
   start = _afork_wire_begin (self->out, command);
@@ -198,7 +226,8 @@ _afork_process_queue_strings (AforkProcess       *self,
   for (guint i = 0; rest != NULL && rest[i] != NULL; i++)
     _afork_wire_put_string (self->out, rest[i], strlen (rest[i]));
 
-  queue_end (self, start);
+  _afork_wire_end (self->out, start);
+  _afork_process_flush_soon (self);
 }
 
 /* Queues a frame of @command with a payload already encoded (by the
@@ -211,13 +240,14 @@ _afork_process_queue_frame (AforkProcess *self,
 {
   gsize start;
 
-  if (!_afork_process_can_queue (self))
+  if (!_afork_process_can_queue (self) || !_afork_process_reserve (self, len))
     return;
 
   start = _afork_wire_begin (self->out, command);
   g_byte_array_append (self->out, payload, len);
 
-  queue_end (self, start);
+  _afork_wire_end (self->out, start);
+  _afork_process_flush_soon (self);
 }
 
 /* Makes @fd, which the queue then owns, travel with the `h` frame at
@@ -241,6 +271,9 @@ _afork_process_queue_dup_fd (AforkProcess *self,
 {
   gsize offset = self->out->len;
   int copy;
+
+  if (!_afork_process_reserve (self, 0))
+    return FALSE;
 
   copy = fcntl (fd, F_DUPFD_CLOEXEC, 3);
   if (copy < 0)

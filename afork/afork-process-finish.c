@@ -42,9 +42,10 @@ typedef struct
   guint32    payload_len;
   gsize      payload_got;
   int        exec_status_fd;      /* read end: EOF once the program started */
-  guint8     exec_errno[AFORK_WIRE_EXEC_STATUS_SIZE];
-  gsize      exec_errno_got;
+  guint8     exec_status[AFORK_WIRE_EXEC_STATUS_SIZE];
+  gsize      exec_status_got;
   char      *exec_program;
+  char      *exec_cwd;
   GSocketConnection *connection;  /* ready, for an exec waiting on its status */
 } FinishData;
 
@@ -68,6 +69,7 @@ finish_data_free (FinishData *data)
     close (data->exec_status_fd);
   g_free (data->payload);
   g_free (data->exec_program);
+  g_free (data->exec_cwd);
   g_clear_object (&data->connection);
   g_free (data);
 }
@@ -160,6 +162,45 @@ static void finish_watch (GTask             *task,
                           GIOCondition       condition,
                           GUnixFDSourceFunc  callback);
 
+static GError *
+exec_error (const char *program,
+            const char *cwd,
+            guint32     step,
+            int         code)
+{
+  GQuark domain = G_IO_ERROR;
+  int io_code = g_io_error_from_errno (code);
+
+  switch (step)
+    {
+    case AFORK_WIRE_EXEC_STEP_CHDIR:
+      return g_error_new (domain, io_code,
+                          /* TRANSLATORS: the first %s is a directory, the second a
+                           * program, the third a reason */
+                          _("Cannot change to the directory “%s” to execute “%s”: %s"),
+                          cwd ? cwd : "", program, g_strerror (code));
+    case AFORK_WIRE_EXEC_STEP_STDIO:
+      return g_error_new (domain, io_code,
+                          /* TRANSLATORS: the first %s is a program, the second a reason */
+                          _("Cannot set up the standard descriptors of “%s”: %s"),
+                          program, g_strerror (code));
+    case AFORK_WIRE_EXEC_STEP_EXEC:
+      return g_error_new (domain, io_code,
+                          /* TRANSLATORS: the first %s is a program, the second a reason */
+                          _("Cannot execute “%s”: %s"),
+                          program, g_strerror (code));
+    default:
+      return g_error_new (AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                          /* TRANSLATORS: %s is a program, %u a number */
+                          _("Executing “%s” failed at an unknown step %u"),
+                          program, step);
+    }
+}
+
+/* The status channel of an exec: end of file with nothing read once the
+ * program started; else the step that failed and the errno, 4 bytes each
+ * (a server of this version writes both; only the errno of a failed exec
+ * is accepted as well). */
 static gboolean
 exec_status_cb (int                         fd,
                 G_GNUC_UNUSED GIOCondition  condition,
@@ -167,33 +208,62 @@ exec_status_cb (int                         fd,
 {
   GTask *task = user_data;
   FinishData *data = g_task_get_task_data (task);
-  AforkFlushResult res;
-  int code;
-
-  res = _afork_read_exactly (fd, data->exec_errno, &data->exec_errno_got, sizeof data->exec_errno);
-  if (res == AFORK_FLUSH_BLOCKED)
-    return G_SOURCE_CONTINUE;
-
-  if (data->exec_errno_got == 0)
+  for (;;)
     {
+      gssize res;
+
+      if (data->exec_status_got == sizeof data->exec_status)
+        break;
+
+      do
+        res = read (fd, data->exec_status + data->exec_status_got,
+                    sizeof data->exec_status - data->exec_status_got);
+      while (res < 0 && errno == EINTR);
+
+      if (res < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return G_SOURCE_CONTINUE;
+
+      if (res < 0)
+        {
+          GError *error = NULL;
+
+          /* Not knowing is not success. */
+          _afork_set_error_errno (&error, AFORK_ERROR_FAILED, errno,
+                                  _("Reading the exec status of the process"));
+          finish_return (task, NULL, error);
+          return G_SOURCE_REMOVE;
+        }
+
+      if (res == 0)
+        break;
+      data->exec_status_got += res;
+    }
+
+  switch (data->exec_status_got)
+    {
+    case 0:
       /* End of file at once: the program replaced the server. */
       finish_return (task, g_steal_pointer (&data->connection), NULL);
-      return G_SOURCE_REMOVE;
-    }
+      break;
 
-  if (res == AFORK_FLUSH_DONE)
-    {
-      code = (int) _afork_wire_read_u32 (data->exec_errno + 4);
+    case 4:
       finish_return (task, NULL,
-                     g_error_new (G_IO_ERROR, g_io_error_from_errno (code),
-                                  /* TRANSLATORS: the first %s is a program, the second a reason */
-                                  _("Cannot execute “%s”: %s"),
-                                  data->exec_program, g_strerror (code)));
+                     exec_error (data->exec_program, data->exec_cwd, AFORK_WIRE_EXEC_STEP_EXEC,
+                                 (int) _afork_wire_read_u32 (data->exec_status)));
+      break;
+
+    case AFORK_WIRE_EXEC_STATUS_SIZE:
+      finish_return (task, NULL,
+                     exec_error (data->exec_program, data->exec_cwd,
+                                 _afork_wire_read_u32 (data->exec_status),
+                                 (int) _afork_wire_read_u32 (data->exec_status + 4)));
+      break;
+
+    default:
+      finish_return (task, NULL,
+                     g_error_new_literal (AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                                          _("Truncated exec status from the process")));
     }
-  else
-    finish_return (task, NULL,
-                   g_error_new_literal (AFORK_ERROR, AFORK_ERROR_PROTOCOL,
-                                        _("Truncated exec status from the process")));
 
   return G_SOURCE_REMOVE;
 }
@@ -293,6 +363,16 @@ finish_written (GTask *task)
   FinishData *data = g_task_get_task_data (task);
   GError *error = NULL;
   GSocketConnection *connection;
+
+  /* Writing failed for another reason than the process leaving (which
+   * its reply, or its end of file, tells better): the process never got
+   * its last command, so no reply will come. */
+  if (self->error != NULL &&
+      !g_error_matches (self->error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED))
+    {
+      finish_return (task, NULL, g_steal_pointer (&self->error));
+      return;
+    }
 
   if (data->mode != FINISH_STEAL)
     {
@@ -664,6 +744,7 @@ afork_process_exec_async (AforkProcess        *self,
   g_task_set_name (task, "[afork] process exec");
   data = g_task_get_task_data (task);
   data->exec_program = g_strdup (argv[0]);
+  data->exec_cwd = g_strdup (cwd);
 
   if (_afork_process_can_queue (self))
     {
@@ -685,20 +766,30 @@ afork_process_exec_async (AforkProcess        *self,
         {
           gsize offset = self->out->len;
 
+          /* The pipe's reader is ours whatever happens next. */
           data->exec_status_fd = status[0];
-          _afork_wire_put_empty (self->out, AFORK_WIRE_FD);
-          _afork_process_queue_fd (self, status[1], offset);
+          if (!_afork_process_reserve (self, 0))
+            close (status[1]);
+          else
+            {
+              _afork_wire_put_empty (self->out, AFORK_WIRE_FD);
+              _afork_process_queue_fd (self, status[1], offset);
+            }
         }
     }
 
   if (_afork_process_can_queue (self))
     {
-      if (!_afork_wire_put_exec (self->out, stdio, cwd, argv, envp))
-        _afork_process_set_error (self, g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
-                                                     _("A command for the process is larger than %u bytes"),
-                                                     AFORK_WIRE_MAX_PAYLOAD));
-      else
-        _afork_process_flush_soon (self);
+      /* The codec measures the frame before it copies anything. */
+      if (_afork_process_reserve (self, AFORK_WIRE_MAX_PAYLOAD))
+        {
+          if (_afork_wire_put_exec (self->out, stdio, cwd, argv, envp))
+            _afork_process_flush_soon (self);
+          else
+            _afork_process_set_error (self, g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                                         _("A command for the process is larger than %u bytes"),
+                                                         AFORK_WIRE_MAX_PAYLOAD));
+        }
     }
 
   finish_start (task);

@@ -73,6 +73,8 @@ AforkFlushResult  _afork_process_flush             (AforkProcess       *self);
 void              _afork_process_flush_soon        (AforkProcess       *self);
 void              _afork_process_cancel_write_source (AforkProcess     *self);
 void              _afork_process_close_socket      (AforkProcess       *self);
+gboolean          _afork_process_reserve           (AforkProcess       *self,
+                                                    gsize               payload_len);
 void              _afork_process_queue_strings     (AforkProcess       *self,
                                                     guint8              command,
                                                     const char         *first,

@@ -268,6 +268,7 @@ afork_process_new_exec (GError **error)
   GSubprocess *subprocess = NULL;
   AforkProcess *self;
   GError *local_error = NULL;
+  const char *identifier;
   int fd;
 
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
@@ -283,9 +284,12 @@ afork_process_new_exec (GError **error)
   if (!_afork_spawn_server (&fd, &subprocess, error))
     return NULL;
 
+  /* A server that died at once may be reaped already: its pid is then
+   * unknown, and its run reports that it exited. */
+  identifier = g_subprocess_get_identifier (subprocess);
+
   return _afork_process_new_for_fd (fd, subprocess,
-                                    (GPid) g_ascii_strtoll (g_subprocess_get_identifier (subprocess),
-                                                            NULL, 10),
+                                    identifier ? (GPid) g_ascii_strtoll (identifier, NULL, 10) : 0,
                                     -1);
 }
 
@@ -508,8 +512,8 @@ afork_process_send_fd (AforkProcess *self,
  * Its process id is known once it runs, and its exit status cannot be
  * waited for from here.
  *
- * Returns: (transfer full): the process, or %NULL if @fd is not a stream
- *   socket
+ * Returns: (transfer full): the process, or %NULL if @fd is not a unix
+ *   stream socket
  *
  * Since: 1.0
  */
@@ -517,14 +521,18 @@ AforkProcess *
 afork_process_new_from_fd (int      fd,
                            GError **error)
 {
-  int type = 0;
+  int type = 0, domain = 0;
   socklen_t len = sizeof type;
+  socklen_t domain_len = sizeof domain;
   int copy;
 
   g_return_val_if_fail (fd >= 0, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  if (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+  /* Only a unix socket carries descriptors: a TCP connection is not a
+   * process's, whatever listens at its other end. */
+  if (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM ||
+      getsockopt (fd, SOL_SOCKET, SO_DOMAIN, &domain, &domain_len) != 0 || domain != AF_UNIX)
     {
       g_set_error (error, AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
                    _("File descriptor %d is not the connection to a process"), fd);

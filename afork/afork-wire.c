@@ -46,12 +46,14 @@ _afork_wire_begin (GByteArray *out,
   return start;
 }
 
+/* The caller checked @len against AFORK_WIRE_MAX_PAYLOAD first: a frame
+ * never goes out with a string missing. */
 void
 _afork_wire_put_string (GByteArray *out,
                         const void *data,
                         gsize       len)
 {
-  g_return_if_fail (len <= G_MAXUINT32);
+  g_assert (len <= AFORK_WIRE_MAX_PAYLOAD);
 
   _afork_wire_put_u32 (out, (guint32) len);
   if (len > 0)

@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* AforkProcess where the system or the other end misbehaves: send errors
+ * other than a closed socket, oversized commands, sockets that are not a
+ * process's, a server that reports which step of an exec failed. */
+#include "core-util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The codec's constants only: the test speaks the protocol itself. */
+#include "afork-wire-private.h"
+
+static void
+put_u32 (guint8  *out,
+         guint32  value)
+{
+  for (guint i = 0; i < 4; i++)
+    out[i] = (value >> (8 * i)) & 0xff;
+}
+
+static guint32
+get_u32 (const guint8 *data)
+{
+  return (guint32) data[0] | ((guint32) data[1] << 8) |
+         ((guint32) data[2] << 16) | ((guint32) data[3] << 24);
+}
+
+/* Drops what lets a process ignore RLIMIT_NOFILE for descriptors in
+ * flight, so that root sees the limit as everybody else does. */
+static void
+drop_resource_capabilities (void)
+{
+  struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+  struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = { { 0, 0, 0 } };
+
+  g_assert_cmpint (syscall (SYS_capget, &header, data), ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS (data); i++)
+    {
+      guint32 drop = 0;
+
+      if (CAP_SYS_RESOURCE / 32 == i)
+        drop |= 1u << (CAP_SYS_RESOURCE % 32);
+      if (CAP_SYS_ADMIN / 32 == i)
+        drop |= 1u << (CAP_SYS_ADMIN % 32);
+      data[i].effective &= ~drop;
+      data[i].permitted &= ~drop;
+    }
+  g_assert_cmpint (syscall (SYS_capset, &header, data), ==, 0);
+}
+
+/* A send that fails with ETOOMANYREFS: more descriptors in flight than
+ * RLIMIT_NOFILE allows. The run must report it, not wait for a reply to
+ * a command that never left. */
+static void
+test_send_error_reaches_finish (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(AforkProcess) process = NULL;
+      g_autoptr(GSocketConnection) connection = NULL;
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GAsyncResult) result = NULL;
+      g_autoptr(GBytes) filler = NULL;
+      struct rlimit limit;
+      int sink[2];
+
+      process = afork_process_new (&error);
+      g_assert_no_error (error);
+
+      /* More than the socket takes at once: the rest, and the descriptor
+       * behind it, go from the run's own writer. */
+      filler = g_bytes_new_take (g_malloc0 (16 * 1024 * 1024), 16 * 1024 * 1024);
+      afork_process_send_bytes (afork_process_require (process, TEST_MODULE), filler);
+      afork_process_send_fd (process, STDIN_FILENO);
+      afork_process_run_async (process, "test_run_pid", NULL, afork_test_store_result_cb, &result);
+
+      /* Now put more descriptors in flight than the limit. */
+      drop_resource_capabilities ();
+      g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sink), ==, 0);
+      limit.rlim_cur = limit.rlim_max = 64;
+      g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+      for (guint i = 0; i < 100; i++)
+        {
+          char byte = 0;
+          int fd = STDERR_FILENO;
+          struct iovec iov = { &byte, 1 };
+          union {
+            char buf[CMSG_SPACE (sizeof (int))];
+            struct cmsghdr align;
+          } control;
+          struct msghdr msg = { 0 };
+          struct cmsghdr *cmsg;
+
+          memset (&control, 0, sizeof control);
+          msg.msg_iov = &iov;
+          msg.msg_iovlen = 1;
+          msg.msg_control = control.buf;
+          msg.msg_controllen = sizeof control.buf;
+          cmsg = CMSG_FIRSTHDR (&msg);
+          cmsg->cmsg_level = SOL_SOCKET;
+          cmsg->cmsg_type = SCM_RIGHTS;
+          cmsg->cmsg_len = CMSG_LEN (sizeof (int));
+          memcpy (CMSG_DATA (cmsg), &fd, sizeof fd);
+          if (sendmsg (sink[0], &msg, MSG_DONTWAIT) < 0)
+            {
+              g_assert_cmpint (errno, ==, ETOOMANYREFS);
+              break;
+            }
+        }
+
+      afork_test_wait_result (&result);
+      connection = afork_process_run_finish (process, result, &error);
+      g_assert_null (connection);
+      g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FAILED);
+      g_assert_nonnull (strstr (error->message, g_strerror (ETOOMANYREFS)));
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
+/* A TCP connection is nobody's process. */
+static void
+test_from_fd_requires_unix (void)
+{
+  g_autoptr(AforkProcess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  struct sockaddr_in addr = { 0 };
+  socklen_t len = sizeof addr;
+  int listener, client;
+
+  listener = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_assert_cmpint (listener, >=, 0);
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  g_assert_cmpint (bind (listener, (struct sockaddr *) &addr, sizeof addr), ==, 0);
+  g_assert_cmpint (listen (listener, 1), ==, 0);
+  g_assert_cmpint (getsockname (listener, (struct sockaddr *) &addr, &len), ==, 0);
+  client = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  g_assert_cmpint (connect (client, (struct sockaddr *) &addr, sizeof addr), ==, 0);
+
+  process = afork_process_new_from_fd (client, &error);
+  g_assert_null (process);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT);
+
+  close (client);
+  close (listener);
+}
+
+/* A string the protocol cannot carry is refused before anything is
+ * copied, and nothing of the command goes out: the process never runs
+ * with an argument missing. */
+static void
+test_oversized_argument (gconstpointer data)
+{
+  gsize size = GPOINTER_TO_SIZE (data) == 4 ? G_MAXUINT32 + (gsize) 1 : 300 * 1024 * 1024;
+  g_autoptr(AforkProcess) process = NULL;
+  g_autoptr(GBytes) huge = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) run_err = NULL;
+  void *region;
+
+  /* Address space only: pages that are never touched are never made. */
+  region = mmap (NULL, size, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (region == MAP_FAILED)
+    {
+      g_test_skip ("cannot reserve the address space");
+      return;
+    }
+  huge = g_bytes_new_static (region, size);
+
+  process = afork_process_new (&error);
+  g_assert_no_error (error);
+  afork_process_send_arg (afork_process_require (process, TEST_MODULE), "before");
+  afork_process_send_bytes (process, huge);
+  afork_process_send_arg (process, "after");
+
+  run_err = run_error (process, "test_run_args");
+  g_assert_error (run_err, AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT);
+
+  munmap (region, size);
+}
+
+/* A server of our own, on the other end of a socket: reads the commands
+ * of an exec, acknowledges, and reports on the status channel that @step
+ * failed with @code. */
+typedef struct
+{
+  int     sock;
+  guint32 step;
+  guint32 code;
+} FakeServer;
+
+static gpointer
+fake_server_thread (gpointer user_data)
+{
+  FakeServer *server = user_data;
+  g_autoptr(GByteArray) in = g_byte_array_new ();
+  int status_fd = -1;
+  gboolean done = FALSE;
+
+  while (!done)
+    {
+      guint8 buf[4096];
+      union {
+        char buf[CMSG_SPACE (sizeof (int) * 8)];
+        struct cmsghdr align;
+      } control;
+      struct iovec iov = { buf, sizeof buf };
+      struct msghdr msg = { 0 };
+      gssize res;
+
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control.buf;
+      msg.msg_controllen = sizeof control.buf;
+      res = recvmsg (server->sock, &msg, MSG_CMSG_CLOEXEC);
+      g_assert_cmpint (res, >, 0);
+      for (struct cmsghdr *c = CMSG_FIRSTHDR (&msg); c != NULL; c = CMSG_NXTHDR (&msg, c))
+        for (guint i = 0; i < (c->cmsg_len - CMSG_LEN (0)) / sizeof (int); i++)
+          {
+            /* The last descriptor before `x` is the status channel. */
+            if (status_fd >= 0)
+              close (status_fd);
+            memcpy (&status_fd, CMSG_DATA (c) + i * sizeof (int), sizeof (int));
+          }
+      g_byte_array_append (in, buf, res);
+
+      while (in->len >= AFORK_WIRE_HEADER_SIZE)
+        {
+          guint32 len = get_u32 (in->data + 1);
+          guint8 command = in->data[0];
+
+          if (in->len < AFORK_WIRE_HEADER_SIZE + len)
+            break;
+          g_byte_array_remove_range (in, 0, AFORK_WIRE_HEADER_SIZE + len);
+          if (command == AFORK_WIRE_EXEC)
+            done = TRUE;
+        }
+    }
+
+  {
+    guint8 reply[AFORK_WIRE_HEADER_SIZE + 4] = { AFORK_WIRE_REPLY_OK };
+    guint8 status[AFORK_WIRE_EXEC_STATUS_SIZE];
+
+    put_u32 (reply + 1, 4);
+    put_u32 (reply + AFORK_WIRE_HEADER_SIZE, 4242);
+    g_assert_cmpint (write (server->sock, reply, sizeof reply), ==, sizeof reply);
+    put_u32 (status, server->step);
+    put_u32 (status + 4, server->code);
+    g_assert_cmpint (status_fd, >=, 0);
+    g_assert_cmpint (write (status_fd, status, sizeof status), ==, sizeof status);
+    close (status_fd);
+  }
+
+  return NULL;
+}
+
+static GError *
+exec_with_fake_server (guint32 step,
+                       guint32 code)
+{
+  const char *argv[] = { "some-program", NULL };
+  g_autoptr(AforkProcess) process = NULL;
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  GError *error = NULL;
+  FakeServer server = { -1, step, code };
+  GThread *thread;
+  int sv[2];
+
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+  process = afork_process_new_from_fd (sv[0], &error);
+  g_assert_no_error (error);
+  close (sv[0]);
+  server.sock = sv[1];
+  thread = g_thread_new ("fake-server", fake_server_thread, &server);
+
+  afork_process_exec_async (process, argv, NULL, "/some/directory",
+                            AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT,
+                            NULL, afork_test_store_result_cb, &result);
+  afork_test_wait_result (&result);
+  connection = afork_process_exec_finish (process, result, &error);
+  g_assert_null (connection);
+  g_assert_nonnull (error);
+
+  g_thread_join (thread);
+  close (sv[1]);
+
+  return error;
+}
+
+/* The status channel says which step failed: a directory that cannot be
+ * entered is not a program that cannot be executed. */
+static void
+test_exec_status_step (void)
+{
+  g_autoptr(GError) chdir_error = exec_with_fake_server (AFORK_WIRE_EXEC_STEP_CHDIR, ENOENT);
+  g_autoptr(GError) exec_error = exec_with_fake_server (AFORK_WIRE_EXEC_STEP_EXEC, EACCES);
+  g_autoptr(GError) stdio_error = exec_with_fake_server (AFORK_WIRE_EXEC_STEP_STDIO, EBADF);
+  g_autoptr(GError) unknown_error = exec_with_fake_server (77, EPERM);
+
+  g_assert_error (chdir_error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
+  g_assert_nonnull (strstr (chdir_error->message, "/some/directory"));
+  g_assert_error (exec_error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED);
+  g_assert_nonnull (strstr (exec_error->message, "some-program"));
+  g_assert_null (strstr (exec_error->message, "/some/directory"));
+  g_assert_error (stdio_error, G_IO_ERROR, (int) g_io_error_from_errno (EBADF));
+  g_assert_cmpstr (stdio_error->message, !=, exec_error->message);
+  g_assert_error (unknown_error, AFORK_ERROR, AFORK_ERROR_PROTOCOL);
+}
+
+/* A server that exits at once may be reaped before its pid is asked for:
+ * no critical, and its run reports that it exited. */
+static void
+test_new_exec_dead_server (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_setenv ("AFORK_SERVER", "/bin/true", TRUE);
+      for (guint i = 0; i < 20; i++)
+        {
+          g_autoptr(GError) error = NULL;
+          g_autoptr(GError) run_err = NULL;
+          g_autoptr(AforkProcess) process = afork_process_new_exec (&error);
+
+          g_assert_no_error (error);
+          g_usleep (i * 1000);
+          run_err = run_error (process, "test_run_pid");
+          g_assert_error (run_err, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
+        }
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  afork_test_init (&argc, &argv);
+
+  g_test_add_func ("/afork/process/send-error/too-many-refs", test_send_error_reaches_finish);
+  g_test_add_func ("/afork/process/from-fd/requires-unix", test_from_fd_requires_unix);
+  g_test_add_data_func ("/afork/process/queue/oversized/300-mib", GSIZE_TO_POINTER (0),
+                        test_oversized_argument);
+  g_test_add_data_func ("/afork/process/queue/oversized/4-gib", GSIZE_TO_POINTER (4),
+                        test_oversized_argument);
+  g_test_add_func ("/afork/process/exec/status-step", test_exec_status_step);
+  g_test_add_func ("/afork/process/new-exec/dead-server", test_new_exec_dead_server);
+
+  return g_test_run ();
+}
