@@ -35,7 +35,6 @@ typedef struct
   GHashTable *watched;   /* child pid → fd its wait status is written to */
   GHashTable *children;  /* pids this server forked and reaps */
   int         owner_pidfd;     /* readable once the owner has exited */
-  gboolean    owner_watch_tried;
   /* A child forked ahead of the next fork request, waiting on spare_sock
    * for the socket of the process it is to become. It is valid while
    * nothing a fork inherits changed since it was forked: no `a`, `m` or

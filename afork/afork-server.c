@@ -192,11 +192,8 @@ _afork_server_forget_loop_state (AforkServer *server)
     close (server->next_status_fd);
   server->next_status_fd = -1;
 
-  /* A child watches the owner on its own, if it ever waits. */
-  if (server->owner_pidfd >= 0)
-    close (server->owner_pidfd);
-  server->owner_pidfd = -1;
-  server->owner_watch_tried = FALSE;
+  /* The owner is the same: its pidfd stays (close-on-exec; a run
+   * function does not get it, see handle_run). */
 
   /* The template's spare is not this process's business. */
   _afork_server_spare_forget (server);
@@ -579,6 +576,9 @@ handle_run (AforkServer  *server,
    * loop changed. A template that runs leaves no spare behind. */
   _afork_server_spare_drop (server, TRUE);
   _afork_server_forget_loop_state (server);
+  if (server->owner_pidfd >= 0)
+    close (server->owner_pidfd);
+  server->owner_pidfd = -1;
   signal (SIGCHLD, SIG_DFL);
   signal (SIGPIPE, SIG_DFL);
   _afork_server_set_title ("afork %d %s", (int) server->child.owner, name);
@@ -759,13 +759,6 @@ wait_readable (AforkServer *server)
   /* The owner is watched itself, not only through the socket: a fork of
    * the owner that never executed may hold the socket open long after
    * the owner died. */
-  if (server->owner_pidfd < 0 && !server->owner_watch_tried)
-    {
-      server->owner_watch_tried = TRUE;
-      server->owner_pidfd = open_owner_pidfd (server->child.owner);
-      if (server->owner_pidfd < 0 && owner_is_gone (server))
-        linger_and_exit (server, 0);
-    }
   pfds[2].fd = server->owner_pidfd;
 
   if (poll (pfds, 3, -1) < 0)
@@ -940,7 +933,8 @@ _afork_server_serve (int  fd,
   server.next_status_fd = -1;
   server.watched = g_hash_table_new (NULL, NULL);
   server.children = g_hash_table_new (NULL, NULL);
-  server.owner_pidfd = -1;
+  /* Opened once, inherited by every process forked from this one. */
+  server.owner_pidfd = open_owner_pidfd (owner);
   server.spare_pid = -1;
   server.spare_sock = -1;
   _afork_child_init (&server.child, fd, owner);

@@ -6,11 +6,15 @@
 #include "afork-test-io.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -147,4 +151,245 @@ rel_call_stop (G_GNUC_UNUSED AforkChild *child,
 {
   raise (SIGSTOP);
   return TRUE;
+}
+
+/* Tells the test the call is done: writes to each descriptor argument,
+ * then puts /dev/null in its place, so that its number stays taken. */
+static void
+signal_done (AforkChild *child)
+{
+  for (guint i = 0; i < afork_child_get_n_args (child); i++)
+    if (afork_child_arg_is_fd (child, i))
+      {
+        int fd = afork_child_steal_fd (child, i);
+        int null = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+
+        afork_test_write_all (fd, "done\n", 5);
+        if (null >= 0)
+          {
+            dup3 (null, fd, O_CLOEXEC);
+            close (null);
+          }
+      }
+  afork_child_clear_args (child);
+}
+
+/* Resource limits of the process the call runs in (a template): with
+ * "tight", RLIMIT_NOFILE leaves room for two more descriptors only (the
+ * socket and status channel of the next fork request, and no pipe), and
+ * the descriptor arguments are told when that is so; with "restore", the
+ * soft limit goes back to the hard one. */
+EXPORT gboolean rel_call_limit_fds (AforkChild *, const char * const *, GError **);
+gboolean
+rel_call_limit_fds (AforkChild          *child,
+                    const char * const  *args,
+                    GError             **error)
+{
+  struct rlimit limit;
+  int highest = 2;
+  GDir *dir;
+  const char *name;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
+    goto failed;
+
+  if (args[0] != NULL && g_str_equal (args[0], "restore"))
+    {
+      limit.rlim_cur = limit.rlim_max;
+      if (setrlimit (RLIMIT_NOFILE, &limit) != 0)
+        goto failed;
+      signal_done (child);
+      return TRUE;
+    }
+
+  dir = g_dir_open ("/proc/self/fd", 0, error);
+  if (dir == NULL)
+    return FALSE;
+  while ((name = g_dir_read_name (dir)) != NULL)
+    highest = MAX (highest, atoi (name));
+  g_dir_close (dir);
+  /* The directory's own descriptor was listed too. */
+  while (highest > 2 && fcntl (highest, F_GETFD) < 0)
+    highest--;
+
+  /* Fill the holes below, so that exactly two numbers are left. */
+  for (int fd = 0; fd < highest; fd++)
+    if (fcntl (fd, F_GETFD) < 0 && errno == EBADF)
+      {
+        int null = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+
+        if (null >= 0 && null != fd)
+          {
+            dup3 (null, fd, O_CLOEXEC);
+            close (null);
+          }
+      }
+
+  limit.rlim_cur = (rlim_t) highest + 1 + 2;
+  if (setrlimit (RLIMIT_NOFILE, &limit) != 0)
+    goto failed;
+  signal_done (child);
+  return TRUE;
+
+failed:
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "limit: %s", g_strerror (errno));
+  return FALSE;
+}
+
+/* With "tight", no fork() succeeds in this process any more: RLIMIT_NPROC
+ * is 0 (root is exempt, so a process of root becomes nobody first); with
+ * "restore", the soft limit goes back to the hard one. */
+EXPORT gboolean rel_call_limit_procs (AforkChild *, const char * const *, GError **);
+gboolean
+rel_call_limit_procs (AforkChild          *child,
+                      const char * const  *args,
+                      GError             **error)
+{
+  struct rlimit limit;
+
+  if (getrlimit (RLIMIT_NPROC, &limit) != 0)
+    goto failed;
+
+  if (args[0] != NULL && g_str_equal (args[0], "restore"))
+    limit.rlim_cur = limit.rlim_max;
+  else
+    {
+      if (geteuid () == 0 &&
+          (setgroups (0, NULL) != 0 || setresgid (65534, 65534, 65534) != 0 ||
+           setresuid (65534, 65534, 65534) != 0))
+        goto failed;
+      limit.rlim_cur = 0;
+    }
+
+  if (setrlimit (RLIMIT_NPROC, &limit) != 0)
+    goto failed;
+  signal_done (child);
+  return TRUE;
+
+failed:
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "limit: %s", g_strerror (errno));
+  return FALSE;
+}
+
+/* Closes every descriptor argument, as a call function that is done with
+ * them does. */
+EXPORT gboolean rel_call_close_fds (AforkChild *, const char * const *, GError **);
+gboolean
+rel_call_close_fds (AforkChild                       *child,
+                    G_GNUC_UNUSED const char * const *args,
+                    G_GNUC_UNUSED GError            **error)
+{
+  for (guint i = 0; i < afork_child_get_n_args (child); i++)
+    if (afork_child_arg_is_fd (child, i))
+      {
+        int fd = afork_child_steal_fd (child, i);
+
+        if (fd >= 0)
+          close (fd);
+      }
+  afork_child_clear_args (child);
+
+  return TRUE;
+}
+
+/* A child the call function starts itself, and reaps in a later call:
+ * nobody else may reap it meanwhile. */
+static pid_t own_child = -1;
+
+EXPORT gboolean rel_call_spawn (AforkChild *, const char * const *, GError **);
+gboolean
+rel_call_spawn (G_GNUC_UNUSED AforkChild         *child,
+                G_GNUC_UNUSED const char * const *args,
+                GError                          **error)
+{
+  siginfo_t info;
+
+  own_child = fork ();
+  if (own_child < 0)
+    {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "fork: %s", g_strerror (errno));
+      return FALSE;
+    }
+  if (own_child == 0)
+    _exit (7);
+
+  /* Returns once it exited (its SIGCHLD is on its way), without reaping. */
+  memset (&info, 0, sizeof info);
+  while (waitid (P_PID, own_child, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+    ;
+
+  return TRUE;
+}
+
+EXPORT gboolean rel_call_reap (AforkChild *, const char * const *, GError **);
+gboolean
+rel_call_reap (G_GNUC_UNUSED AforkChild         *child,
+               G_GNUC_UNUSED const char * const *args,
+               GError                          **error)
+{
+  int status = 0;
+  pid_t res;
+
+  do
+    res = waitpid (own_child, &status, 0);
+  while (res < 0 && errno == EINTR);
+
+  if (res != own_child || !WIFEXITED (status) || WEXITSTATUS (status) != 7)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "the call's own child %d was reaped by someone else: %s",
+                   (int) own_child, res < 0 ? g_strerror (errno) : "wrong status");
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/* Opens a descriptor without close-on-exec, as careless code does, at a
+ * number given as the argument. */
+EXPORT gboolean rel_call_open_inheritable (AforkChild *, const char * const *, GError **);
+gboolean
+rel_call_open_inheritable (G_GNUC_UNUSED AforkChild *child,
+                           const char * const       *args,
+                           GError                  **error)
+{
+  int at = args[0] != NULL ? atoi (args[0]) : 100;
+  int fd;
+
+  /* Never over a descriptor in use. */
+  if (fcntl (at, F_GETFD) >= 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "descriptor %d is in use", at);
+      return FALSE;
+    }
+  fd = open ("/dev/null", O_RDONLY);
+  if (fd < 0 || dup2 (fd, at) < 0)
+    {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "open: %s", g_strerror (errno));
+      return FALSE;
+    }
+  close (fd);
+
+  return TRUE;
+}
+
+/* Writes the signal state of the process, the lines SigBlk, SigIgn and
+ * SigCgt of /proc/self/status ("SigBlk:\t0000000000000000\n"...). */
+EXPORT void rel_run_signal_state (AforkChild *child);
+void
+rel_run_signal_state (AforkChild *child)
+{
+  g_autofree char *status = NULL;
+  g_autoptr(GString) out = g_string_new (NULL);
+  g_auto(GStrv) lines = NULL;
+
+  if (!g_file_get_contents ("/proc/self/status", &status, NULL, NULL))
+    return;
+  lines = g_strsplit (status, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], "SigBlk:") || g_str_has_prefix (lines[i], "SigIgn:") ||
+        g_str_has_prefix (lines[i], "SigCgt:"))
+      g_string_append_printf (out, "%s\n", lines[i]);
+
+  afork_test_write_all (afork_child_get_fd (child), out->str, out->len);
 }

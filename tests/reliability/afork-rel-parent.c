@@ -3,7 +3,10 @@
  * kind, leaves them in preparation (one runs), prints their pids, then
  * waits to be killed.
  *
- *   afork-rel-parent [--early]
+ *   afork-rel-parent [--early | --fork-holds]
+ *
+ * With --fork-holds, a fork of the parent that never executes (and holds
+ * every socket the parent had) outlives it: line "holder PID".
  *
  * Output: one line "KIND PID" per process, then "ready". */
 #include "rel-util.h"
@@ -43,6 +46,7 @@ main (int    argc,
   g_autoptr(GBytes) big = NULL;
   AforkProcess *process, *template, *self_template;
   gboolean early = argc > 1 && g_str_equal (argv[1], "--early");
+  gboolean holds = argc > 1 && g_str_equal (argv[1], "--fork-holds");
 
   keep = g_ptr_array_new_with_free_func (g_object_unref);
 
@@ -88,6 +92,26 @@ main (int    argc,
   g_assert_no_error (error);
   report ("running", rel_read_pid_line (running));
   g_ptr_array_add (keep, process);
+
+  if (holds)
+    {
+      pid_t holder;
+
+      fflush (stdout);
+      holder = fork ();
+      g_assert_cmpint (holder, >=, 0);
+      if (holder == 0)
+        {
+          /* Not the test's output: only the sockets. */
+          close (0);
+          close (1);
+          close (2);
+          alarm (120);
+          for (;;)
+            pause ();
+        }
+      report ("holder", holder);
+    }
 
   printf ("ready\n");
   fflush (stdout);

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 /* A pipe opened without O_CLOEXEC before anything else. */
@@ -56,6 +57,181 @@ test_inherited (gconstpointer data)
 
   if (g_str_equal (kind->name, "new"))
     assert_not_inherited (rel_default_template_pid (), "the default template");
+}
+
+/* Descriptor number → what it points to ("socket:[123]"), of @pid. */
+static GHashTable *
+fd_targets (GPid pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/fd", (int) pid);
+  g_autoptr(GDir) dir = g_dir_open (path, 0, NULL);
+  GHashTable *targets = g_hash_table_new_full (NULL, NULL, NULL, g_free);
+  const char *name;
+
+  g_assert_nonnull (dir);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *link = g_build_filename (path, name, NULL);
+      char *dest = g_file_read_link (link, NULL);
+
+      if (dest != NULL)
+        g_hash_table_insert (targets, GINT_TO_POINTER (atoi (name)), dest);
+    }
+
+  return targets;
+}
+
+static gboolean
+holds_target (GHashTable *targets,
+              const char *target)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, targets);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (g_str_equal (value, target))
+      return TRUE;
+
+  return FALSE;
+}
+
+/* Asserts that the descriptors of @pid above standard input, output and
+ * error are exactly one socket that @template does not hold (its own),
+ * plus @extra (targets, NULL-terminated): no template socket, no
+ * sibling's socket, no status pipe. */
+static void
+assert_exact_fds (GPid                pid,
+                  GPid                template,
+                  const char * const *extra,
+                  const char         *what)
+{
+  g_autoptr(GHashTable) mine = fd_targets (pid);
+  g_autoptr(GHashTable) theirs = fd_targets (template);
+  g_autoptr(GString) listing = g_string_new (NULL);
+  g_autoptr(GPtrArray) expected = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer key, value;
+  guint sockets = 0;
+
+  for (guint i = 0; extra != NULL && extra[i] != NULL; i++)
+    g_ptr_array_add (expected, (gpointer) extra[i]);
+
+  g_hash_table_iter_init (&iter, mine);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    g_string_append_printf (listing, " %d->%s", GPOINTER_TO_INT (key), (char *) value);
+  g_test_message ("%s (pid %d):%s", what, (int) pid, listing->str);
+
+  g_hash_table_iter_init (&iter, mine);
+  while (g_hash_table_iter_next (&iter, &key, &value))
+    {
+      const char *target = value;
+      guint index;
+
+      if (GPOINTER_TO_INT (key) <= 2)
+        continue;
+      if (g_ptr_array_find_with_equal_func (expected, target, g_str_equal, &index))
+        {
+          g_ptr_array_remove_index (expected, index);
+          continue;
+        }
+      if (g_str_has_prefix (target, "socket:") && sockets == 0)
+        {
+          g_assert_false (holds_target (theirs, target));
+          sockets++;
+          continue;
+        }
+      g_error ("%s (pid %d) holds descriptor %d → %s, which is not its own",
+               what, (int) pid, GPOINTER_TO_INT (key), target);
+    }
+
+  g_assert_cmpuint (sockets, ==, 1);
+  g_assert_cmpuint (expected->len, ==, 0);
+}
+
+/* A running child holds standard input, output and error, its socket and
+ * what was sent to it: nothing else. */
+static void
+test_exact_run (gconstpointer data)
+{
+  RelKind *kind = (RelKind *) data;
+  g_autoptr(AforkProcess) sibling = rel_make (kind);
+  g_autoptr(AforkProcess) process = rel_make (kind);
+  g_autoptr(GSocketConnection) sibling_connection = NULL;
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *link = NULL;
+  g_autofree char *sent = NULL;
+  const char *extra[2] = { NULL, NULL };
+  GPid pid, ppid = 0;
+  int fds[2];
+
+  /* A sibling running beside it. */
+  sibling_connection = afork_process_run (sibling, "rel_run_echo", NULL, &error);
+  g_assert_no_error (error);
+  rel_read_pid_line (sibling_connection);
+
+  afork_test_pipe (fds);
+  link = g_strdup_printf ("/proc/self/fd/%d", fds[1]);
+  sent = g_file_read_link (link, NULL);
+  afork_process_send_fd (process, fds[1]);
+  close (fds[1]);
+  extra[0] = sent;
+
+  connection = afork_process_run (process, "rel_run_echo", NULL, &error);
+  g_assert_no_error (error);
+  pid = rel_read_pid_line (connection);
+  g_assert_true (afork_test_proc_stat (pid, NULL, &ppid, NULL));
+  assert_exact_fds (pid, ppid, extra, "a running process");
+  close (fds[0]);
+}
+
+/* The spare of a template holds standard input, output and error, the
+ * socket it is handed its process on and the owner's pidfd: nothing of
+ * the template's. */
+static void
+test_exact_spare (gconstpointer data)
+{
+  RelKind *kind = (RelKind *) data;
+  g_autoptr(AforkProcess) process = rel_make (kind);
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *title = NULL;
+  const char *extra[] = { "anon_inode:[pidfd]", NULL };
+  GPid pid, template = 0, spare = 0;
+
+  connection = afork_process_run (process, "rel_run_echo", NULL, &error);
+  g_assert_no_error (error);
+  pid = rel_read_pid_line (connection);
+  g_assert_true (afork_test_proc_stat (pid, NULL, &template, NULL));
+  if (template == getpid ())
+    {
+      g_test_skip ("no template: an executed server");
+      return;
+    }
+
+  /* The template forks its spare once idle. */
+  title = g_strdup_printf ("afork %d spare", (int) getpid ());
+  for (guint tries = 0; spare == 0 && tries < AFORK_TEST_WAIT_SECONDS * 100; tries++)
+    {
+      g_autoptr(GArray) pids = rel_proc_list ();
+
+      for (guint i = 0; i < pids->len && spare == 0; i++)
+        {
+          GPid candidate = g_array_index (pids, GPid, i), ppid = 0;
+          g_autofree char *cmdline = NULL;
+
+          if (!afork_test_proc_stat (candidate, NULL, &ppid, NULL) || ppid != template)
+            continue;
+          cmdline = rel_proc_cmdline (candidate);
+          if (cmdline != NULL && g_str_has_prefix (cmdline, title))
+            spare = candidate;
+        }
+      if (spare == 0)
+        g_usleep (10000);
+    }
+  g_assert_cmpint (spare, !=, 0);
+  assert_exact_fds (spare, template, extra, "a spare");
 }
 
 /* With every server and child alive, closing the write end makes the read
@@ -166,6 +342,8 @@ main (int    argc,
     }
 
   rel_add_kind_tests ("/afork/reliability/fd-leaks/inherited", test_inherited);
+  rel_add_kind_tests ("/afork/reliability/fd-leaks/exact/run", test_exact_run);
+  rel_add_kind_tests ("/afork/reliability/fd-leaks/exact/spare", test_exact_spare);
   g_test_add_func ("/afork/reliability/fd-leaks/pipe-eof", test_pipe_eof);
   g_test_add_func ("/afork/reliability/fd-leaks/soak", test_soak);
 
