@@ -939,6 +939,8 @@ worker_lost_locked (Worker *worker,
     }
 
   g_clear_error (&head_error);
+  /* The reference taken above, and the list's. */
+  worker_unref (worker);
   worker_unref (worker);
 }
 
@@ -974,7 +976,10 @@ worker_run_cb (GObject      *object,
     {
       g_clear_object (&connection);
       if (worker->state != WORKER_GONE)
-        worker_remove_locked (worker);
+        {
+          worker_remove_locked (worker);
+          worker_unref (worker);  /* the list's; the run's is dropped below */
+        }
 
       /* No respawning for a template that fails: its error is every
        * call's, now (and for good if it never made a worker). */
