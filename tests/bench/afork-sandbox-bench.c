@@ -4,8 +4,9 @@
  *
  *   afork-sandbox-bench [--quick] [--tap] [--seconds S] [--reps N]
  *
- * Rows, each in processes per second, the best of N alternating rounds of
- * S seconds:
+ * Rows, each in processes per second, the best of N rounds of S seconds
+ * per row (the two afork rows measured in alternation, one process each
+ * in turn, by their median time per process):
  *   plain      forks of a template that loaded the probe module, + run of
  *              a function that writes 4 bytes and returns; the parent
  *              reads to end of file
@@ -134,25 +135,58 @@ one_fork (AforkProcess  *tmpl,
   return TRUE;
 }
 
-static double
-measure_afork (AforkProcess *tmpl,
-               double        seconds)
+/* The machine is shared and its load drifts: the two templates are
+ * measured in alternation, one process each in turn, and compared by
+ * their median time per process. */
+static int
+cmp_double (gconstpointer a,
+            gconstpointer b)
 {
-  gint64 start = now_ns ();
-  gint64 end = start + (gint64) (seconds * 1e9);
-  guint n = 0;
+  double x = *(const double *) a, y = *(const double *) b;
+
+  return x < y ? -1 : x > y;
+}
+
+static double
+median_rate (GArray *times)
+{
+  g_array_sort (times, cmp_double);
+
+  return 1.0 / g_array_index (times, double, times->len / 2);
+}
+
+static void
+measure_afork_pair (AforkProcess *plain,
+                    AforkProcess *sandboxed,
+                    double        seconds,
+                    double       *plain_rate,
+                    double       *sandboxed_rate)
+{
+  g_autoptr(GArray) plain_times = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr(GArray) sandboxed_times = g_array_new (FALSE, FALSE, sizeof (double));
+  gint64 end = now_ns () + (gint64) (seconds * 2e9);
+  guint round = 0;
 
   do
     {
-      g_autoptr(GError) error = NULL;
+      /* Which goes first alternates too. */
+      for (guint k = 0; k < 2; k++, round++)
+        {
+          AforkProcess *tmpl = (round + round / 2) % 2 == 0 ? plain : sandboxed;
+          g_autoptr(GError) error = NULL;
+          gint64 start = now_ns ();
+          double t;
 
-      if (!one_fork (tmpl, &error))
-        g_error ("fork + run: %s", error->message);
-      n++;
+          if (!one_fork (tmpl, &error))
+            g_error ("fork + run: %s", error->message);
+          t = (now_ns () - start) / 1e9;
+          g_array_append_val (tmpl == plain ? plain_times : sandboxed_times, t);
+        }
     }
-  while (now_ns () < end || n < 3);
+  while (now_ns () < end || plain_times->len < 3);
 
-  return n / ((now_ns () - start) / 1e9);
+  *plain_rate = median_rate (plain_times);
+  *sandboxed_rate = median_rate (sandboxed_times);
 }
 
 /* bwrap row */
@@ -381,8 +415,11 @@ main (int    argc,
 
   for (int rep = 0; rep < reps; rep++)
     {
-      best_plain = MAX (best_plain, measure_afork (plain, seconds));
-      best_sandboxed = MAX (best_sandboxed, measure_afork (sandboxed, seconds));
+      double p, q;
+
+      measure_afork_pair (plain, sandboxed, seconds, &p, &q);
+      best_plain = MAX (best_plain, p);
+      best_sandboxed = MAX (best_sandboxed, q);
       if (have_bwrap)
         best_bwrap = MAX (best_bwrap, measure_bwrap (&b, seconds));
     }
