@@ -22,6 +22,7 @@
 
 #include "afork-loader-private.h"
 #include "afork-pool-worker-private.h"
+#include "afork-server-sandbox-private.h"
 
 #define READ_CHUNK (64 * 1024)
 
@@ -590,6 +591,7 @@ handle_run (AforkServer  *server,
   signal (SIGPIPE, SIG_DFL);
   _afork_server_set_title ("afork %d %s", (int) server->child.owner, name);
   _afork_fd_set_blocking (server->sock, TRUE);
+  _afork_server_sandbox_enter_run ();
 
   func (&server->child);
 
@@ -623,6 +625,25 @@ refuse_fork (AforkServer *server,
   if (server->next_status_fd >= 0)
     close (server->next_status_fd);
   server->next_status_fd = -1;
+}
+
+/* Confines the process for good. A failure is reported like a failed
+ * `m` or `c`: the process skips further work and answers `r` with it. */
+static void
+handle_sandbox (AforkServer  *server,
+                const guint8 *payload,
+                guint32       len)
+{
+  AforkWireSandbox sandbox;
+  g_autoptr(GError) error = NULL;
+
+  if (!_afork_wire_parse_sandbox (payload, len, &sandbox, &error))
+    _afork_server_die (server, error->message);
+
+  if (server->error == NULL && !_afork_server_sandbox_apply (&sandbox, &error))
+    set_error (server, g_steal_pointer (&error));
+
+  _afork_wire_sandbox_clear (&sandbox);
 }
 
 /* Returns TRUE when the process is a newly forked child, whose stream
@@ -728,6 +749,13 @@ handle_frame (AforkServer  *server,
 
     case AFORK_WIRE_FORK:
       return handle_fork (server);
+
+    case AFORK_WIRE_SANDBOX:
+      /* A spare forked before now would escape the walls. */
+      _afork_server_spare_drop (server, FALSE);
+      server->generation++;
+      handle_sandbox (server, payload, len);
+      return FALSE;
 
     case AFORK_WIRE_WATCH:
       {

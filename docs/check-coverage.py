@@ -28,7 +28,7 @@ CORE = "{http://www.gtk.org/introspection/core/1.0}"
 C = "{http://www.gtk.org/introspection/c/1.0}"
 GLIB = "{http://www.gtk.org/introspection/glib/1.0}"
 
-GUIDES = ["concepts.html", "porting.html", "protocol.html"]
+GUIDES = ["concepts.html", "porting.html", "protocol.html", "sandboxing.html"]
 OURS = re.compile(r"^(afork_|Afork|AFORK_)\w*$")
 
 

@@ -20,7 +20,8 @@
  * The server executes what its owner names, by design: an input that
  * would load a module, call or run a function or execute a program
  * outside this sandbox (names starting with "afork-fuzz-" or
- * "afork_fuzz_", or refused for a NUL byte) is skipped.
+ * "afork_fuzz_", or refused for a NUL byte) is skipped, and so is one
+ * with a valid sandbox command.
  *
  * AFORK_FUZZ_VERBOSE=1 shows the server's standard error. */
 #include "afork-server-private.h"
@@ -165,6 +166,19 @@ sandboxed (const guint8 *stream,
         return TRUE;   /* the server stops here, or waits */
       payload = stream + pos + AFORK_WIRE_HEADER_SIZE;
       pos += AFORK_WIRE_HEADER_SIZE + plen;
+
+      /* A valid sandbox would confine the fuzzer's child (a memory limit
+       * below what AddressSanitizer maps kills it): only malformed ones,
+       * which end the server, are fed. */
+      if (command == AFORK_WIRE_SANDBOX)
+        {
+          AforkWireSandbox sandbox;
+
+          if (!_afork_wire_parse_sandbox (payload, plen, &sandbox, NULL))
+            return TRUE;   /* the server dies here */
+          _afork_wire_sandbox_clear (&sandbox);
+          return FALSE;
+        }
 
       if (command != AFORK_WIRE_REQUIRE && command != AFORK_WIRE_CALL &&
           command != AFORK_WIRE_RUN && command != AFORK_WIRE_EXEC)

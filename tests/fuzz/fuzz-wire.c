@@ -9,7 +9,9 @@
  *   1  a reply, as a parent reads it
  *   2  strings (separated by 0xff) encoded into a frame, then decoded
  *   3  the payload of an exec command, decoded, then encoded again and
- *      decoded to the same request */
+ *      decoded to the same request
+ *   4  a sandbox description (`s` payload): decoded; what decodes is
+ *      encoded again and must give the same bytes */
 #include "afork-private.h"
 
 #include <stdint.h>
@@ -76,7 +78,17 @@ fuzz_commands (const guint8 *data,
       if (size - pos - AFORK_WIRE_HEADER_SIZE < plen)
         return;   /* a server would wait for the rest */
 
-      if (is_string_list (command))
+      if (command == AFORK_WIRE_SANDBOX)
+        {
+          const guint8 *payload = data + pos + AFORK_WIRE_HEADER_SIZE;
+          AforkWireSandbox sandbox;
+
+          if (_afork_wire_parse_sandbox (payload, plen, &sandbox, &error))
+            _afork_wire_sandbox_clear (&sandbox);
+          else if (error == NULL || sandbox.paths != NULL)
+            abort ();
+        }
+      else if (is_string_list (command))
         {
           const guint8 *payload = data + pos + AFORK_WIRE_HEADER_SIZE;
 
@@ -214,6 +226,43 @@ fuzz_exec (const guint8 *data,
   _afork_wire_exec_clear (&again);
 }
 
+static void
+fuzz_sandbox (const guint8 *data,
+              gsize         size)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GByteArray) out = NULL;
+  AforkWireSandbox sandbox;
+
+  if (!_afork_wire_parse_sandbox (data, size, &sandbox, &error))
+    {
+      if (error == NULL || error->domain != AFORK_ERROR || sandbox.paths != NULL)
+        abort ();
+      return;
+    }
+  if (error != NULL || sandbox.paths == NULL)
+    abort ();
+
+  for (guint i = 0; i < sandbox.paths->len; i++)
+    {
+      const AforkWireSandboxPath *p = &g_array_index (sandbox.paths, AforkWireSandboxPath, i);
+
+      /* Inside the payload, absolute, without a NUL byte. */
+      if (p->path.data < data || p->path.data + p->path.len > data + size ||
+          p->path.len == 0 || p->path.data[0] != '/' ||
+          memchr (p->path.data, '\0', p->path.len) != NULL)
+        abort ();
+    }
+
+  /* The encoder writes back exactly what was decoded. */
+  out = g_byte_array_new ();
+  _afork_wire_put_sandbox (out, &sandbox);
+  if (out->len != size || memcmp (out->data, data, size) != 0)
+    abort ();
+
+  _afork_wire_sandbox_clear (&sandbox);
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data,
                         size_t         size)
@@ -221,7 +270,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   if (size < 1)
     return 0;
 
-  switch (data[0] % 4)
+  switch (data[0] % 5)
     {
     case 0:
       fuzz_commands (data + 1, size - 1);
@@ -232,8 +281,11 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
     case 2:
       fuzz_round_trip (data + 1, size - 1);
       break;
-    default:
+    case 3:
       fuzz_exec (data + 1, size - 1);
+      break;
+    default:
+      fuzz_sandbox (data + 1, size - 1);
       break;
     }
 

@@ -44,6 +44,16 @@ def fork_records():
 
 RUN = frame('r', strings('afork_fuzz_run'))
 
+
+def sandbox(flags=0, memory=0, cpu=0, abi=0, paths=(), version=1):
+    """The payload of `s`: header, then (access, path) pairs."""
+    out = u32(version) + u32(flags) + u32(memory & 0xffffffff) + u32(memory >> 32)
+    out += u32(cpu) + u32(abi)
+    for access, path in paths:
+        out += u32(access) + strings(path)
+    return out
+
+
 server = {
     'run': record(RUN),
     'require-missing-then-run':
@@ -86,6 +96,11 @@ server = {
     'call-empty': record(frame('c')),
     'require-nul-name': record(frame('m', strings(b'afork-fuzz-\x00module'))) + record(RUN),
     'truncated-string-list': record(frame('a', u32(100) + b'short')),
+    # The fuzzer never applies a sandbox (see fuzz-server.c): these check
+    # that a malformed one ends the server cleanly.
+    'sandbox-short': record(frame('s', u32(1))) + record(RUN),
+    'sandbox-bad-version': record(frame('s', sandbox(version=2))) + record(RUN),
+    'sandbox-relative-path': record(frame('s', sandbox(paths=[(1, 'relative')]))) + record(RUN),
 }
 
 wire = {
@@ -111,6 +126,16 @@ wire = {
     'exec-extra-without-env': b'\x03' + strings('iii', '', '0', '1', 'prog', 'A=1'),
     'exec-nul-argument': b'\x03' + strings('iii', '', '0', '2', 'prog', b'a\x00b'),
     'exec-short': b'\x03' + strings('iii', '', '0'),
+    'commands-sandbox': b'\x00' + frame('s', sandbox(paths=[(1, '/usr')])) + RUN,
+    'sandbox-empty': b'\x04' + sandbox(),
+    'sandbox-full': b'\x04' + sandbox(flags=7, memory=(1 << 40) + 5, cpu=3, abi=6,
+                                       paths=[(1, '/usr'), (2, '/tmp/x'), (1, '/')]),
+    'sandbox-bad-flags': b'\x04' + sandbox(flags=8),
+    'sandbox-bad-access': b'\x04' + sandbox(paths=[(3, '/usr')]),
+    'sandbox-nul-path': b'\x04' + sandbox(paths=[(1, b'/us\x00r')]),
+    'sandbox-empty-path': b'\x04' + sandbox(paths=[(2, '')]),
+    'sandbox-truncated-path': b'\x04' + sandbox()[:-2] + u32(1) + u32(50) + b'/short',
+    'sandbox-short': b'\x04' + u32(1) + u32(0),
 }
 
 outdir = sys.argv[1]
