@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "afork-child-private.h"
+#include "afork-server-loader-private.h"
 #include "afork-wire-private.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -48,6 +49,9 @@ typedef struct
 /* SIGCHLD wakes the loop through this pipe, and raises the flag for a
  * loop that is busy reading. */
 static int sigchld_pipe[2] = { -1, -1 };
+
+/* The server of this process, for _afork_server_resolve_function (). */
+static AforkServer *this_server;
 static volatile sig_atomic_t sigchld_pending;
 
 /* The memory of argv, overwritten to set the process title. */
@@ -277,7 +281,9 @@ spare_start (AforkServer *server)
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return FALSE;
 
+  _afork_server_before_fork ();
   pid = fork ();
+  _afork_server_after_fork (pid);
   if (pid < 0)
     {
       close (sv[0]);
@@ -499,6 +505,21 @@ symbol_lookup (AforkServer  *server,
   return NULL;
 }
 
+gboolean
+_afork_server_resolve_function (const char     *name,
+                                AforkFunction  *out,
+                                GError        **error)
+{
+  g_return_val_if_fail (this_server != NULL, FALSE);
+
+  if (_afork_server_loader_has_prefix (name))
+    return _afork_server_loader_resolve (name, out, error);
+
+  out->loader = NULL;
+  out->symbol = symbol_lookup (this_server, name, error);
+  return out->symbol != NULL;
+}
+
 /* Copies a wire string into a C string; refuses embedded NULs, which no
  * symbol or module name can contain. */
 static char *
@@ -541,7 +562,9 @@ handle_require (AforkServer  *server,
       g_autoptr(GError) error = NULL;
       g_autofree char *name = wire_cstring (&g_array_index (names, AforkWireString, i), &error);
 
-      if (name != NULL)
+      if (name != NULL && _afork_server_loader_has_prefix (name))
+        _afork_server_loader_require (name, &error);
+      else if (name != NULL)
         module_load (server, name, &error);
       if (error != NULL)
         set_error (server, g_steal_pointer (&error));
@@ -557,7 +580,8 @@ handle_call (AforkServer  *server,
   g_autoptr(GPtrArray) args = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *name = NULL;
-  AforkCallFunc func;
+  AforkFunction func;
+  gboolean ok;
 
   if (strings->len == 0)
     die (server, _("Call command names no function"));
@@ -569,8 +593,7 @@ handle_call (AforkServer  *server,
   if (name == NULL)
     die (server, error->message);
 
-  func = (AforkCallFunc) symbol_lookup (server, name, &error);
-  if (func == NULL)
+  if (!_afork_server_resolve_function (name, &func, &error))
     {
       set_error (server, g_steal_pointer (&error));
       return;
@@ -584,7 +607,12 @@ handle_call (AforkServer  *server,
     }
   g_ptr_array_add (args, NULL);
 
-  if (!func (&server->child, (const char * const *) args->pdata, &error))
+  if (func.loader != NULL)
+    ok = func.loader->call (func.symbol, &server->child, (const char * const *) args->pdata, &error);
+  else
+    ok = ((AforkCallFunc) func.symbol) (&server->child, (const char * const *) args->pdata, &error);
+
+  if (!ok)
     {
       if (error == NULL)
         set_error (server, g_error_new (AFORK_ERROR, AFORK_ERROR_CALL_FAILED,
@@ -650,7 +678,7 @@ handle_run (AforkServer  *server,
   g_autoptr(GArray) strings = parse_strings (server, payload, len);
   g_autoptr(GError) error = NULL;
   g_autofree char *name = NULL;
-  AforkRunFunc func = NULL;
+  AforkFunction func = { NULL, NULL };
 
   if (strings->len != 1)
     die (server, _("Run command must name exactly one function"));
@@ -662,7 +690,7 @@ handle_run (AforkServer  *server,
   if (server->error != NULL)
     error = g_steal_pointer (&server->error);
   else
-    func = (AforkRunFunc) symbol_lookup (server, name, &error);
+    _afork_server_resolve_function (name, &func, &error);
 
   acknowledge_or_exit (server, error);
 
@@ -676,7 +704,10 @@ handle_run (AforkServer  *server,
   _afork_server_set_title ("afork %d %s", (int) server->child.owner, name);
   _afork_fd_set_blocking (server->sock, TRUE);
 
-  func (&server->child);
+  if (func.loader != NULL)
+    func.loader->run (func.symbol, &server->child);
+  else
+    ((AforkRunFunc) func.symbol) (&server->child);
 
   fflush (NULL);
   _exit (0);
@@ -816,7 +847,11 @@ handle_fork (AforkServer *server)
    * the cost of one message; a fork is the way when there is none. */
   pid = spare_hand_over (server, fd);
   if (pid < 0)
-    pid = fork ();
+    {
+      _afork_server_before_fork ();
+      pid = fork ();
+      _afork_server_after_fork (pid);
+    }
   if (pid < 0)
     {
       /* The new process's parent sees its socket close. */
@@ -1091,6 +1126,7 @@ _afork_server_serve (int  fd,
   server.spare_pid = -1;
   server.spare_sock = -1;
   _afork_child_init (&server.child, fd, owner);
+  this_server = &server;
 
   serve_loop (&server);
   g_assert_not_reached ();
