@@ -11,6 +11,8 @@
 
 #include "afork-python-private.h"
 
+#include <glib/gi18n-lib.h>
+
 #include <string.h>
 #include <unistd.h>
 
@@ -138,7 +140,7 @@ _afork_python_from_variant (GVariant   *value,
         return result;
       }
     default:
-      PyErr_Format (PyExc_TypeError, "cannot convert a GVariant of type %s",
+      PyErr_Format (PyExc_TypeError, _("cannot convert a GVariant of type %s"),
                     g_variant_get_type_string (value));
       return NULL;
     }
@@ -240,7 +242,7 @@ from_glib_variant (PyObject *object)
     {
       result = g_variant_parse (G_VARIANT_TYPE (ts), tx, NULL, NULL, &error);
       if (result == NULL)
-        PyErr_Format (PyExc_ValueError, "cannot take this GLib.Variant: %s", error->message);
+        PyErr_Format (PyExc_ValueError, _("cannot take this GLib.Variant: %s"), error->message);
     }
 
   Py_XDECREF (type_string);
@@ -272,7 +274,7 @@ fd_to_variant (PyObject   *object,
   if (handle < 0)
     {
       PyErr_Format (PyExc_ValueError,
-                    "descriptor %ld cannot be returned (not open, or not in a pool call)", fd);
+                    _("descriptor %ld cannot be returned (not open, or not in a pool call)"), fd);
       return NULL;
     }
   if (close_it)
@@ -295,10 +297,10 @@ variant_wrapper_to_variant (PyObject   *object,
   GVariant *result = NULL;
 
   if (value != NULL && ts == NULL && !PyErr_Occurred ())
-    PyErr_SetString (PyExc_TypeError, "afork.Variant: the type must be a str");
+    PyErr_SetString (PyExc_TypeError, _("afork.Variant: the type must be a str"));
   else if (ts != NULL && (!g_variant_type_string_is_valid (ts) ||
                           !g_variant_type_is_definite (G_VARIANT_TYPE (ts))))
-    PyErr_Format (PyExc_ValueError, "afork.Variant: “%s” is not a definite GVariant type", ts);
+    PyErr_Format (PyExc_ValueError, _("afork.Variant: “%s” is not a definite GVariant type"), ts);
   else if (ts != NULL)
     result = to_variant_typed (value, G_VARIANT_TYPE (ts), child);
 
@@ -314,7 +316,7 @@ as_fast_sequence (PyObject   *object,
 {
   if (PyUnicode_Check (object) || PyBytes_Check (object) || PyDict_Check (object))
     {
-      PyErr_Format (PyExc_TypeError, "cannot convert a %s to %s",
+      PyErr_Format (PyExc_TypeError, _("cannot convert a %s to %s"),
                     Py_TYPE (object)->tp_name, what);
       return NULL;
     }
@@ -335,7 +337,7 @@ to_variant_typed (PyObject           *object,
 
       if (inner != NULL && !g_variant_is_of_type (inner, type))
         {
-          PyErr_Format (PyExc_TypeError, "a value of type %s where %s is expected",
+          PyErr_Format (PyExc_TypeError, _("a value of type %s where %s is expected"),
                         g_variant_get_type_string (inner), type_string);
           g_variant_unref (g_variant_ref_sink (inner));
           return NULL;
@@ -357,7 +359,7 @@ to_variant_typed (PyObject           *object,
 
         if (!PyLong_Check (object))
           {
-            PyErr_Format (PyExc_TypeError, "an int is needed for type %s, not %s",
+            PyErr_Format (PyExc_TypeError, _("an int is needed for type %s, not %s"),
                           type_string, Py_TYPE (object)->tp_name);
             return NULL;
           }
@@ -375,7 +377,7 @@ to_variant_typed (PyObject           *object,
           }
         if (v < lo || v > hi)
           {
-            PyErr_Format (PyExc_OverflowError, "%lld does not fit in type %s", v, type_string);
+            PyErr_Format (PyExc_OverflowError, _("%lld does not fit in type %s"), v, type_string);
             return NULL;
           }
         switch (ts[0])
@@ -394,7 +396,7 @@ to_variant_typed (PyObject           *object,
 
         if (!PyLong_Check (object))
           {
-            PyErr_Format (PyExc_TypeError, "an int is needed for type t, not %s",
+            PyErr_Format (PyExc_TypeError, _("an int is needed for type t, not %s"),
                           Py_TYPE (object)->tp_name);
             return NULL;
           }
@@ -413,7 +415,7 @@ to_variant_typed (PyObject           *object,
           Py_XDECREF (fd);
           return result;
         }
-      PyErr_Format (PyExc_TypeError, "a descriptor (afork.fd or int) is needed for type h, not %s",
+      PyErr_Format (PyExc_TypeError, _("a descriptor (afork.fd or int) is needed for type h, not %s"),
                     Py_TYPE (object)->tp_name);
       return NULL;
     case 'd':
@@ -428,7 +430,7 @@ to_variant_typed (PyObject           *object,
 
         if (!PyUnicode_Check (object))
           {
-            PyErr_Format (PyExc_TypeError, "a str is needed for type %s, not %s",
+            PyErr_Format (PyExc_TypeError, _("a str is needed for type %s, not %s"),
                           type_string, Py_TYPE (object)->tp_name);
             return NULL;
           }
@@ -437,14 +439,14 @@ to_variant_typed (PyObject           *object,
           return NULL;
         if (strlen (str) != (size_t) len)
           {
-            PyErr_Format (PyExc_ValueError, "a str with a NUL character cannot be of type %s",
+            PyErr_Format (PyExc_ValueError, _("a str with a NUL character cannot be of type %s"),
                           type_string);
             return NULL;
           }
         if ((ts[0] == 'o' && !g_variant_is_object_path (str)) ||
             (ts[0] == 'g' && !g_variant_is_signature (str)))
           {
-            PyErr_Format (PyExc_ValueError, "“%s” is not a valid value of type %s", str, type_string);
+            PyErr_Format (PyExc_ValueError, _("“%s” is not a valid value of type %s"), str, type_string);
             return NULL;
           }
         return ts[0] == 's' ? g_variant_new_string (str) :
@@ -492,7 +494,7 @@ to_variant_typed (PyObject           *object,
 
             if (!PyDict_Check (object))
               {
-                PyErr_Format (PyExc_TypeError, "a dict is needed for type %s, not %s",
+                PyErr_Format (PyExc_TypeError, _("a dict is needed for type %s, not %s"),
                               type_string, Py_TYPE (object)->tp_name);
                 return NULL;
               }
@@ -542,7 +544,7 @@ to_variant_typed (PyObject           *object,
         n = PySequence_Fast_GET_SIZE (items);
         if ((gsize) n != g_variant_type_n_items (type))
           {
-            PyErr_Format (PyExc_ValueError, "%zd values where type %s has %zu",
+            PyErr_Format (PyExc_ValueError, _("%zd values where type %s has %zu"),
                           n, type_string, g_variant_type_n_items (type));
             Py_DECREF (items);
             return NULL;
@@ -564,7 +566,7 @@ to_variant_typed (PyObject           *object,
         return g_variant_new_tuple ((GVariant **) children->pdata, children->len);
       }
     default:
-      PyErr_Format (PyExc_TypeError, "cannot convert to type %s", type_string);
+      PyErr_Format (PyExc_TypeError, _("cannot convert to type %s"), type_string);
       return NULL;
     }
 }
@@ -619,7 +621,7 @@ _afork_python_to_variant (PyObject           *object,
           unsigned long long u = PyLong_AsUnsignedLongLong (object);
           return u == (unsigned long long) -1 && PyErr_Occurred () ? NULL : g_variant_new_uint64 (u);
         }
-      PyErr_SetString (PyExc_OverflowError, "an int below the range of a GVariant int64");
+      PyErr_SetString (PyExc_OverflowError, _("an int below the range of a GVariant int64"));
       return NULL;
     }
 
@@ -683,7 +685,7 @@ _afork_python_to_variant (PyObject           *object,
             return NULL;
           if (!g_variant_type_is_basic (g_variant_get_type (k)))
             {
-              PyErr_Format (PyExc_TypeError, "a dict key of type %s cannot be a GVariant key",
+              PyErr_Format (PyExc_TypeError, _("a dict key of type %s cannot be a GVariant key"),
                             g_variant_get_type_string (k));
               g_variant_unref (g_variant_ref_sink (v));
               return NULL;
@@ -695,7 +697,7 @@ _afork_python_to_variant (PyObject           *object,
         if (!g_variant_type_equal (g_variant_get_type (keys->pdata[0]),
                                    g_variant_get_type (keys->pdata[i])))
           {
-            PyErr_SetString (PyExc_TypeError, "the keys of a dict must all have one type");
+            PyErr_SetString (PyExc_TypeError, _("the keys of a dict must all have one type"));
             return NULL;
           }
       for (guint i = 1; same && i < values->len; i++)
@@ -721,9 +723,9 @@ _afork_python_to_variant (PyObject           *object,
 
   if (object == Py_None)
     PyErr_SetString (PyExc_TypeError,
-                     "None has no GVariant type: use afork.Variant('m…', None) for a maybe");
+                     _("None has no GVariant type: use afork.Variant('m…', None) for a maybe"));
   else
-    PyErr_Format (PyExc_TypeError, "cannot convert a %s to a GVariant",
+    PyErr_Format (PyExc_TypeError, _("cannot convert a %s to a GVariant"),
                   Py_TYPE (object)->tp_name);
   return NULL;
 }

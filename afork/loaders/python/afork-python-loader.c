@@ -153,7 +153,7 @@ count_threads (void)
 
 /* A template must stay single-threaded to fork safely: Python code run in
  * it that starts a thread is an error, as a threaded program asking to
- * become a template is. */
+ * become a template is. @what: the module imported, NULL for a call. */
 static gboolean
 check_single_threaded (const char  *what,
                        GError     **error)
@@ -161,11 +161,16 @@ check_single_threaded (const char  *what,
   if (count_threads () <= 1)
     return TRUE;
 
-  g_set_error (error, LOADER_AFORK_ERROR, AFORK_ERROR_THREADED,
-               /* TRANSLATORS: %s is a Python module or function name */
-               _("Python code “%s” started a thread in a template process, "
-                 "which must stay single-threaded to fork safely"),
-               what);
+  if (what != NULL)
+    g_set_error (error, LOADER_AFORK_ERROR, AFORK_ERROR_THREADED,
+                 /* TRANSLATORS: %s is a Python module name */
+                 _("Python module “%s” started a thread in a template process, "
+                   "which must stay single-threaded to fork safely"),
+                 what);
+  else
+    g_set_error_literal (error, LOADER_AFORK_ERROR, AFORK_ERROR_THREADED,
+                         _("A Python call function started a thread in a template "
+                           "process, which must stay single-threaded to fork safely"));
   return FALSE;
 }
 
@@ -392,7 +397,7 @@ loader_call (gpointer             handle,
   flush_std_streams ();
   PyGILState_Release (gil);
 
-  return ok && check_single_threaded (_("a call function"), error);
+  return ok && check_single_threaded (NULL, error);
 }
 
 static GVariant *
