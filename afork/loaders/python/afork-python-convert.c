@@ -16,6 +16,23 @@
 #include <string.h>
 #include <unistd.h>
 
+/* PyErr_Format () takes ASCII formats only: messages (translated ones
+ * too) are formatted by GLib, in UTF-8. */
+G_GNUC_PRINTF (2, 3) static void
+raise_error (PyObject   *type,
+             const char *format,
+             ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  PyErr_SetString (type, message);
+}
+
 static PyObject *
 handle_from_variant (gint32      handle,
                      AforkChild *child)
@@ -140,7 +157,7 @@ _afork_python_from_variant (GVariant   *value,
         return result;
       }
     default:
-      PyErr_Format (PyExc_TypeError, _("cannot convert a GVariant of type %s"),
+      raise_error (PyExc_TypeError, _("cannot convert a GVariant of type %s"),
                     g_variant_get_type_string (value));
       return NULL;
     }
@@ -242,7 +259,7 @@ from_glib_variant (PyObject *object)
     {
       result = g_variant_parse (G_VARIANT_TYPE (ts), tx, NULL, NULL, &error);
       if (result == NULL)
-        PyErr_Format (PyExc_ValueError, _("cannot take this GLib.Variant: %s"), error->message);
+        raise_error (PyExc_ValueError, _("cannot take this GLib.Variant: %s"), error->message);
     }
 
   Py_XDECREF (type_string);
@@ -273,7 +290,7 @@ fd_to_variant (PyObject   *object,
 #endif
   if (handle < 0)
     {
-      PyErr_Format (PyExc_ValueError,
+      raise_error (PyExc_ValueError,
                     _("descriptor %ld cannot be returned (not open, or not in a pool call)"), fd);
       return NULL;
     }
@@ -300,7 +317,7 @@ variant_wrapper_to_variant (PyObject   *object,
     PyErr_SetString (PyExc_TypeError, _("afork.Variant: the type must be a str"));
   else if (ts != NULL && (!g_variant_type_string_is_valid (ts) ||
                           !g_variant_type_is_definite (G_VARIANT_TYPE (ts))))
-    PyErr_Format (PyExc_ValueError, _("afork.Variant: “%s” is not a definite GVariant type"), ts);
+    raise_error (PyExc_ValueError, _("afork.Variant: “%s” is not a definite GVariant type"), ts);
   else if (ts != NULL)
     result = to_variant_typed (value, G_VARIANT_TYPE (ts), child);
 
@@ -316,7 +333,7 @@ as_fast_sequence (PyObject   *object,
 {
   if (PyUnicode_Check (object) || PyBytes_Check (object) || PyDict_Check (object))
     {
-      PyErr_Format (PyExc_TypeError, _("cannot convert a %s to %s"),
+      raise_error (PyExc_TypeError, _("cannot convert a %s to %s"),
                     Py_TYPE (object)->tp_name, what);
       return NULL;
     }
@@ -337,7 +354,7 @@ to_variant_typed (PyObject           *object,
 
       if (inner != NULL && !g_variant_is_of_type (inner, type))
         {
-          PyErr_Format (PyExc_TypeError, _("a value of type %s where %s is expected"),
+          raise_error (PyExc_TypeError, _("a value of type %s where %s is expected"),
                         g_variant_get_type_string (inner), type_string);
           g_variant_unref (g_variant_ref_sink (inner));
           return NULL;
@@ -359,7 +376,7 @@ to_variant_typed (PyObject           *object,
 
         if (!PyLong_Check (object))
           {
-            PyErr_Format (PyExc_TypeError, _("an int is needed for type %s, not %s"),
+            raise_error (PyExc_TypeError, _("an int is needed for type %s, not %s"),
                           type_string, Py_TYPE (object)->tp_name);
             return NULL;
           }
@@ -377,7 +394,7 @@ to_variant_typed (PyObject           *object,
           }
         if (v < lo || v > hi)
           {
-            PyErr_Format (PyExc_OverflowError, _("%lld does not fit in type %s"), v, type_string);
+            raise_error (PyExc_OverflowError, _("%lld does not fit in type %s"), v, type_string);
             return NULL;
           }
         switch (ts[0])
@@ -396,7 +413,7 @@ to_variant_typed (PyObject           *object,
 
         if (!PyLong_Check (object))
           {
-            PyErr_Format (PyExc_TypeError, _("an int is needed for type t, not %s"),
+            raise_error (PyExc_TypeError, _("an int is needed for type t, not %s"),
                           Py_TYPE (object)->tp_name);
             return NULL;
           }
@@ -415,7 +432,7 @@ to_variant_typed (PyObject           *object,
           Py_XDECREF (fd);
           return result;
         }
-      PyErr_Format (PyExc_TypeError, _("a descriptor (afork.fd or int) is needed for type h, not %s"),
+      raise_error (PyExc_TypeError, _("a descriptor (afork.fd or int) is needed for type h, not %s"),
                     Py_TYPE (object)->tp_name);
       return NULL;
     case 'd':
@@ -430,7 +447,7 @@ to_variant_typed (PyObject           *object,
 
         if (!PyUnicode_Check (object))
           {
-            PyErr_Format (PyExc_TypeError, _("a str is needed for type %s, not %s"),
+            raise_error (PyExc_TypeError, _("a str is needed for type %s, not %s"),
                           type_string, Py_TYPE (object)->tp_name);
             return NULL;
           }
@@ -439,14 +456,14 @@ to_variant_typed (PyObject           *object,
           return NULL;
         if (strlen (str) != (size_t) len)
           {
-            PyErr_Format (PyExc_ValueError, _("a str with a NUL character cannot be of type %s"),
+            raise_error (PyExc_ValueError, _("a str with a NUL character cannot be of type %s"),
                           type_string);
             return NULL;
           }
         if ((ts[0] == 'o' && !g_variant_is_object_path (str)) ||
             (ts[0] == 'g' && !g_variant_is_signature (str)))
           {
-            PyErr_Format (PyExc_ValueError, _("“%s” is not a valid value of type %s"), str, type_string);
+            raise_error (PyExc_ValueError, _("“%s” is not a valid value of type %s"), str, type_string);
             return NULL;
           }
         return ts[0] == 's' ? g_variant_new_string (str) :
@@ -494,7 +511,7 @@ to_variant_typed (PyObject           *object,
 
             if (!PyDict_Check (object))
               {
-                PyErr_Format (PyExc_TypeError, _("a dict is needed for type %s, not %s"),
+                raise_error (PyExc_TypeError, _("a dict is needed for type %s, not %s"),
                               type_string, Py_TYPE (object)->tp_name);
                 return NULL;
               }
@@ -544,7 +561,7 @@ to_variant_typed (PyObject           *object,
         n = PySequence_Fast_GET_SIZE (items);
         if ((gsize) n != g_variant_type_n_items (type))
           {
-            PyErr_Format (PyExc_ValueError, _("%zd values where type %s has %zu"),
+            raise_error (PyExc_ValueError, _("%zd values where type %s has %zu"),
                           n, type_string, g_variant_type_n_items (type));
             Py_DECREF (items);
             return NULL;
@@ -566,13 +583,13 @@ to_variant_typed (PyObject           *object,
         return g_variant_new_tuple ((GVariant **) children->pdata, children->len);
       }
     default:
-      PyErr_Format (PyExc_TypeError, _("cannot convert to type %s"), type_string);
+      raise_error (PyExc_TypeError, _("cannot convert to type %s"), type_string);
       return NULL;
     }
 }
 
 /* Builds an array of @children (sunk references) of one type, or an av /
- * a{?v} when their types differ; @empty_type for none. */
+ * a{?v} when their types differ; of element type @empty_type when empty. */
 static GVariant *
 homogeneous_array (GPtrArray  *children,
                    const char *empty_type)
@@ -659,7 +676,7 @@ _afork_python_to_variant (PyObject           *object,
             return NULL;
           g_ptr_array_add (children, g_variant_ref_sink (item));
         }
-      return homogeneous_array (children, "av");
+      return homogeneous_array (children, "v");
     }
 
   if (PyDict_Check (object))
@@ -685,7 +702,7 @@ _afork_python_to_variant (PyObject           *object,
             return NULL;
           if (!g_variant_type_is_basic (g_variant_get_type (k)))
             {
-              PyErr_Format (PyExc_TypeError, _("a dict key of type %s cannot be a GVariant key"),
+              raise_error (PyExc_TypeError, _("a dict key of type %s cannot be a GVariant key"),
                             g_variant_get_type_string (k));
               g_variant_unref (g_variant_ref_sink (v));
               return NULL;
@@ -725,7 +742,7 @@ _afork_python_to_variant (PyObject           *object,
     PyErr_SetString (PyExc_TypeError,
                      _("None has no GVariant type: use afork.Variant('m…', None) for a maybe"));
   else
-    PyErr_Format (PyExc_TypeError, _("cannot convert a %s to a GVariant"),
+    raise_error (PyExc_TypeError, _("cannot convert a %s to a GVariant"),
                   Py_TYPE (object)->tp_name);
   return NULL;
 }
