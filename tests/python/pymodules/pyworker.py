@@ -45,7 +45,7 @@ def report_at_fork(child):
 
 def exit_with(child):
     code = int(child.args[0])
-    print("exiting with %d" % code)
+    print("exiting with %d" % code, file=sys.stderr)
     sys.exit(code)
 
 
