@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include "afork-child-private.h"
+#include "afork-loader-private.h"
+#include "afork-pool-worker-private.h"
 #include "afork-server-loader-private.h"
 #include "afork-wire-private.h"
 
@@ -46,12 +48,13 @@ typedef struct
   guint       spare_n_args;
 } AforkServer;
 
+/* The server of this process, for _afork_server_resolve_function(). */
+static AforkServer *current_server;
+
 /* SIGCHLD wakes the loop through this pipe, and raises the flag for a
  * loop that is busy reading. */
 static int sigchld_pipe[2] = { -1, -1 };
 
-/* The server of this process, for _afork_server_resolve_function (). */
-static AforkServer *this_server;
 static volatile sig_atomic_t sigchld_pending;
 
 /* The memory of argv, overwritten to set the process title. */
@@ -505,21 +508,6 @@ symbol_lookup (AforkServer  *server,
   return NULL;
 }
 
-gboolean
-_afork_server_resolve_function (const char     *name,
-                                AforkFunction  *out,
-                                GError        **error)
-{
-  g_return_val_if_fail (this_server != NULL, FALSE);
-
-  if (_afork_server_loader_has_prefix (name))
-    return _afork_server_loader_resolve (name, out, error);
-
-  out->loader = NULL;
-  out->symbol = symbol_lookup (this_server, name, error);
-  return out->symbol != NULL;
-}
-
 /* Copies a wire string into a C string; refuses embedded NULs, which no
  * symbol or module name can contain. */
 static char *
@@ -689,6 +677,8 @@ handle_run (AforkServer  *server,
 
   if (server->error != NULL)
     error = g_steal_pointer (&server->error);
+  else if (g_str_equal (name, AFORK_POOL_WORKER_FUNCTION))
+    func.symbol = (gpointer) _afork_pool_worker_run;
   else
     _afork_server_resolve_function (name, &func, &error);
 
@@ -1126,10 +1116,33 @@ _afork_server_serve (int  fd,
   server.spare_pid = -1;
   server.spare_sock = -1;
   _afork_child_init (&server.child, fd, owner);
-  this_server = &server;
+  current_server = &server;
 
   serve_loop (&server);
   g_assert_not_reached ();
+}
+
+/* Resolves a function name in this server (see afork-loader-private.h).
+ * C symbols only: a name with a prefix belongs to a language loader. */
+gboolean
+_afork_server_resolve_function (const char     *name,
+                                AforkFunction  *out,
+                                GError        **error)
+{
+  if (current_server == NULL)
+    {
+      g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_FAILED,
+                           _("Functions can be resolved only inside an afork server"));
+      return FALSE;
+    }
+
+  if (_afork_server_loader_has_prefix (name))
+    return _afork_server_loader_resolve (name, out, error);
+
+  out->loader = NULL;
+  out->symbol = symbol_lookup (current_server, name, error);
+
+  return out->symbol != NULL;
 }
 
 static gboolean

@@ -37,12 +37,8 @@ static PyObject *
 handle_from_variant (gint32      handle,
                      AforkChild *child)
 {
-#ifdef AFORK_PYTHON_HAVE_POOL
   if (child != NULL)
     return PyLong_FromLong (afork_child_get_call_fd (child, handle));
-#else
-  (void) child;
-#endif
   return PyLong_FromLong (handle);
 }
 
@@ -282,12 +278,8 @@ fd_to_variant (PyObject   *object,
   if (PyErr_Occurred ())
     return NULL;
 
-#ifdef AFORK_PYTHON_HAVE_POOL
   if (child != NULL)
     handle = afork_child_add_reply_fd (child, (int) fd);
-#else
-  (void) child;
-#endif
   if (handle < 0)
     {
       raise_error (PyExc_ValueError,
