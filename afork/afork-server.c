@@ -54,7 +54,6 @@ static AforkServer *current_server;
 /* SIGCHLD wakes the loop through this pipe, and raises the flag for a
  * loop that is busy reading. */
 static int sigchld_pipe[2] = { -1, -1 };
-
 static volatile sig_atomic_t sigchld_pending;
 
 /* The memory of argv, overwritten to set the process title. */
