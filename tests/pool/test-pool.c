@@ -580,6 +580,15 @@ test_missing_module (void)
     g_assert_null (reply);
     g_assert_error (error, AFORK_ERROR, AFORK_ERROR_MODULE_NOT_FOUND);
   }
+  /* Workers that were being started fail too, and none replaces them. */
+  {
+    gint64 deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+
+    while (afork_pool_get_n_workers (pool) > 0 && g_get_monotonic_time () < deadline)
+      g_usleep (10 * 1000);
+  }
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
+  g_usleep (200 * 1000);
   g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
 
   batch_clear (&batch);
