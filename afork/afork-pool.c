@@ -87,8 +87,9 @@ typedef struct
 typedef struct
 {
   GSource  source;
-  Worker  *worker;
-  gpointer tag;
+  Worker      *worker;
+  gpointer     tag;
+  GIOCondition cond;
 } WorkerSource;
 
 struct _Worker
@@ -131,6 +132,7 @@ struct _Core
   gboolean         disposed;
   GPtrArray       *close_tasks;
   GSource         *timer;            /* in the pool thread: maintain () */
+  GHashTable      *deliveries;       /* GMainContext * → Delivery * */
 };
 
 struct _AforkPool
@@ -237,12 +239,37 @@ call_unref (Call *call)
   g_free (call);
 }
 
-static gboolean deliver_cb (gpointer user_data);
+static gboolean deliveries_cb (gpointer user_data);
+
+/* Calls with something to deliver in one main context, handed over by
+ * one source however many there are. */
+typedef struct
+{
+  GQueue   calls;    /* Call * (owned) */
+  GSource *source;   /* pending, or NULL */
+} Delivery;
+
+typedef struct
+{
+  Core         *core;
+  GMainContext *context;
+} DeliveryKey;
+
+static void
+delivery_free (Delivery *delivery)
+{
+  g_queue_clear_full (&delivery->calls, (GDestroyNotify) call_unref);
+  g_free (delivery);
+}
+
+static void delivery_key_free (DeliveryKey *key);
 
 static void
 call_wake_locked (Call *call)
 {
-  GSource *source;
+  Core *core = call->core;
+  GMainContext *context;
+  Delivery *delivery;
 
   if (call->sync)
     {
@@ -254,12 +281,30 @@ call_wake_locked (Call *call)
     return;
 
   call->deliver_scheduled = TRUE;
-  source = g_idle_source_new ();
-  g_source_set_priority (source, G_PRIORITY_DEFAULT);
-  g_source_set_static_name (source, "[afork] pool call");
-  g_source_set_callback (source, deliver_cb, call_ref (call), (GDestroyNotify) call_unref);
-  g_source_attach (source, g_task_get_context (call->task));
-  g_source_unref (source);
+  context = g_task_get_context (call->task);
+  delivery = g_hash_table_lookup (core->deliveries, context);
+  if (delivery == NULL)
+    {
+      delivery = g_new0 (Delivery, 1);
+      g_hash_table_insert (core->deliveries, g_main_context_ref (context), delivery);
+    }
+  g_queue_push_tail (&delivery->calls, call_ref (call));
+
+  if (delivery->source == NULL)
+    {
+      DeliveryKey *key = g_new (DeliveryKey, 1);
+
+      g_atomic_ref_count_inc (&core->ref);
+      key->core = core;
+      key->context = g_main_context_ref (context);
+      delivery->source = g_idle_source_new ();
+      g_source_set_priority (delivery->source, G_PRIORITY_DEFAULT);
+      g_source_set_static_name (delivery->source, "[afork] pool calls");
+      g_source_set_callback (delivery->source, deliveries_cb, key,
+                             (GDestroyNotify) delivery_key_free);
+      g_source_attach (delivery->source, context);
+      g_source_unref (delivery->source);
+    }
 }
 
 /* Sets the outcome of @call (taking @reply, @out_fds and @error), unless
@@ -286,10 +331,9 @@ call_finish_locked (Call        *call,
 }
 
 /* Delivers events and the outcome in the caller's context. */
-static gboolean
-deliver_cb (gpointer user_data)
+static void
+deliver (Call *call)
 {
-  Call *call = user_data;
   Core *core = call->core;
   GQueue events = G_QUEUE_INIT;
   g_autoptr(GTask) task = NULL;
@@ -309,7 +353,7 @@ deliver_cb (gpointer user_data)
   if (task == NULL)
     {
       g_queue_clear_full (&events, (GDestroyNotify) event_free);
-      return G_SOURCE_REMOVE;
+      return;
     }
 
   pool = g_task_get_source_object (task);
@@ -337,8 +381,39 @@ deliver_cb (gpointer user_data)
                                  (GDestroyNotify) g_variant_unref);
         }
     }
+}
+
+static gboolean
+deliveries_cb (gpointer user_data)
+{
+  DeliveryKey *key = user_data;
+  Core *core = key->core;
+  GQueue calls = G_QUEUE_INIT;
+  Delivery *delivery;
+  Call *call;
+
+  g_mutex_lock (&core->lock);
+  delivery = g_hash_table_lookup (core->deliveries, key->context);
+  calls = delivery->calls;
+  g_queue_init (&delivery->calls);
+  delivery->source = NULL;
+  g_mutex_unlock (&core->lock);
+
+  while ((call = g_queue_pop_head (&calls)) != NULL)
+    {
+      deliver (call);
+      call_unref (call);
+    }
 
   return G_SOURCE_REMOVE;
+}
+
+static void
+delivery_key_free (DeliveryKey *key)
+{
+  g_main_context_unref (key->context);
+  core_unref (key->core);
+  g_free (key);
 }
 
 static void
@@ -539,7 +614,12 @@ worker_update_source_locked (Worker *worker)
   ws = (WorkerSource *) worker->source;
   if (worker->out.length > 0 && !worker->write_failed)
     cond |= G_IO_OUT;
-  g_source_modify_unix_fd (worker->source, ws->tag, cond);
+  /* Each change wakes the pool thread: only when there is one. */
+  if (cond != ws->cond)
+    {
+      ws->cond = cond;
+      g_source_modify_unix_fd (worker->source, ws->tag, cond);
+    }
 }
 
 /* Sends the oldest queued calls to the least loaded workers that have
@@ -604,12 +684,15 @@ dispatch_locked (Core *core)
         }
 
       g_queue_push_tail (&best->out, frame);
-      if (best->out.length == 1 || frame->fds != NULL)
-        {
-          if (worker_flush_locked (best) != WRITE_DONE)
-            kick = TRUE;
-        }
-      else
+    }
+
+  /* One write per worker for all the calls just sent to it. */
+  for (guint i = 0; i < core->workers->len; i++)
+    {
+      Worker *worker = core->workers->pdata[i];
+
+      if (worker->out.length > 0 && !worker->write_failed &&
+          worker_flush_locked (worker) != WRITE_DONE)
         kick = TRUE;
     }
 
@@ -1009,6 +1092,7 @@ worker_run_cb (GObject      *object,
       ws = (WorkerSource *) worker->source;
       ws->worker = worker;
       ws->tag = g_source_add_unix_fd (worker->source, worker->fd, G_IO_IN);
+      ws->cond = G_IO_IN;
       g_source_set_static_name (worker->source, "[afork] pool worker");
       g_source_attach (worker->source, pool_context ());
 
@@ -1257,6 +1341,7 @@ core_unref (Core *core)
   g_clear_error (&core->template_error);
   g_ptr_array_unref (core->workers);
   g_ptr_array_unref (core->close_tasks);
+  g_hash_table_unref (core->deliveries);
   g_clear_pointer (&core->timer, g_source_unref);
   g_mutex_clear (&core->lock);
   g_free (core);
@@ -1462,6 +1547,8 @@ afork_pool_init (AforkPool *self)
   g_mutex_init (&core->lock);
   g_queue_init (&core->queue);
   core->workers = g_ptr_array_new ();
+  core->deliveries = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) g_main_context_unref,
+                                            (GDestroyNotify) delivery_free);
   core->close_tasks = g_ptr_array_new_with_free_func (g_object_unref);
   core->max_workers = MAX (g_get_num_processors (), 1);
   core->min_workers = 0;

@@ -5,6 +5,7 @@
  * message instead of a fork. */
 
 #include "afork-server-private.h"
+#include "afork-loader-private.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -82,7 +83,9 @@ _afork_server_spare_start (AforkServer *server)
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return FALSE;
 
+  _afork_server_before_fork ();
   pid = fork ();
+  _afork_server_after_fork (pid);
   if (pid < 0)
     {
       close (sv[0]);

@@ -22,6 +22,7 @@
 
 #include "afork-loader-private.h"
 #include "afork-pool-worker-private.h"
+#include "afork-server-loader-private.h"
 #include "afork-server-sandbox-private.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -452,7 +453,9 @@ handle_require (AforkServer  *server,
       g_autoptr(GError) error = NULL;
       g_autofree char *name = _afork_server_wire_cstring (&g_array_index (names, AforkWireString, i), &error);
 
-      if (name != NULL)
+      if (name != NULL && _afork_server_loader_has_prefix (name))
+        _afork_server_loader_require (name, &error);
+      else if (name != NULL)
         module_load (server, name, &error);
       if (error != NULL)
         set_error (server, g_steal_pointer (&error));
@@ -468,7 +471,8 @@ handle_call (AforkServer  *server,
   g_autoptr(GPtrArray) args = NULL;
   g_autoptr(GError) error = NULL;
   g_autofree char *name = NULL;
-  AforkCallFunc func;
+  AforkFunction func;
+  gboolean ok;
 
   if (strings->len == 0)
     _afork_server_die (server, _("Call command names no function"));
@@ -480,8 +484,7 @@ handle_call (AforkServer  *server,
   if (name == NULL)
     _afork_server_die (server, error->message);
 
-  func = (AforkCallFunc) symbol_lookup (server, name, &error);
-  if (func == NULL)
+  if (!_afork_server_resolve_function (name, &func, &error))
     {
       set_error (server, g_steal_pointer (&error));
       return;
@@ -495,7 +498,12 @@ handle_call (AforkServer  *server,
     }
   g_ptr_array_add (args, NULL);
 
-  if (!func (&server->child, (const char * const *) args->pdata, &error))
+  if (func.loader != NULL)
+    ok = func.loader->call (func.symbol, &server->child, (const char * const *) args->pdata, &error);
+  else
+    ok = ((AforkCallFunc) func.symbol) (&server->child, (const char * const *) args->pdata, &error);
+
+  if (!ok)
     {
       if (error == NULL)
         set_error (server, g_error_new (AFORK_ERROR, AFORK_ERROR_CALL_FAILED,
@@ -561,7 +569,7 @@ handle_run (AforkServer  *server,
   g_autoptr(GArray) strings = _afork_server_parse_strings (server, payload, len);
   g_autoptr(GError) error = NULL;
   g_autofree char *name = NULL;
-  AforkRunFunc func = NULL;
+  AforkFunction func = { NULL, NULL };
 
   if (strings->len != 1)
     _afork_server_die (server, _("Run command must name exactly one function"));
@@ -573,9 +581,9 @@ handle_run (AforkServer  *server,
   if (server->error != NULL)
     error = g_steal_pointer (&server->error);
   else if (g_str_equal (name, AFORK_POOL_WORKER_FUNCTION))
-    func = _afork_pool_worker_run;
+    func.symbol = (gpointer) _afork_pool_worker_run;
   else
-    func = (AforkRunFunc) symbol_lookup (server, name, &error);
+    _afork_server_resolve_function (name, &func, &error);
 
   _afork_server_acknowledge_or_exit (server, error);
 
@@ -593,7 +601,10 @@ handle_run (AforkServer  *server,
   _afork_fd_set_blocking (server->sock, TRUE);
   _afork_server_sandbox_enter_run ();
 
-  func (&server->child);
+  if (func.loader != NULL)
+    func.loader->run (func.symbol, &server->child);
+  else
+    ((AforkRunFunc) func.symbol) (&server->child);
 
   fflush (NULL);
   _exit (0);
@@ -670,7 +681,9 @@ handle_fork (AforkServer *server)
   pid = _afork_server_spare_hand_over (server, fd);
   if (pid < 0)
     {
+      _afork_server_before_fork ();
       pid = fork ();
+      _afork_server_after_fork (pid);
       if (pid > 0)
         _afork_server_add_child (server, pid);
     }
@@ -993,13 +1006,8 @@ _afork_server_resolve_function (const char     *name,
       return FALSE;
     }
 
-  if (strchr (name, ':') != NULL)
-    {
-      g_set_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND,
-                   /* TRANSLATORS: %s is a function name such as python:mod.f */
-                   _("No loader can resolve function “%s”"), name);
-      return FALSE;
-    }
+  if (_afork_server_loader_has_prefix (name))
+    return _afork_server_loader_resolve (name, out, error);
 
   out->loader = NULL;
   out->symbol = symbol_lookup (current_server, name, error);

@@ -26,7 +26,7 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 prefix=$tmp/prefix
 
 # Nothing of the uninstalled tree may help.
-unset AFORK_SERVER AFORK_MODULE_PATH LD_LIBRARY_PATH GI_TYPELIB_PATH PKG_CONFIG_PATH
+unset AFORK_SERVER AFORK_MODULE_PATH AFORK_LOADER_PATH LD_LIBRARY_PATH GI_TYPELIB_PATH PKG_CONFIG_PATH
 
 fail () {
   echo "FAIL: $*" >&2
@@ -127,4 +127,20 @@ assert line == expected, (line, expected)
 print(line)
 PYTHON
   echo "ok - Python runs it through the installed typelib"
+
+  # The Python loader, where the build has one (python3-dev installed),
+  # found in the installed loader directory.
+  if [ -f "$prefix/lib/afork-1/loaders/python.so" ]; then
+    GI_TYPELIB_PATH="$prefix/lib/girepository-1.0" /usr/bin/python3 - <<'PYTHON' || \
+      fail "the installed Python loader does not run Python functions"
+import gi
+gi.require_version("Afork", "1.0")
+from gi.repository import Afork
+
+process = Afork.Process.new().require("python:json")
+connection = process.run("python:builtins.id", None)
+assert connection is not None
+PYTHON
+    echo "ok - the installed Python loader runs Python functions"
+  fi
 fi

@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The Python loader: names that start with "python:" run in an
+ * interpreter embedded in the server process. It is started at the first
+ * such name, modules are imported in the template and inherited by every
+ * fork, and each fork the server makes goes through the interpreter's fork
+ * hooks, as os.fork() does. The server holds no GIL between commands:
+ * each entry takes it. */
+#include "config.h"
+
+#include "afork-python-private.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gi18n-lib.h>
+#include <gmodule.h>
+
+#include "afork-error.h"
+#include "afork-loader-private.h"
+
+/* afork's own domain, named rather than linked: the server provides no
+ * afork_error_quark () to its plugins. */
+#define LOADER_AFORK_ERROR (g_quark_from_static_string ("afork-error-quark"))
+
+G_DEFINE_QUARK (afork-python-error-quark, afork_python_error)
+
+static gboolean started;
+static GHashTable *functions;   /* name → PyObject *, for the process's life */
+static PyGILState_STATE fork_gil;
+
+static gboolean
+start_interpreter (GError **error)
+{
+  PyStatus status;
+  PyConfig config;
+  gboolean ok;
+
+  if (started)
+    return TRUE;
+
+  /* A process that has its own interpreter already (a fork of a Python
+   * program) shares it. */
+  if (!Py_IsInitialized ())
+    {
+      PyConfig_InitPythonConfig (&config);
+      /* The server's signals stay the server's. */
+      config.install_signal_handlers = 0;
+      config.parse_argv = 0;
+      /* The interpreter finds its standard library from the program it was
+       * built with, whatever python3 comes first in PATH; PYTHONPATH and
+       * PYTHONHOME are read from the environment as usual. */
+      status = PyConfig_SetBytesString (&config, &config.program_name, AFORK_PYTHON_PROGRAM);
+      if (!PyStatus_Exception (status))
+        status = Py_InitializeFromConfig (&config);
+      PyConfig_Clear (&config);
+
+      if (PyStatus_Exception (status))
+        {
+          g_set_error (error, LOADER_AFORK_ERROR, AFORK_ERROR_MODULE_NOT_FOUND,
+                       /* TRANSLATORS: %s is Python's explanation */
+                       _("The Python interpreter could not start: %s"),
+                       status.err_msg ? status.err_msg : _("unknown error"));
+          return FALSE;
+        }
+    }
+  else
+    PyGILState_Ensure ();
+
+  ok = _afork_python_module_install ();
+  if (!ok)
+    {
+      g_autofree char *message = _afork_python_describe_error ();
+
+      PyErr_Print ();
+      g_set_error (error, LOADER_AFORK_ERROR, AFORK_ERROR_MODULE_NOT_FOUND,
+                   _("The Python interpreter could not start: %s"), message);
+    }
+
+  /* From here on every entry takes the GIL and gives it back. */
+  PyEval_SaveThread ();
+  functions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  started = ok;
+
+  return ok;
+}
+
+/* Flushes sys.stdout and sys.stderr: a fork must not inherit Python's
+ * buffers (they would be written once per child), and a process that
+ * ends with _exit () must not lose them. */
+static void
+flush_std_streams (void)
+{
+  static const char *const names[] = { "stdout", "stderr" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+    {
+      PyObject *stream = PySys_GetObject (names[i]);   /* borrowed */
+      PyObject *res;
+
+      if (stream == NULL || stream == Py_None)
+        continue;
+      res = PyObject_CallMethod (stream, "flush", NULL);
+      Py_XDECREF (res);
+      PyErr_Clear ();
+    }
+}
+
+static int system_exit_status (void);
+
+/* Prints the raised exception's traceback to stderr and turns it into a
+ * GError "Type: message" in the loader's domain. SystemExit ends the
+ * process, as it does any Python program. */
+static void
+take_exception (GError **error)
+{
+  g_autofree char *message = NULL;
+
+  if (PyErr_ExceptionMatches (PyExc_SystemExit))
+    {
+      int status = system_exit_status ();
+
+      flush_std_streams ();
+      fflush (NULL);
+      _exit (status);
+    }
+
+  message = _afork_python_describe_error ();
+
+  PyErr_Print ();
+  flush_std_streams ();
+  g_set_error_literal (error, AFORK_PYTHON_ERROR, AFORK_PYTHON_ERROR_EXCEPTION, message);
+}
+
+/* Number of threads of this process, from /proc/self/task. */
+static guint
+count_threads (void)
+{
+  DIR *dir = opendir ("/proc/self/task");
+  struct dirent *entry;
+  guint n = 0;
+
+  if (dir == NULL)
+    return 1;
+  while ((entry = readdir (dir)) != NULL)
+    if (entry->d_name[0] != '.')
+      n++;
+  closedir (dir);
+
+  return n;
+}
+
+/* A template must stay single-threaded to fork safely: Python code run in
+ * it that starts a thread is an error, as a threaded program asking to
+ * become a template is. @what: the module imported, NULL for a call. */
+static gboolean
+check_single_threaded (const char  *what,
+                       GError     **error)
+{
+  if (count_threads () <= 1)
+    return TRUE;
+
+  if (what != NULL)
+    g_set_error (error, LOADER_AFORK_ERROR, AFORK_ERROR_THREADED,
+                 /* TRANSLATORS: %s is a Python module name */
+                 _("Python module “%s” started a thread in a template process, "
+                   "which must stay single-threaded to fork safely"),
+                 what);
+  else
+    g_set_error_literal (error, LOADER_AFORK_ERROR, AFORK_ERROR_THREADED,
+                         _("A Python call function started a thread in a template "
+                           "process, which must stay single-threaded to fork safely"));
+  return FALSE;
+}
+
+static gboolean
+loader_require (const char  *name,
+                GError     **error)
+{
+  PyGILState_STATE gil;
+  PyObject *module;
+  gboolean ok = TRUE;
+
+  if (!start_interpreter (error))
+    return FALSE;
+
+  gil = PyGILState_Ensure ();
+  module = PyImport_ImportModule (name);
+  if (module == NULL)
+    {
+      g_autoptr(GError) exception = NULL;
+
+      take_exception (&exception);
+      g_set_error (error, LOADER_AFORK_ERROR, AFORK_ERROR_MODULE_NOT_FOUND,
+                   /* TRANSLATORS: the first %s is a Python module name, the
+                    * second the exception ("Type: message") */
+                   _("Python module “%s” could not be imported: %s"), name,
+                   exception->message);
+      ok = FALSE;
+    }
+  Py_XDECREF (module);
+  flush_std_streams ();
+  PyGILState_Release (gil);
+
+  return ok && check_single_threaded (name, error);
+}
+
+/* Imports the module part of "pkg.mod.function" and finds the function. */
+static PyObject *
+find_function (const char  *name,
+               GError     **error)
+{
+  const char *dot = strrchr (name, '.');
+  g_autofree char *module_name = NULL;
+  PyObject *module = NULL;
+  PyObject *function = NULL;
+
+  if (dot == NULL || dot == name || dot[1] == '\0')
+    {
+      g_set_error (error, LOADER_AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND,
+                   /* TRANSLATORS: %s is what the caller gave as a Python function name */
+                   _("Python function name “%s” is not of the form module.function"), name);
+      return NULL;
+    }
+
+  module_name = g_strndup (name, dot - name);
+  module = PyImport_ImportModule (module_name);
+  if (module != NULL)
+    function = PyObject_GetAttrString (module, dot + 1);
+  Py_XDECREF (module);
+
+  if (function == NULL)
+    {
+      g_autofree char *message = _afork_python_describe_error ();
+
+      PyErr_Clear ();
+      g_set_error (error, LOADER_AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND,
+                   /* TRANSLATORS: the first %s is a Python function name, the
+                    * second the exception ("Type: message") */
+                   _("Python function “%s” not found: %s"), name, message);
+      return NULL;
+    }
+
+  if (!PyCallable_Check (function))
+    {
+      g_set_error (error, LOADER_AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND,
+                   /* TRANSLATORS: %s is a Python function name */
+                   _("Python name “%s” is not a function"), name);
+      Py_DECREF (function);
+      return NULL;
+    }
+
+  return function;
+}
+
+static gpointer
+loader_resolve (const char  *name,
+                GError     **error)
+{
+  PyGILState_STATE gil;
+  PyObject *function;
+
+  if (!start_interpreter (error))
+    return NULL;
+
+  function = g_hash_table_lookup (functions, name);
+  if (function != NULL)
+    return function;
+
+  gil = PyGILState_Ensure ();
+  function = find_function (name, error);
+  flush_std_streams ();
+  PyGILState_Release (gil);
+
+  if (function != NULL)
+    g_hash_table_insert (functions, g_strdup (name), function);
+
+  return function;
+}
+
+/* The exit status of a run function that raised SystemExit, as Python's
+ * own: None 0, an int that int, anything else printed and 1. */
+static int
+system_exit_status (void)
+{
+  PyObject *type = NULL, *value = NULL, *traceback = NULL;
+  PyObject *code = NULL;
+  int status = 1;
+
+  PyErr_Fetch (&type, &value, &traceback);
+  PyErr_NormalizeException (&type, &value, &traceback);
+  if (value != NULL)
+    code = PyObject_GetAttrString (value, "code");
+  PyErr_Clear ();
+
+  if (code == NULL || code == Py_None)
+    status = 0;
+  else if (PyLong_Check (code))
+    status = (int) PyLong_AsLong (code);
+  else
+    {
+      PyObject *text = PyObject_Str (code);
+      const char *str = text ? PyUnicode_AsUTF8 (text) : NULL;
+
+      if (str != NULL)
+        PySys_WriteStderr ("%s\n", str);
+      Py_XDECREF (text);
+    }
+  PyErr_Clear ();
+
+  Py_XDECREF (code);
+  Py_XDECREF (type);
+  Py_XDECREF (value);
+  Py_XDECREF (traceback);
+
+  return status;
+}
+
+/* Runs f(child). The process ends here, with Python's buffers flushed
+ * (atexit handlers do not run, as in any forked Python child that ends
+ * with os._exit ()): 0 on return, 1 after an uncaught exception (its
+ * traceback on stderr), the code of a SystemExit. */
+static void
+loader_run (gpointer    handle,
+            AforkChild *child)
+{
+  PyObject *child_obj;
+  PyObject *res = NULL;
+  int status = 0;
+
+  PyGILState_Ensure ();
+
+  child_obj = _afork_python_child_new (child, TRUE);
+  if (child_obj != NULL)
+    res = PyObject_CallOneArg (handle, child_obj);
+
+  if (res == NULL)
+    {
+      if (PyErr_ExceptionMatches (PyExc_SystemExit))
+        status = system_exit_status ();
+      else
+        {
+          PyErr_Print ();
+          status = 1;
+        }
+    }
+
+  Py_XDECREF (res);
+  Py_XDECREF (child_obj);
+  flush_std_streams ();
+  fflush (NULL);
+  _exit (status);
+}
+
+static gboolean
+loader_call (gpointer             handle,
+             AforkChild          *child,
+             const char * const  *args,
+             GError             **error)
+{
+  PyGILState_STATE gil = PyGILState_Ensure ();
+  PyObject *call_args = NULL;
+  PyObject *res = NULL;
+  guint n = args != NULL ? g_strv_length ((char **) args) : 0;
+  gboolean ok;
+
+  call_args = PyTuple_New (n + 1);
+  if (call_args != NULL)
+    {
+      PyObject *child_obj = _afork_python_child_new (child, FALSE);
+
+      if (child_obj == NULL)
+        Py_CLEAR (call_args);
+      else
+        PyTuple_SET_ITEM (call_args, 0, child_obj);
+    }
+  for (guint i = 0; call_args != NULL && i < n; i++)
+    {
+      PyObject *arg = _afork_python_string_new (args[i], strlen (args[i]));
+
+      if (arg == NULL)
+        Py_CLEAR (call_args);
+      else
+        PyTuple_SET_ITEM (call_args, i + 1, arg);
+    }
+
+  if (call_args != NULL)
+    res = PyObject_Call (handle, call_args, NULL);
+
+  ok = res != NULL;
+  if (!ok)
+    take_exception (error);
+
+  Py_XDECREF (res);
+  Py_XDECREF (call_args);
+  flush_std_streams ();
+  PyGILState_Release (gil);
+
+  return ok && check_single_threaded (NULL, error);
+}
+
+static GVariant *
+loader_pool_call (gpointer     handle,
+                  AforkChild  *child,
+                  GVariant    *parameters,
+                  GError     **error)
+{
+  PyGILState_STATE gil = PyGILState_Ensure ();
+  PyObject *call_args = NULL;
+  PyObject *res = NULL;
+  GVariant *reply = NULL;
+
+  if (parameters == NULL || !g_variant_is_of_type (parameters, G_VARIANT_TYPE_TUPLE))
+    call_args = PyTuple_New (0);
+  else
+    call_args = _afork_python_from_variant (parameters, child);
+
+  if (call_args != NULL)
+    res = PyObject_Call (handle, call_args, NULL);
+
+  if (res != NULL && res != Py_None)
+    reply = _afork_python_to_variant (res, NULL, child);
+
+  if (res == NULL || (res != Py_None && reply == NULL))
+    take_exception (error);
+
+  Py_XDECREF (res);
+  Py_XDECREF (call_args);
+  flush_std_streams ();
+  PyGILState_Release (gil);
+
+  return reply;
+}
+
+/* The interpreter's own fork protocol, as os.fork () follows it: the GIL
+ * and the import lock held across the fork, os.register_at_fork ()
+ * handlers run (random reseeds itself in the child), the child's state
+ * made that of a single-threaded process. */
+static void
+loader_before_fork (void)
+{
+  if (!started)
+    return;
+
+  fork_gil = PyGILState_Ensure ();
+  flush_std_streams ();
+  PyOS_BeforeFork ();
+}
+
+static void
+loader_after_fork_parent (void)
+{
+  if (!started)
+    return;
+
+  PyOS_AfterFork_Parent ();
+  PyGILState_Release (fork_gil);
+}
+
+static void
+loader_after_fork_child (void)
+{
+  if (!started)
+    return;
+
+  PyOS_AfterFork_Child ();
+  PyGILState_Release (fork_gil);
+}
+
+static const AforkLoader python_loader = {
+  .prefix = "python",
+  .require = loader_require,
+  .resolve = loader_resolve,
+  .run = loader_run,
+  .call = loader_call,
+  .pool_call = loader_pool_call,
+  .before_fork = loader_before_fork,
+  .after_fork_parent = loader_after_fork_parent,
+  .after_fork_child = loader_after_fork_child,
+};
+
+G_MODULE_EXPORT const AforkLoader *afork_loader_get (void);
+
+const AforkLoader *
+afork_loader_get (void)
+{
+  return &python_loader;
+}

@@ -1,0 +1,191 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Python workers, side by side in one run (Debian's python3 through GI):
+#
+#   pool-python       afork pool, one worker, calls one at a time to a
+#                     Python function (python:python_bench.echo)
+#   pool-c            the same pool calling a C function that does the
+#                     same (bench_python_echo in libafork-bench-python)
+#   executor          ProcessPoolExecutor, forkserver, max_workers=1,
+#                     submit().result() in a loop, the same Python function
+#   fresh-python      afork pool with max-calls-per-worker 1: a fresh
+#                     Python worker (a fork of the template) per call
+#   forkserver        multiprocessing's forkserver as usually written:
+#                     Process(target=f).start(); join(), f in the script
+#   hash-afork        hash_files.py (introspection/examples) on 200 files
+#   hash-executor     hash-files-executor.py on the same files
+#
+#   python_bench.py [--quick] [SECONDS [ROUNDS]]
+#
+# Prints "row NAME round R rate X" (calls, processes or files per second)
+# for every round, then the ratios the targets are about, computed round
+# by round (drift between rounds cancels) and reported as the median.
+
+import multiprocessing
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+
+def echo(value):
+    return value
+
+
+def nothing():
+    pass
+
+
+def rate_of(seconds, step):
+    """Runs step() until @seconds have passed (3 times at least): per second."""
+    n = 0
+    start = time.monotonic()
+    while True:
+        step()
+        n += 1
+        elapsed = time.monotonic() - start
+        if elapsed >= seconds and n >= 3:
+            return n / elapsed
+
+
+class Rows:
+
+    def __init__(self, seconds):
+        import gi
+        gi.require_version("Afork", "1.0")
+        from gi.repository import Afork, GLib
+        self.Afork = Afork
+        self.GLib = GLib
+        self.seconds = seconds
+
+        template = Afork.Process.new().require("python:python_bench").require(
+            "afork-bench-python")
+        self.pool = Afork.Pool.new(template)
+        self.pool.props.max_workers = 1
+
+        fresh_template = Afork.Process.new().require("python:python_bench")
+        self.fresh_pool = Afork.Pool.new(fresh_template)
+        self.fresh_pool.props.max_workers = 1
+        self.fresh_pool.props.max_calls_per_worker = 1
+
+        context = multiprocessing.get_context("forkserver")
+        self.executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        self.mp_context = context
+
+        self.files_dir = tempfile.TemporaryDirectory(prefix="afork-python-bench-")
+        self.files = []
+        for i in range(200):
+            path = os.path.join(self.files_dir.name, "file%03d" % i)
+            with open(path, "wb") as f:
+                f.write(os.urandom(64 * 1024))
+            self.files.append(path)
+
+        # Warm up: workers started, functions resolved, fork server up.
+        for _ in range(3):
+            self.pool_python()
+            self.pool_c()
+            self.executor_call()
+            self.fresh_python()
+            self.forkserver()
+
+    def call(self, pool, function):
+        reply = pool.call(function, self.GLib.Variant("(x)", (7,)), None)
+        if reply.unpack() != 7:
+            raise SystemExit("%s replied %r" % (function, reply))
+
+    def pool_python(self):
+        self.call(self.pool, "python:python_bench.echo")
+
+    def pool_c(self):
+        self.call(self.pool, "bench_python_echo")
+
+    def executor_call(self):
+        if self.executor.submit(echo, 7).result() != 7:
+            raise SystemExit("the executor's call failed")
+
+    def fresh_python(self):
+        self.call(self.fresh_pool, "python:python_bench.echo")
+
+    def forkserver(self):
+        process = self.mp_context.Process(target=nothing)
+        process.start()
+        process.join()
+        if process.exitcode != 0:
+            raise SystemExit("child exited with %d" % process.exitcode)
+        process.close()
+
+    def hash_afork(self):
+        import hash_files
+        start = time.monotonic()
+        digests = hash_files.hash_files(self.files, max_workers=2)
+        assert len(digests) == len(self.files)
+        return len(self.files) / (time.monotonic() - start)
+
+    def hash_executor(self):
+        executor = __import__("hash-files-executor")
+        start = time.monotonic()
+        digests = executor.hash_files(self.files, max_workers=2)
+        assert len(digests) == len(self.files)
+        return len(self.files) / (time.monotonic() - start)
+
+    def measure(self):
+        rates = {}
+        for name, step in [("pool-python", self.pool_python),
+                           ("pool-c", self.pool_c),
+                           ("executor", self.executor_call),
+                           ("fresh-python", self.fresh_python),
+                           ("forkserver", self.forkserver)]:
+            rates[name] = rate_of(self.seconds, step)
+        rates["hash-afork"] = self.hash_afork()
+        rates["hash-executor"] = self.hash_executor()
+        return rates
+
+
+RATIOS = [
+    ("pool-python / executor", "pool-python", "executor", 3.0),
+    ("pool-python / pool-c", "pool-python", "pool-c", 0.6),
+    ("fresh-python / forkserver", "fresh-python", "forkserver", 10.0),
+    ("hash-afork / hash-executor", "hash-afork", "hash-executor", None),
+]
+
+
+def main():
+    args = sys.argv[1:]
+    quick = "--quick" in args
+    args = [a for a in args if a != "--quick"]
+    seconds = float(args[0]) if args else (0.2 if quick else 2.0)
+    rounds = int(args[1]) if len(args) > 1 else (1 if quick else 3)
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    examples = os.environ.get("AFORK_PYTHON_EXAMPLES",
+                              os.path.join(here, "..", "..", "introspection", "examples"))
+    sys.path.insert(0, examples)
+    # The templates import python_bench and hash_files through PYTHONPATH.
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [here, examples, os.environ.get("PYTHONPATH")]))
+
+    rows = Rows(seconds)
+    per_round = []
+    for r in range(rounds):
+        rates = rows.measure()
+        for name, rate in rates.items():
+            print("row %-14s round %d rate %.1f" % (name, r + 1, rate), flush=True)
+        per_round.append(rates)
+
+    status = 0
+    for label, num, den, target in RATIOS:
+        ratio = statistics.median(r[num] / r[den] for r in per_round)
+        verdict = ""
+        if target is not None:
+            verdict = " (target >= %.1f: %s)" % (target, "met" if ratio >= target else "MISSED")
+        print("ratio %-28s %.2f%s" % (label, ratio, verdict), flush=True)
+
+    rows.executor.shutdown()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Functions the Python loader tests run in afork processes."""
+
+import os
+import random
+import sys
+
+import afork
+
+# Set by call functions in a template, read by its children.
+state = {}
+
+
+# Run functions: def f(child) ------------------------------------------------
+
+def report_args(child):
+    """Writes one line per argument: its type and value; descriptors get
+    'fd' and the first line read from them."""
+    out = []
+    for arg in child.args:
+        if isinstance(arg, int):
+            with os.fdopen(arg, "rb") as f:
+                out.append("fd %s" % f.read().decode())
+        else:
+            out.append("%s %r" % (type(arg).__name__, arg))
+    child.socket.sendall(("\n".join(out) + "\n").encode())
+
+
+def report_state(child):
+    child.socket.sendall(repr(sorted(state.items())).encode())
+
+
+def report_random(child):
+    child.socket.sendall(("%d %.17g\n" % (os.getpid(), random.random())).encode())
+
+
+def report_import_count(child):
+    import pyworker_counted
+    child.socket.sendall(("%d %d\n" % (os.getpid(), pyworker_counted.imported_in_pid)).encode())
+
+
+def report_at_fork(child):
+    child.socket.sendall(("%d\n" % state.get("at_fork_child", 0)).encode())
+
+
+def exit_with(child):
+    code = int(child.args[0])
+    print("exiting with %d" % code, file=sys.stderr)
+    sys.exit(code)
+
+
+def raise_error(child):
+    raise ValueError("run function failed")
+
+
+def echo(child):
+    """Echoes what it reads, uppercased, until end of stream."""
+    while True:
+        data = child.socket.recv(65536)
+        if not data:
+            break
+        child.socket.sendall(data.upper())
+
+
+# Call functions: def f(child, *args) ----------------------------------------
+
+def set_state(child, key, value):
+    state[key] = value
+
+
+def fail_call(child, *args):
+    raise KeyError("call failed with %s" % ",".join(args))
+
+
+def count_at_fork(child):
+    def in_child():
+        state["at_fork_child"] = state.get("at_fork_child", 0) + 1
+    os.register_at_fork(after_in_child=in_child)
+
+
+def start_thread(child):
+    import threading
+    import time
+    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+
+
+# Pool functions: def f(*parameters) -> value ---------------------------------
+
+def add(a, b):
+    return a + b
+
+
+def echo_values(*values):
+    return values
+
+
+def describe(*values):
+    """The Python type names and reprs of what arrived."""
+    return [type(v).__name__ + " " + repr(v) for v in values]
+
+
+def typed(type_string, value):
+    return afork.Variant(type_string, value)
+
+
+def nothing():
+    return None
+
+
+def fail(kind, message):
+    raise {"ValueError": ValueError, "KeyError": KeyError,
+           "OSError": OSError}.get(kind, RuntimeError)(message)
+
+
+def die(code):
+    os._exit(code)
+
+
+def pid():
+    return os.getpid()
+
+
+def read_fd(fd):
+    """Reads a descriptor that came with the call, to its end."""
+    data = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def make_pipe(text):
+    """Returns the read end of a pipe holding @text."""
+    r, w = os.pipe()
+    os.write(w, text.encode())
+    os.close(w)
+    return afork.fd(r, close=True)
+
+
+class NotConvertible:
+    pass
+
+
+def unconvertible():
+    return NotConvertible()
+
+
+def glib_variant():
+    from gi.repository import GLib
+    return GLib.Variant("(uq)", (7, 8))

@@ -1,0 +1,265 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Pool functions in Python: calls to python:pyworker.* through an
+ * AforkPool whose template imported the module, with real workers. */
+#include <afork/afork.h>
+
+#include "afork-test-common.h"
+
+#include <gio/gunixfdlist.h>
+#include <string.h>
+#include <unistd.h>
+
+static AforkPool *
+new_pool (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AforkProcess) template = afork_process_new (&error);
+
+  g_assert_no_error (error);
+  afork_process_require (template, "python:pyworker");
+  return afork_pool_new (template);
+}
+
+static GVariant *
+pool_call (AforkPool   *pool,
+           const char  *function,
+           GVariant    *parameters,
+           GError     **error)
+{
+  return afork_pool_call (pool, function, parameters, NULL, error);
+}
+
+static void
+test_pool_call (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) sum = pool_call (pool, "python:pyworker.add",
+                                       g_variant_new ("(ii)", 2, 3), &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (sum), ==, "x");
+  g_assert_cmpint (g_variant_get_int64 (sum), ==, 5);
+}
+
+static void
+test_pool_round_trip (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) sent = g_variant_ref_sink (
+    g_variant_new_parsed ("(true, int64 -5, 2.5, 'text', @ay [0, 1, 255], ['a', 'b'],"
+                          " (int64 1, 'x'), {'one': int64 1}, {'a': <int64 1>, 'b': <'x'>},"
+                          " uint64 18446744073709551615)"));
+  g_autoptr(GVariant) reply = pool_call (pool, "python:pyworker.echo_values", g_variant_ref (sent), &error);
+
+  g_assert_no_error (error);
+  g_assert_true (g_variant_equal (sent, reply));
+  g_variant_unref (sent);
+  g_clear_pointer (&reply, g_variant_unref);
+
+  /* An exact type asked for by the function. */
+  reply = pool_call (pool, "python:pyworker.typed", g_variant_new_parsed ("('(yqu)', (1, 2, 3))"),
+                     &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (reply), ==, "(yqu)");
+  g_clear_pointer (&reply, g_variant_unref);
+
+  /* None: the empty tuple. */
+  reply = pool_call (pool, "python:pyworker.nothing", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (reply), ==, "()");
+}
+
+static void
+test_pool_exception (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = pool_call (pool, "python:pyworker.fail",
+                                         g_variant_new ("(ss)", "ValueError", "bad value"), &error);
+
+  g_assert_null (reply);
+  g_assert_nonnull (error);
+  g_assert_cmpstr (g_quark_to_string (error->domain), ==, "afork-python-error-quark");
+  g_assert_cmpint (error->code, ==, 0);
+  g_assert_cmpstr (error->message, ==, "ValueError: bad value");
+  g_clear_error (&error);
+
+  /* The worker keeps serving. */
+  reply = pool_call (pool, "python:pyworker.add", g_variant_new ("(ii)", 1, 1), &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int64 (reply), ==, 2);
+}
+
+static void
+test_pool_missing_function (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = pool_call (pool, "python:pyworker.no_such_function", NULL, &error);
+
+  g_assert_null (reply);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+  g_assert_nonnull (strstr (error->message, "no_such_function"));
+}
+
+typedef struct
+{
+  guint      pending;
+  guint      ok;
+  guint      exited;
+} Tally;
+
+static void
+tally_cb (GObject      *source,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  Tally *tally = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = afork_pool_call_finish (AFORK_POOL (source), result, &error);
+
+  if (reply != NULL)
+    tally->ok++;
+  else if (g_error_matches (error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED))
+    tally->exited++;
+  else
+    g_error ("unexpected: %s", error->message);
+  tally->pending--;
+}
+
+static gboolean
+tally_done (gconstpointer data)
+{
+  return ((const Tally *) data)->pending == 0;
+}
+
+static void
+wait_tally (Tally *tally)
+{
+  gint64 deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC * 4;
+
+  while (!tally_done (tally))
+    {
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+      g_main_context_iteration (NULL, TRUE);
+    }
+}
+
+static void
+test_pool_exit_fails_alone (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  Tally tally = { 0 };
+
+  afork_pool_set_max_workers (pool, 2);
+  for (guint i = 0; i < 200; i++)
+    {
+      tally.pending++;
+      if (i == 50)
+        afork_pool_call_async (pool, "python:pyworker.die", g_variant_new ("(i)", 3),
+                               NULL, tally_cb, &tally);
+      else
+        afork_pool_call_async (pool, "python:pyworker.add", g_variant_new ("(ii)", i, 1),
+                               NULL, tally_cb, &tally);
+    }
+  wait_tally (&tally);
+  g_assert_cmpuint (tally.exited, ==, 1);
+  g_assert_cmpuint (tally.ok, ==, 199);
+}
+
+static void
+test_pool_thousand_calls (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  Tally tally = { 0 };
+
+  for (guint i = 0; i < 1000; i++)
+    {
+      tally.pending++;
+      afork_pool_call_async (pool, "python:pyworker.add", g_variant_new ("(ii)", i, 1),
+                             NULL, tally_cb, &tally);
+    }
+  wait_tally (&tally);
+  g_assert_cmpuint (tally.ok, ==, 1000);
+}
+
+static void
+test_pool_fds (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  g_autoptr(GUnixFDList) in = g_unix_fd_list_new ();
+  g_autoptr(GUnixFDList) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *read_back = NULL;
+  int fds[2];
+  int handle;
+
+  /* In: the function reads the descriptor it was given. */
+  afork_test_pipe (fds);
+  g_assert_cmpint (write (fds[1], "into python", 11), ==, 11);
+  close (fds[1]);
+  handle = g_unix_fd_list_append (in, fds[0], &error);
+  g_assert_no_error (error);
+  close (fds[0]);
+  reply = afork_pool_call_with_fds (pool, "python:pyworker.read_fd",
+                                    g_variant_new ("(h)", handle), in, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (reply), ==, "ay");
+  g_assert_cmpmem (g_variant_get_data (reply), g_variant_get_size (reply), "into python", 11);
+  g_clear_pointer (&reply, g_variant_unref);
+
+  /* Out: the function returns the read end of a pipe with afork.fd (). */
+  reply = afork_pool_call_with_fds (pool, "python:pyworker.make_pipe",
+                                    g_variant_new ("(s)", "out of python"), NULL, &out, NULL,
+                                    &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (reply), ==, "h");
+  g_assert_nonnull (out);
+  {
+    int fd = g_unix_fd_list_get (out, g_variant_get_handle (reply), &error);
+
+    g_assert_no_error (error);
+    read_back = afork_test_read_fd_to_eof (fd);
+    close (fd);
+  }
+  g_assert_cmpstr (read_back, ==, "out of python");
+}
+
+static void
+test_pool_fresh_workers (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  g_autoptr(GHashTable) pids = g_hash_table_new (NULL, NULL);
+
+  afork_pool_set_max_calls_per_worker (pool, 1);
+  for (guint i = 0; i < 20; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) pid = pool_call (pool, "python:pyworker.pid", NULL, &error);
+
+      g_assert_no_error (error);
+      g_hash_table_add (pids, GINT_TO_POINTER ((int) g_variant_get_int64 (pid)));
+    }
+  g_assert_cmpuint (g_hash_table_size (pids), ==, 20);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  afork_test_init (&argc, &argv);
+
+  g_test_add_func ("/afork/python/pool/call", test_pool_call);
+  g_test_add_func ("/afork/python/pool/round-trip", test_pool_round_trip);
+  g_test_add_func ("/afork/python/pool/exception", test_pool_exception);
+  g_test_add_func ("/afork/python/pool/missing-function", test_pool_missing_function);
+  g_test_add_func ("/afork/python/pool/exit-fails-alone", test_pool_exit_fails_alone);
+  g_test_add_func ("/afork/python/pool/thousand-calls", test_pool_thousand_calls);
+  g_test_add_func ("/afork/python/pool/fds", test_pool_fds);
+  g_test_add_func ("/afork/python/pool/fresh-workers", test_pool_fresh_workers);
+
+  return g_test_run ();
+}
