@@ -614,6 +614,46 @@ test_exec_command (Fixture       *f,
     }
 }
 
+/* Landlock confines only the calling thread: a threaded process is
+ * refused, or with best effort confined as far as it goes (its forks are
+ * single-threaded and fully confined). */
+static void
+test_threads (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autofree char *open_outside = g_strconcat ("open:", f->outside_file, NULL);
+  const char *probes[] = { open_outside, "EACCES", "socket-inet", "EAFNOSUPPORT", NULL };
+
+  (void) data;
+  if (!have_landlock ())
+    return;
+
+  for (guint best_effort = 0; best_effort < 2; best_effort++)
+    {
+      g_autoptr(AforkSandbox) sandbox = afork_sandbox_new ();
+      g_autoptr(AforkProcess) tmpl = afork_process_new (NULL);
+      g_autoptr(AforkProcess) child = NULL;
+
+      afork_sandbox_set_best_effort (sandbox, best_effort);
+      afork_process_require (tmpl, MODULE);
+      afork_process_call (tmpl, "sandbox_start_thread_call", NULL);
+      afork_process_sandbox (tmpl, sandbox);
+      child = afork_process_fork (tmpl);
+
+      if (best_effort)
+        expect_probes (child, probes);
+      else
+        {
+          g_autoptr(GSocketConnection) connection = NULL;
+          g_autoptr(GError) error = NULL;
+
+          connection = afork_test_run (child, "sandbox_probe_run", &error);
+          g_assert_error (error, AFORK_ERROR, AFORK_ERROR_SANDBOX);
+          g_assert_nonnull (strstr (error->message, "threads"));
+        }
+    }
+}
+
 /* The description is copied when queued, and its accessors. */
 static void
 test_description (void)
@@ -687,6 +727,7 @@ main (int    argc,
   ADD ("no-landlock", test_no_landlock);
   ADD ("require-after", test_require_after);
   ADD ("exec-command", test_exec_command);
+  ADD ("threads", test_threads);
   ADD ("missing-path", test_missing_path);
 
   return g_test_run ();
