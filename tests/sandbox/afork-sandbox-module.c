@@ -240,6 +240,31 @@ sandbox_probe_call (AforkChild         *child,
   return TRUE;
 }
 
+static gpointer
+sleeper (gpointer data)
+{
+  (void) data;
+  for (;;)
+    pause ();
+  return NULL;
+}
+
+/* A call function that leaves a second thread in the process. */
+EXPORT gboolean sandbox_start_thread_call (AforkChild         *child,
+                                           const char * const *args,
+                                           GError            **error);
+gboolean
+sandbox_start_thread_call (AforkChild         *child,
+                           const char * const *args,
+                           GError            **error)
+{
+  (void) child;
+  (void) args;
+  (void) error;
+  g_thread_unref (g_thread_new ("sandbox-sleeper", sleeper, NULL));
+  return TRUE;
+}
+
 /* Burns CPU time until it is killed. */
 EXPORT void sandbox_spin_run (AforkChild *child);
 void

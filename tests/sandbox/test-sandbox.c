@@ -565,6 +565,95 @@ test_require_after (Fixture       *f,
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_MODULE_NOT_FOUND);
 }
 
+/* The built-in exec of a sandboxed process: refused unless execution is
+ * allowed, and then only for programs in an allowed tree. */
+static void
+test_exec_command (Fixture       *f,
+                   gconstpointer  data)
+{
+  const char *argv[] = { "/bin/true", NULL };
+
+  (void) f;
+  (void) data;
+  if (!have_landlock ())
+    return;
+
+  for (guint allowed = 0; allowed < 2; allowed++)
+    {
+      g_autoptr(AforkSandbox) sandbox = afork_sandbox_new ();
+      g_autoptr(AforkProcess) tmpl = NULL;
+      g_autoptr(AforkProcess) child = NULL;
+      g_autoptr(GSocketConnection) connection = NULL;
+      g_autoptr(GError) error = NULL;
+
+      if (allowed)
+        {
+          afork_sandbox_set_exec (sandbox, TRUE);
+          afork_sandbox_allow_read (sandbox, "/usr");
+          if (g_file_test ("/lib64", G_FILE_TEST_IS_DIR))
+            afork_sandbox_allow_read (sandbox, "/lib64");
+        }
+      tmpl = sandboxed_template (sandbox);
+      child = afork_process_fork (tmpl);
+      connection = afork_process_exec (child, argv, NULL, NULL, -1, -1, -1, NULL, &error);
+      if (allowed)
+        {
+          g_assert_no_error (error);
+          g_assert_nonnull (connection);
+        }
+      else
+        {
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED);
+          g_assert_null (connection);
+          g_clear_error (&error);
+        }
+
+      g_assert_true (afork_process_wait (child, NULL, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (afork_process_get_exit_status (child), ==, allowed ? 0 : 127);
+    }
+}
+
+/* Landlock confines only the calling thread: a threaded process is
+ * refused, or with best effort confined as far as it goes (its forks are
+ * single-threaded and fully confined). */
+static void
+test_threads (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autofree char *open_outside = g_strconcat ("open:", f->outside_file, NULL);
+  const char *probes[] = { open_outside, "EACCES", "socket-inet", "EAFNOSUPPORT", NULL };
+
+  (void) data;
+  if (!have_landlock ())
+    return;
+
+  for (guint best_effort = 0; best_effort < 2; best_effort++)
+    {
+      g_autoptr(AforkSandbox) sandbox = afork_sandbox_new ();
+      g_autoptr(AforkProcess) tmpl = afork_process_new (NULL);
+      g_autoptr(AforkProcess) child = NULL;
+
+      afork_sandbox_set_best_effort (sandbox, best_effort);
+      afork_process_require (tmpl, MODULE);
+      afork_process_call (tmpl, "sandbox_start_thread_call", NULL);
+      afork_process_sandbox (tmpl, sandbox);
+      child = afork_process_fork (tmpl);
+
+      if (best_effort)
+        expect_probes (child, probes);
+      else
+        {
+          g_autoptr(GSocketConnection) connection = NULL;
+          g_autoptr(GError) error = NULL;
+
+          connection = afork_test_run (child, "sandbox_probe_run", &error);
+          g_assert_error (error, AFORK_ERROR, AFORK_ERROR_SANDBOX);
+          g_assert_nonnull (strstr (error->message, "threads"));
+        }
+    }
+}
+
 /* The description is copied when queued, and its accessors. */
 static void
 test_description (void)
@@ -637,6 +726,8 @@ main (int    argc,
   ADD ("best-effort", test_best_effort);
   ADD ("no-landlock", test_no_landlock);
   ADD ("require-after", test_require_after);
+  ADD ("exec-command", test_exec_command);
+  ADD ("threads", test_threads);
   ADD ("missing-path", test_missing_path);
 
   return g_test_run ();
