@@ -112,8 +112,7 @@ maybe_finish (Request *request)
   if (request->next < request->n_uris || request->outstanding > 0)
     return;
 
-  if (!request->started)
-    thumb_dbus_thumbnailer1_emit_started (service->skeleton, request->handle);
+  /* A request dequeued before it started gets Finished alone. */
   thumb_dbus_thumbnailer1_emit_finished (service->skeleton, request->handle);
   g_queue_remove (&service->feeding, request);
   g_hash_table_remove (service->requests, GUINT_TO_POINTER (request->handle));
