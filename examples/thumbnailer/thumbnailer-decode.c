@@ -84,12 +84,21 @@ on_size_prepared (GdkPixbufLoader *loader,
     }
 }
 
+static gboolean
+starts_with (const guchar *data,
+             gsize         length,
+             const char   *marker)
+{
+  return marker != NULL && *marker != '\0' && length >= strlen (marker) &&
+         memcmp (data, marker, strlen (marker)) == 0;
+}
+
 GVariant *
-thumb_decode_fd (int          fd,
-                 guint        max_side,
-                 GVariant    *keys,
-                 const char  *crash_marker,
-                 GError     **error)
+thumb_decode_fd (int                     fd,
+                 guint                   max_side,
+                 GVariant               *keys,
+                 const ThumbDecodeHooks *hooks,
+                 GError                **error)
 {
   enum { CHUNK = 64 * 1024 };
   g_autoptr(GdkPixbufLoader) loader = NULL;
@@ -137,12 +146,13 @@ thumb_decode_fd (int          fd,
       if (n == 0)
         break;
 
-      /* A test hook: an image that starts with the marker makes the
-       * worker crash, as a loader bug would. */
-      if (first && crash_marker != NULL && *crash_marker != '\0' &&
-          (gsize) n >= strlen (crash_marker) &&
-          memcmp (chunk, crash_marker, strlen (crash_marker)) == 0)
-        raise (SIGSEGV);
+      if (first && hooks != NULL)
+        {
+          if (starts_with (chunk, n, hooks->crash_marker))
+            raise (SIGSEGV);
+          while (starts_with (chunk, n, hooks->hang_marker))
+            g_usleep (G_USEC_PER_SEC);
+        }
       first = FALSE;
 
       if (!gdk_pixbuf_loader_write (loader, chunk, n, &local_error))

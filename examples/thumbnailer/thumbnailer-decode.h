@@ -17,11 +17,19 @@ G_BEGIN_DECLS
 /* Beyond this many pixels an image is refused before any allocation. */
 #define THUMB_DECODE_MAX_PIXELS (G_GUINT64_CONSTANT (1) << 28)
 
+/* Test hooks: an image that starts with crash_marker makes the worker
+ * crash (as a loader bug would), one that starts with hang_marker makes it
+ * hang. NULL: none. */
+typedef struct {
+  const char *crash_marker;
+  const char *hang_marker;
+} ThumbDecodeHooks;
+
 void      thumb_decode_init      (void);
-GVariant *thumb_decode_fd        (int          fd,
-                                  guint        max_side,
-                                  GVariant    *keys,
-                                  const char  *crash_marker,
-                                  GError     **error);
+GVariant *thumb_decode_fd        (int                     fd,
+                                  guint                   max_side,
+                                  GVariant               *keys,
+                                  const ThumbDecodeHooks *hooks,
+                                  GError                **error);
 
 G_END_DECLS

@@ -33,6 +33,7 @@ struct _ThumbDecoder
 
   ThumbDecoderOptions options;
   char *crash_marker;
+  char *hang_marker;
   char *description;
 #ifdef THUMB_HAVE_POOL
   AforkPool *pool;
@@ -50,6 +51,7 @@ thumb_decoder_finalize (GObject *object)
   g_clear_object (&self->pool);
 #endif
   g_free (self->crash_marker);
+  g_free (self->hang_marker);
   g_free (self->description);
 
   G_OBJECT_CLASS (thumb_decoder_parent_class)->finalize (object);
@@ -131,6 +133,8 @@ setup_pool (ThumbDecoder  *self,
 
   if (self->crash_marker != NULL)
     g_ptr_array_add (args, g_strconcat ("crash-marker=", self->crash_marker, NULL));
+  if (self->hang_marker != NULL)
+    g_ptr_array_add (args, g_strconcat ("hang-marker=", self->hang_marker, NULL));
   g_ptr_array_add (args, NULL);
 
   afork_process_require (template, worker_module_path ());
@@ -166,8 +170,12 @@ thumb_decoder_new (const ThumbDecoderOptions  *options,
 
   self->options = *options;
   self->options.jobs = MAX (1, options->jobs);
+  /* The hooks stop the program itself when it decodes in-process: they
+   * are for workers only. */
   self->crash_marker = g_strdup (options->crash_marker);
+  self->hang_marker = g_strdup (options->hang_marker);
   self->options.crash_marker = self->crash_marker;
+  self->options.hang_marker = self->hang_marker;
 
 #ifdef THUMB_HAVE_POOL
   if (!setup_pool (self, error))

@@ -11,7 +11,8 @@ typedef struct {
   guint jobs;               /* workers at once */
   guint timeout_ms;         /* per image, 0 = none */
   guint64 memory_limit;     /* bytes of address space per worker, 0 = none */
-  const char *crash_marker; /* tests only */
+  const char *crash_marker; /* tests only: see thumbnailer-decode.h */
+  const char *hang_marker;
 } ThumbDecoderOptions;
 
 #define THUMB_TYPE_DECODER (thumb_decoder_get_type ())

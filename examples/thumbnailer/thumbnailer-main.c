@@ -44,6 +44,7 @@ static int opt_idle_timeout = 30;
 static double opt_timeout = 10.0;
 static int opt_memory_limit = -1;
 static char *opt_crash_marker = NULL;
+static char *opt_hang_marker = NULL;
 static char **opt_paths = NULL;
 
 static const GOptionEntry entries[] = {
@@ -63,6 +64,8 @@ static const GOptionEntry entries[] = {
     N_("Address space of a worker in MiB (default 1024, 0 for none)"), N_("MIB") },
   { "test-crash-marker", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &opt_crash_marker,
     "Crash the worker of any image that starts with these bytes (tests)", NULL },
+  { "test-hang-marker", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &opt_hang_marker,
+    "Hang the worker of any image that starts with these bytes (tests)", NULL },
   { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &opt_paths, NULL, N_("PATH…") },
   G_OPTION_ENTRY_NULL
 };
@@ -285,6 +288,7 @@ main (int   argc,
 #endif
     }
   options.crash_marker = opt_crash_marker;
+  options.hang_marker = opt_hang_marker;
 
   decoder = thumb_decoder_new (&options, &error);
   if (decoder == NULL)
@@ -306,6 +310,7 @@ main (int   argc,
   g_strfreev (opt_paths);
   g_free (opt_size);
   g_free (opt_crash_marker);
+  g_free (opt_hang_marker);
 
   return status;
 }

@@ -28,8 +28,8 @@ G_MODULE_EXPORT GVariant *afork_thumbnailer_decode (AforkChild  *child,
                                                     GVariant    *parameters,
                                                     GError     **error);
 
-/* The test hook: an image starting with these bytes crashes the worker. */
-static char *crash_marker;
+/* The test hooks (see thumbnailer-decode.h). */
+static ThumbDecodeHooks hooks;
 
 const char *
 g_module_check_init (G_GNUC_UNUSED GModule *module)
@@ -40,18 +40,20 @@ g_module_check_init (G_GNUC_UNUSED GModule *module)
   return NULL;
 }
 
-/* Arguments: none, or "crash-marker=BYTES" (tests only). */
+/* Arguments: none, or "crash-marker=BYTES", "hang-marker=BYTES" (tests
+ * only). */
 gboolean
 afork_thumbnailer_init (G_GNUC_UNUSED AforkChild *child,
                         const char * const       *args,
                         G_GNUC_UNUSED GError    **error)
 {
   for (guint i = 0; args != NULL && args[i] != NULL; i++)
-    if (g_str_has_prefix (args[i], "crash-marker="))
-      {
-        g_free (crash_marker);
-        crash_marker = g_strdup (args[i] + strlen ("crash-marker="));
-      }
+    {
+      if (g_str_has_prefix (args[i], "crash-marker="))
+        hooks.crash_marker = g_strdup (args[i] + strlen ("crash-marker="));
+      else if (g_str_has_prefix (args[i], "hang-marker="))
+        hooks.hang_marker = g_strdup (args[i] + strlen ("hang-marker="));
+    }
 
   thumb_decode_init ();
 
@@ -85,5 +87,5 @@ afork_thumbnailer_decode (AforkChild  *child,
       return NULL;
     }
 
-  return thumb_decode_fd (fd, max_side, keys, crash_marker, error);
+  return thumb_decode_fd (fd, max_side, keys, &hooks, error);
 }

@@ -357,6 +357,39 @@ test_crash (void)
   thumb_test_dir_clear (&dir);
 }
 
+/* An image whose worker hangs fails alone at the per-image deadline. */
+static void
+test_hang (void)
+{
+  static const char marker[] = "AFORK-THUMBNAILER-TEST-HANG";
+  ThumbTestDir dir;
+  g_autoptr(GPtrArray) good = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *hang = NULL;
+  g_autofree char *out = NULL;
+  gint64 start;
+
+  if (!thumb_test_isolated ())
+    {
+      g_test_skip ("images are decoded in the program itself (afork built without pools): "
+                   "there is no worker to stop at the deadline");
+      return;
+    }
+
+  thumb_test_dir_init (&dir);
+  write_good_images (&dir, good);
+  hang = thumb_test_write_bytes (dir.images, "hang.png", marker, strlen (marker));
+
+  start = g_get_monotonic_time ();
+  g_assert_cmpint (thumb_test_run (&dir, NULL, &out, "--timeout=2", "--test-hang-marker", marker,
+                                   dir.images, NULL), ==, 1);
+  g_test_message ("the run took %.1f s", (g_get_monotonic_time () - start) / 1e6);
+  assert_summary (out, "3 made, 0 up to date, 1 failed");
+  check_good_images (&dir, good);
+  thumb_test_check_fail_entry (&dir, hang);
+
+  thumb_test_dir_clear (&dir);
+}
+
 /* Without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH in the bounding set,
  * root runs the program without the right to read another's files. */
 static void
@@ -415,6 +448,7 @@ main (int   argc,
   g_test_add_func ("/thumbnailer/sizes", test_sizes);
   g_test_add_func ("/thumbnailer/hostile/files", test_hostile);
   g_test_add_func ("/thumbnailer/hostile/crash", test_crash);
+  g_test_add_func ("/thumbnailer/hostile/hang", test_hang);
   g_test_add_func ("/thumbnailer/hostile/unreadable", test_unreadable);
 
   return g_test_run ();
