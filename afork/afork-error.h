@@ -47,6 +47,9 @@ G_BEGIN_DECLS
  * @AFORK_ERROR_STATUS_UNKNOWN: the wait status of a process cannot be
  *   known, because nobody reaps it on the caller's behalf (its template
  *   exited first, or the process was handed over)
+ * @AFORK_ERROR_SANDBOX: a sandbox given to [method@Afork.Process.sandbox]
+ *   could not be enforced: the kernel lacks a layer it asks for (the
+ *   message names it), or an allowed path cannot be opened
  *
  * Error codes of the %AFORK_ERROR domain.
  *
@@ -66,6 +69,7 @@ typedef enum
   AFORK_ERROR_CLOSED,
   AFORK_ERROR_THREADED,
   AFORK_ERROR_STATUS_UNKNOWN,
+  AFORK_ERROR_SANDBOX,
 } AforkError;
 
 AFORK_AVAILABLE_IN_1_0

@@ -19,7 +19,7 @@ G_BEGIN_DECLS
 #define AFORK_MAX_FDS_PER_MESSAGE 253
 
 /* The highest code of AforkError, for checking codes read off the wire. */
-#define _AFORK_ERROR_LAST AFORK_ERROR_STATUS_UNKNOWN
+#define _AFORK_ERROR_LAST AFORK_ERROR_SANDBOX
 
 void      _afork_i18n_init          (void);
 gboolean  _afork_fd_set_blocking    (int           fd,

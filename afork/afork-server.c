@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "afork-child-private.h"
+#include "afork-server-sandbox-private.h"
 #include "afork-wire-private.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -675,6 +676,7 @@ handle_run (AforkServer  *server,
   signal (SIGPIPE, SIG_DFL);
   _afork_server_set_title ("afork %d %s", (int) server->child.owner, name);
   _afork_fd_set_blocking (server->sock, TRUE);
+  _afork_server_sandbox_enter_run ();
 
   func (&server->child);
 
@@ -796,6 +798,25 @@ handle_exec (AforkServer  *server,
   write_errno_and_exit (status_fd, errno);
 }
 
+/* Confines the process for good. A failure is reported like a failed
+ * `m` or `c`: the process skips further work and answers `r` with it. */
+static void
+handle_sandbox (AforkServer  *server,
+                const guint8 *payload,
+                guint32       len)
+{
+  AforkWireSandbox sandbox;
+  g_autoptr(GError) error = NULL;
+
+  if (!_afork_wire_parse_sandbox (payload, len, &sandbox, &error))
+    die (server, error->message);
+
+  if (server->error == NULL && !_afork_server_sandbox_apply (&sandbox, &error))
+    set_error (server, g_steal_pointer (&error));
+
+  _afork_wire_sandbox_clear (&sandbox);
+}
+
 /* Returns TRUE when the process is a newly forked child, whose stream
  * starts afresh. */
 static gboolean
@@ -890,6 +911,12 @@ handle_frame (AforkServer  *server,
 
     case AFORK_WIRE_FORK:
       return handle_fork (server);
+
+    case AFORK_WIRE_SANDBOX:
+      /* A spare forked before now would escape the walls. */
+      server->generation++;
+      handle_sandbox (server, payload, len);
+      return FALSE;
 
     case AFORK_WIRE_WATCH:
       {

@@ -23,6 +23,7 @@ typedef enum
   AFORK_WIRE_RUN      = 'r',  /* string list: symbol */
   AFORK_WIRE_WATCH    = 'w',  /* empty: the last fd reports the next fork's wait status */
   AFORK_WIRE_EXEC     = 'x',  /* string list: stdio, cwd, has-env, argc, argv…, env… */
+  AFORK_WIRE_SANDBOX  = 's',  /* a sandbox description, see AforkWireSandbox */
   AFORK_WIRE_REPLY_OK = 'k',  /* u32 pid */
   AFORK_WIRE_REPLY_ERROR = 'e', /* u32 code, string list: domain, message */
 } AforkWireCommand;
@@ -40,6 +41,44 @@ typedef struct
   const guint8 *data;
   guint32       len;
 } AforkWireString;
+
+/* The payload of `s`, version 1 (docs/protocol.md):
+ *   u32 version, u32 flags, u32 memory limit (low half), u32 memory limit
+ *   (high half), u32 CPU limit in seconds, u32 minimum Landlock ABI, then
+ *   for each allowed tree: u32 access, string path (absolute, no NUL). */
+#define AFORK_WIRE_SANDBOX_VERSION     1
+#define AFORK_WIRE_SANDBOX_HEADER_SIZE 24
+
+typedef enum
+{
+  AFORK_WIRE_SANDBOX_NETWORK     = 1 << 0,
+  AFORK_WIRE_SANDBOX_EXEC        = 1 << 1,
+  AFORK_WIRE_SANDBOX_BEST_EFFORT = 1 << 2,
+} AforkWireSandboxFlags;
+
+#define AFORK_WIRE_SANDBOX_ALL_FLAGS \
+  (AFORK_WIRE_SANDBOX_NETWORK | AFORK_WIRE_SANDBOX_EXEC | AFORK_WIRE_SANDBOX_BEST_EFFORT)
+
+typedef enum
+{
+  AFORK_WIRE_SANDBOX_READ  = 1,
+  AFORK_WIRE_SANDBOX_WRITE = 2,
+} AforkWireSandboxAccess;
+
+typedef struct
+{
+  guint32         access;   /* AforkWireSandboxAccess */
+  AforkWireString path;
+} AforkWireSandboxPath;
+
+typedef struct
+{
+  guint32  flags;           /* AforkWireSandboxFlags */
+  guint64  memory_limit;    /* bytes, 0: none */
+  guint32  cpu_limit;       /* seconds, 0: none */
+  guint32  landlock_abi;    /* the lowest acceptable, 0: any */
+  GArray  *paths;           /* AforkWireSandboxPath, pointing into the payload */
+} AforkWireSandbox;
 
 void            _afork_wire_encode_u32        (guint8           *out,
                                                guint32           value);
@@ -75,5 +114,12 @@ void            _afork_wire_put_error_reply   (GByteArray       *out,
                                                const GError     *error);
 void            _afork_wire_put_ok_reply      (GByteArray       *out,
                                                GPid              pid);
+void            _afork_wire_put_sandbox       (GByteArray       *out,
+                                               const AforkWireSandbox *sandbox);
+gboolean        _afork_wire_parse_sandbox     (const guint8     *payload,
+                                               gsize             len,
+                                               AforkWireSandbox *sandbox,
+                                               GError          **error);
+void            _afork_wire_sandbox_clear     (AforkWireSandbox *sandbox);
 
 G_END_DECLS

@@ -101,6 +101,7 @@ is_known_command (guint8   command,
     case AFORK_WIRE_RUN:
     case AFORK_WIRE_WATCH:
     case AFORK_WIRE_EXEC:
+    case AFORK_WIRE_SANDBOX:
       return TRUE;
     default:
       return FALSE;
@@ -276,4 +277,101 @@ _afork_wire_parse_reply (guint8         command,
                  message_str, domain_str, code);
 
   return FALSE;
+}
+
+/* Writes the payload of an `s` frame (without its header) describing
+ * @sandbox. */
+void
+_afork_wire_put_sandbox (GByteArray             *out,
+                         const AforkWireSandbox *sandbox)
+{
+  _afork_wire_put_u32 (out, AFORK_WIRE_SANDBOX_VERSION);
+  _afork_wire_put_u32 (out, sandbox->flags);
+  _afork_wire_put_u32 (out, (guint32) (sandbox->memory_limit & 0xffffffffu));
+  _afork_wire_put_u32 (out, (guint32) (sandbox->memory_limit >> 32));
+  _afork_wire_put_u32 (out, sandbox->cpu_limit);
+  _afork_wire_put_u32 (out, sandbox->landlock_abi);
+
+  for (guint i = 0; sandbox->paths != NULL && i < sandbox->paths->len; i++)
+    {
+      const AforkWireSandboxPath *p = &g_array_index (sandbox->paths, AforkWireSandboxPath, i);
+
+      _afork_wire_put_u32 (out, p->access);
+      _afork_wire_put_string (out, p->path.data, p->path.len);
+    }
+}
+
+/* Decodes the payload of an `s` frame into @sandbox, whose paths point
+ * into @payload. Refuses an unknown version or flag, an unknown access,
+ * and a path that is empty, relative or contains a NUL byte. On failure
+ * @sandbox is left cleared. */
+gboolean
+_afork_wire_parse_sandbox (const guint8      *payload,
+                           gsize              len,
+                           AforkWireSandbox  *sandbox,
+                           GError           **error)
+{
+  gsize pos = AFORK_WIRE_SANDBOX_HEADER_SIZE;
+  guint32 version;
+
+  memset (sandbox, 0, sizeof *sandbox);
+
+  if (len < AFORK_WIRE_SANDBOX_HEADER_SIZE)
+    goto malformed;
+
+  version = _afork_wire_read_u32 (payload);
+  if (version != AFORK_WIRE_SANDBOX_VERSION)
+    {
+      g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                   _("Sandbox description of version %u in the afork stream, "
+                     "but this server reads version %u"),
+                   version, AFORK_WIRE_SANDBOX_VERSION);
+      return FALSE;
+    }
+
+  sandbox->flags = _afork_wire_read_u32 (payload + 4);
+  sandbox->memory_limit = (guint64) _afork_wire_read_u32 (payload + 8) |
+                          ((guint64) _afork_wire_read_u32 (payload + 12) << 32);
+  sandbox->cpu_limit = _afork_wire_read_u32 (payload + 16);
+  sandbox->landlock_abi = _afork_wire_read_u32 (payload + 20);
+  if ((sandbox->flags & ~(guint32) AFORK_WIRE_SANDBOX_ALL_FLAGS) != 0)
+    goto malformed;
+
+  sandbox->paths = g_array_new (FALSE, FALSE, sizeof (AforkWireSandboxPath));
+  while (pos < len)
+    {
+      AforkWireSandboxPath p;
+
+      if (len - pos < 8)
+        goto malformed;
+      p.access = _afork_wire_read_u32 (payload + pos);
+      p.path.len = _afork_wire_read_u32 (payload + pos + 4);
+      pos += 8;
+      if (p.path.len > len - pos)
+        goto malformed;
+      p.path.data = payload + pos;
+      pos += p.path.len;
+
+      if ((p.access != AFORK_WIRE_SANDBOX_READ && p.access != AFORK_WIRE_SANDBOX_WRITE) ||
+          p.path.len == 0 || p.path.data[0] != '/' ||
+          memchr (p.path.data, '\0', p.path.len) != NULL)
+        goto malformed;
+
+      g_array_append_val (sandbox->paths, p);
+    }
+
+  return TRUE;
+
+malformed:
+  _afork_wire_sandbox_clear (sandbox);
+  g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                       _("Malformed sandbox description in the afork stream"));
+  return FALSE;
+}
+
+void
+_afork_wire_sandbox_clear (AforkWireSandbox *sandbox)
+{
+  g_clear_pointer (&sandbox->paths, g_array_unref);
+  memset (sandbox, 0, sizeof *sandbox);
 }

@@ -8,5 +8,6 @@
 # include "afork-enum-types.h"
 # include "afork-child.h"
 # include "afork-process.h"
+# include "afork-sandbox.h"
 # include "afork-template.h"
 #undef AFORK_INSIDE
