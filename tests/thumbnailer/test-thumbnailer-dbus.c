@@ -123,13 +123,25 @@ iterate_until (const gboolean *done,
   g_source_remove (id);
 }
 
-static void
-on_name_appeared (G_GNUC_UNUSED GDBusConnection *connection,
-                  G_GNUC_UNUSED const char *name,
-                  G_GNUC_UNUSED const char *owner,
-                  gpointer user_data)
+/* The name may still belong, for a moment, to the service of the test
+ * before: the owner counts when it is the process just started. */
+static gboolean
+owned_by (GDBusConnection *bus,
+          GSubprocess     *service)
 {
-  *(gboolean *) user_data = TRUE;
+  g_autoptr(GVariant) reply = NULL;
+  guint32 pid = 0;
+
+  reply = g_dbus_connection_call_sync (bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", "GetConnectionUnixProcessID",
+                                       g_variant_new ("(s)", BUS_NAME), G_VARIANT_TYPE ("(u)"),
+                                       G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL);
+  if (reply == NULL)
+    return FALSE;
+  g_variant_get (reply, "(u)", &pid);
+
+  return g_strcmp0 (g_subprocess_get_identifier (service), NULL) != 0 &&
+         (guint32) atoi (g_subprocess_get_identifier (service)) == pid;
 }
 
 static void
@@ -138,8 +150,8 @@ fixture_setup (Fixture       *fixture,
 {
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GError) error = NULL;
-  gboolean appeared = FALSE;
-  guint watch;
+  gboolean timed_out = FALSE;
+  guint id;
 
   thumb_test_dir_init (&fixture->dir);
   fixture->logs = g_hash_table_new_full (NULL, NULL, NULL, (GDestroyNotify) request_log_free);
@@ -158,10 +170,15 @@ fixture_setup (Fixture       *fixture,
                                                   "--idle-timeout=" IDLE_TIMEOUT, NULL);
   g_assert_no_error (error);
 
-  watch = g_bus_watch_name_on_connection (fixture->bus, BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_NONE,
-                                          on_name_appeared, NULL, &appeared, NULL);
-  iterate_until (&appeared, "the service on the bus");
-  g_bus_unwatch_name (watch);
+  id = g_timeout_add_seconds (WAIT_SECONDS, on_timeout, &timed_out);
+  while (!owned_by (fixture->bus, fixture->service) && !timed_out)
+    {
+      g_usleep (20000);
+      g_main_context_iteration (NULL, FALSE);
+    }
+  if (timed_out)
+    g_error ("waited %d s for the service on the bus", WAIT_SECONDS);
+  g_source_remove (id);
 }
 
 static void
