@@ -18,6 +18,9 @@ struct _AforkChild
   int     fd;       /* the communication socket */
   GArray *args;     /* of AforkArg, in the order they were sent */
   GPid    owner;
+  /* In a pool worker, during a call: */
+  GArray *call_fds;   /* int: the call's descriptors, -1 once stolen */
+  GArray *reply_fds;  /* int: owned copies for the reply */
 };
 
 void  _afork_child_init          (AforkChild   *child,

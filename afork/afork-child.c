@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "afork-private.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "afork-child-private.h"
+#include "afork-wire-private.h"
 
 static void
 arg_clear (gpointer data)
@@ -285,4 +289,149 @@ afork_child_get_owner (AforkChild *child)
   g_return_val_if_fail (child != NULL, 0);
 
   return child->owner;
+}
+
+/* Pool workers ----------------------------------------------------------- */
+
+/**
+ * afork_child_get_call_fd:
+ * @child: an #AforkChild
+ * @handle: a handle (an `h` value) of the call's parameters
+ *
+ * In a pool function ([callback@Afork.PoolFunc]), gets the descriptor
+ * that @handle of the parameters designates: the index in the
+ * #GUnixFDList given to [method@Afork.Pool.call_with_fds_async]. It stays
+ * owned by @child and is closed after the call; see
+ * [method@Afork.Child.steal_call_fd] to keep it.
+ *
+ * Returns: the descriptor, or -1 if @handle is out of range, outside a
+ *   call, or was stolen
+ *
+ * Since: 1.0
+ */
+int
+afork_child_get_call_fd (AforkChild *child,
+                         gint32      handle)
+{
+  g_return_val_if_fail (child != NULL, -1);
+
+  if (child->call_fds == NULL || handle < 0 || (guint) handle >= child->call_fds->len)
+    return -1;
+
+  return g_array_index (child->call_fds, int, handle);
+}
+
+/**
+ * afork_child_steal_call_fd:
+ * @child: an #AforkChild
+ * @handle: a handle (an `h` value) of the call's parameters
+ *
+ * Like [method@Afork.Child.get_call_fd], but the caller owns the
+ * descriptor from now on and must close it.
+ *
+ * Returns: the descriptor, or -1 if @handle is out of range, outside a
+ *   call, or was already stolen
+ *
+ * Since: 1.0
+ */
+int
+afork_child_steal_call_fd (AforkChild *child,
+                           gint32      handle)
+{
+  int fd;
+
+  g_return_val_if_fail (child != NULL, -1);
+
+  fd = afork_child_get_call_fd (child, handle);
+  if (fd >= 0)
+    g_array_index (child->call_fds, int, handle) = -1;
+
+  return fd;
+}
+
+/**
+ * afork_child_add_reply_fd:
+ * @child: an #AforkChild
+ * @fd: a descriptor to send with the reply
+ *
+ * In a pool function, adds a copy of @fd (made with `dup()`; @fd stays the
+ * caller's) to the descriptors of the reply. Put the returned handle in an
+ * `h` value of the reply: the caller finds the descriptor at that index of
+ * the #GUnixFDList that [method@Afork.Pool.call_with_fds_finish] returns.
+ *
+ * Returns: the handle, or -1 if @fd cannot be duplicated or this is not a
+ *   pool worker's call
+ *
+ * Since: 1.0
+ */
+gint32
+afork_child_add_reply_fd (AforkChild *child,
+                          int         fd)
+{
+  int copy;
+
+  g_return_val_if_fail (child != NULL, -1);
+  g_return_val_if_fail (fd >= 0, -1);
+
+  if (child->reply_fds == NULL)
+    return -1;
+
+  copy = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  if (copy < 0)
+    return -1;
+
+  g_array_append_val (child->reply_fds, copy);
+
+  return (gint32) child->reply_fds->len - 1;
+}
+
+/**
+ * afork_child_emit_event:
+ * @child: an #AforkChild
+ * @name: the name of the event
+ * @value: (nullable): the value of the event; a floating reference is sunk
+ *
+ * In a pool function, sends an event to the parent: the pool emits
+ * [signal@Afork.Pool::event] with @name and @value in the main context of
+ * the call's caller, before the call's reply. Events cannot carry
+ * descriptors; %NULL sends an empty tuple.
+ *
+ * Since: 1.0
+ */
+void
+afork_child_emit_event (AforkChild *child,
+                        const char *name,
+                        GVariant   *value)
+{
+  g_autoptr(GByteArray) frame = g_byte_array_new ();
+  g_autoptr(GVariant) owned = NULL;
+  gsize pos = 0;
+
+  g_return_if_fail (child != NULL);
+  g_return_if_fail (name != NULL && g_utf8_validate (name, -1, NULL));
+
+  owned = value != NULL ? g_variant_ref_sink (value) : g_variant_ref_sink (g_variant_new ("()"));
+
+  if (child->reply_fds == NULL)
+    {
+      g_critical ("afork_child_emit_event() called outside a pool call");
+      return;
+    }
+
+  if (!_afork_wire_put_pool_event (frame, name, owned))
+    {
+      g_critical ("afork_child_emit_event(): the value is too large");
+      return;
+    }
+
+  while (pos < frame->len)
+    {
+      gssize res = send (child->fd, frame->data + pos, frame->len - pos, MSG_NOSIGNAL);
+
+      if (res < 0 && errno == EINTR)
+        continue;
+      if (res <= 0)
+        return;  /* the parent is gone: the call loop sees it next */
+      pos += res;
+    }
 }

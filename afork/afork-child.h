@@ -63,6 +63,32 @@ typedef gboolean (*AforkCallFunc) (AforkChild         *child,
                                    const char * const *args,
                                    GError            **error);
 
+/**
+ * AforkPoolFunc:
+ * @child: the worker process
+ * @parameters: the parameters of the call, as given to
+ *   [method@Afork.Pool.call_async] (an empty tuple for %NULL)
+ * @error: return location for a #GError
+ *
+ * The type of a pool function: a function a worker of an [class@Afork.Pool]
+ * runs for each call that names it. Like run functions, pool functions are
+ * found by their symbol name and must be exported.
+ *
+ * Descriptors sent with the call are reached with
+ * [method@Afork.Child.get_call_fd]; descriptors for the reply are added
+ * with [method@Afork.Child.add_reply_fd]. Events are sent with
+ * [method@Afork.Child.emit_event].
+ *
+ * Returns: (nullable) (transfer full): the reply, which may be floating;
+ *   %NULL without @error means an empty tuple. %NULL with @error set fails
+ *   the call: the caller gets @error, with its domain, code and message.
+ *
+ * Since: 1.0
+ */
+typedef GVariant *(*AforkPoolFunc) (AforkChild  *child,
+                                    GVariant    *parameters,
+                                    GError     **error);
+
 AFORK_AVAILABLE_IN_1_0
 int          afork_child_get_fd      (AforkChild *child);
 AFORK_AVAILABLE_IN_1_0
@@ -84,5 +110,19 @@ AFORK_AVAILABLE_IN_1_0
 void         afork_child_clear_args  (AforkChild *child);
 AFORK_AVAILABLE_IN_1_0
 GPid         afork_child_get_owner   (AforkChild *child);
+
+AFORK_AVAILABLE_IN_1_0
+int          afork_child_get_call_fd   (AforkChild *child,
+                                        gint32      handle);
+AFORK_AVAILABLE_IN_1_0
+int          afork_child_steal_call_fd (AforkChild *child,
+                                        gint32      handle);
+AFORK_AVAILABLE_IN_1_0
+gint32       afork_child_add_reply_fd  (AforkChild *child,
+                                        int         fd);
+AFORK_AVAILABLE_IN_1_0
+void         afork_child_emit_event    (AforkChild *child,
+                                        const char *name,
+                                        GVariant   *value);
 
 G_END_DECLS

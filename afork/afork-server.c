@@ -19,6 +19,8 @@
 
 #include "afork-child-private.h"
 #include "afork-server-sandbox-private.h"
+#include "afork-loader-private.h"
+#include "afork-pool-worker-private.h"
 #include "afork-wire-private.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -45,6 +47,9 @@ typedef struct
   guint       spare_generation;
   guint       spare_n_args;
 } AforkServer;
+
+/* The server of this process, for _afork_server_resolve_function(). */
+static AforkServer *current_server;
 
 /* SIGCHLD wakes the loop through this pipe, and raises the flag for a
  * loop that is busy reading. */
@@ -662,6 +667,8 @@ handle_run (AforkServer  *server,
 
   if (server->error != NULL)
     error = g_steal_pointer (&server->error);
+  else if (g_str_equal (name, AFORK_POOL_WORKER_FUNCTION))
+    func = _afork_pool_worker_run;
   else
     func = (AforkRunFunc) symbol_lookup (server, name, &error);
 
@@ -1118,9 +1125,38 @@ _afork_server_serve (int  fd,
   server.spare_pid = -1;
   server.spare_sock = -1;
   _afork_child_init (&server.child, fd, owner);
+  current_server = &server;
 
   serve_loop (&server);
   g_assert_not_reached ();
+}
+
+/* Resolves a function name in this server (see afork-loader-private.h).
+ * C symbols only: a name with a prefix belongs to a language loader. */
+gboolean
+_afork_server_resolve_function (const char     *name,
+                                AforkFunction  *out,
+                                GError        **error)
+{
+  if (current_server == NULL)
+    {
+      g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_FAILED,
+                           _("Functions can be resolved only inside an afork server"));
+      return FALSE;
+    }
+
+  if (strchr (name, ':') != NULL)
+    {
+      g_set_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND,
+                   /* TRANSLATORS: %s is a function name such as python:mod.f */
+                   _("No loader can resolve function “%s”"), name);
+      return FALSE;
+    }
+
+  out->loader = NULL;
+  out->symbol = symbol_lookup (current_server, name, error);
+
+  return out->symbol != NULL;
 }
 
 static gboolean

@@ -26,6 +26,12 @@ typedef enum
   AFORK_WIRE_SANDBOX  = 's',  /* a sandbox description, see AforkWireSandbox */
   AFORK_WIRE_REPLY_OK = 'k',  /* u32 pid */
   AFORK_WIRE_REPLY_ERROR = 'e', /* u32 code, string list: domain, message */
+
+  /* Calls, on a pool worker's own socket once it runs its call loop. */
+  AFORK_WIRE_POOL_CALL   = 'Q', /* u32 n_fds, strings: function, type, data */
+  AFORK_WIRE_POOL_RESULT = 'R', /* u32 n_fds, strings: type, data */
+  AFORK_WIRE_POOL_ERROR  = 'E', /* u32 code, strings: domain, message */
+  AFORK_WIRE_POOL_EVENT  = 'V', /* strings: name, type, data */
 } AforkWireCommand;
 
 typedef enum
@@ -121,5 +127,46 @@ gboolean        _afork_wire_parse_sandbox     (const guint8     *payload,
                                                AforkWireSandbox *sandbox,
                                                GError          **error);
 void            _afork_wire_sandbox_clear     (AforkWireSandbox *sandbox);
+
+/* Pool frames: a GVariant travels as its type string and its serialised
+ * form; descriptors as SCM_RIGHTS on the frame's bytes, counted by n_fds. */
+
+/* One decoded pool frame; strings are NUL-terminated copies. */
+typedef struct
+{
+  guint8    command;
+  guint32   n_fds;      /* call and result */
+  char     *function;   /* call */
+  char     *name;       /* event */
+  GVariant *value;      /* call, result, event: never floating */
+  guint32   code;       /* error */
+  char     *domain;     /* error */
+  char     *message;    /* error */
+} AforkWirePoolFrame;
+
+AforkWireStatus _afork_wire_parse_pool_header (const guint8       *data,
+                                               gsize               len,
+                                               gboolean            from_worker,
+                                               guint8             *command,
+                                               guint32            *payload_len,
+                                               GError            **error);
+gboolean        _afork_wire_parse_pool_frame  (guint8              command,
+                                               const guint8       *payload,
+                                               gsize               len,
+                                               AforkWirePoolFrame *frame,
+                                               GError            **error);
+void            _afork_wire_pool_frame_clear  (AforkWirePoolFrame *frame);
+gboolean        _afork_wire_put_pool_call     (GByteArray         *out,
+                                               const char         *function,
+                                               GVariant           *parameters,
+                                               guint32             n_fds);
+gboolean        _afork_wire_put_pool_result   (GByteArray         *out,
+                                               GVariant           *value,
+                                               guint32             n_fds);
+void            _afork_wire_put_pool_error    (GByteArray         *out,
+                                               const GError       *error);
+gboolean        _afork_wire_put_pool_event    (GByteArray         *out,
+                                               const char         *name,
+                                               GVariant           *value);
 
 G_END_DECLS

@@ -375,3 +375,267 @@ _afork_wire_sandbox_clear (AforkWireSandbox *sandbox)
   g_clear_pointer (&sandbox->paths, g_array_unref);
   memset (sandbox, 0, sizeof *sandbox);
 }
+
+/* Pool frames ------------------------------------------------------------ */
+
+/* Checks a pool frame's header: calls go to a worker, results, errors and
+ * events come from it. */
+AforkWireStatus
+_afork_wire_parse_pool_header (const guint8  *data,
+                               gsize          len,
+                               gboolean       from_worker,
+                               guint8        *command,
+                               guint32       *payload_len,
+                               GError       **error)
+{
+  gboolean known;
+  guint32 plen;
+
+  if (len < AFORK_WIRE_HEADER_SIZE)
+    return AFORK_WIRE_STATUS_NEED_MORE;
+
+  if (from_worker)
+    known = data[0] == AFORK_WIRE_POOL_RESULT || data[0] == AFORK_WIRE_POOL_ERROR ||
+            data[0] == AFORK_WIRE_POOL_EVENT;
+  else
+    known = data[0] == AFORK_WIRE_POOL_CALL;
+
+  if (!known)
+    {
+      g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                   _("Unknown command 0x%02x in a pool worker's stream"), data[0]);
+      return AFORK_WIRE_STATUS_INVALID;
+    }
+
+  plen = _afork_wire_read_u32 (data + 1);
+  if (plen > AFORK_WIRE_MAX_PAYLOAD)
+    {
+      g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                   _("Frame of %u bytes in a pool worker's stream exceeds the limit of %u bytes"),
+                   plen, AFORK_WIRE_MAX_PAYLOAD);
+      return AFORK_WIRE_STATUS_INVALID;
+    }
+
+  *command = data[0];
+  *payload_len = plen;
+
+  return AFORK_WIRE_STATUS_OK;
+}
+
+/* Returns FALSE when the value cannot fit in a frame. */
+static gboolean
+put_variant (GByteArray *out,
+             GVariant   *value)
+{
+  const char *type = g_variant_get_type_string (value);
+  gsize size = g_variant_get_size (value);
+  guint old_len;
+
+  _afork_wire_put_string (out, type, strlen (type));
+  if (size > AFORK_WIRE_MAX_PAYLOAD)
+    return FALSE;
+  _afork_wire_put_u32 (out, (guint32) size);
+  old_len = out->len;
+  g_byte_array_set_size (out, old_len + (guint) size);
+  /* g_variant_store() wants aligned memory; the frame is not. */
+  if (size > 0)
+    memcpy (out->data + old_len, g_variant_get_data (value), size);
+
+  return TRUE;
+}
+
+gboolean
+_afork_wire_put_pool_call (GByteArray *out,
+                           const char *function,
+                           GVariant   *parameters,
+                           guint32     n_fds)
+{
+  gsize start = _afork_wire_begin (out, AFORK_WIRE_POOL_CALL);
+
+  _afork_wire_put_u32 (out, n_fds);
+  _afork_wire_put_string (out, function, strlen (function));
+  if (!put_variant (out, parameters))
+    {
+      g_byte_array_set_size (out, start);
+      return FALSE;
+    }
+
+  return _afork_wire_end (out, start);
+}
+
+gboolean
+_afork_wire_put_pool_result (GByteArray *out,
+                             GVariant   *value,
+                             guint32     n_fds)
+{
+  gsize start = _afork_wire_begin (out, AFORK_WIRE_POOL_RESULT);
+
+  _afork_wire_put_u32 (out, n_fds);
+  if (!put_variant (out, value))
+    {
+      g_byte_array_set_size (out, start);
+      return FALSE;
+    }
+
+  return _afork_wire_end (out, start);
+}
+
+void
+_afork_wire_put_pool_error (GByteArray   *out,
+                            const GError *error)
+{
+  const char *domain = g_quark_to_string (error->domain);
+  const char *message = error->message ? error->message : "";
+  gsize start = _afork_wire_begin (out, AFORK_WIRE_POOL_ERROR);
+
+  if (domain == NULL)
+    domain = "";
+  _afork_wire_put_u32 (out, (guint32) error->code);
+  _afork_wire_put_string (out, domain, MIN (strlen (domain), 1024));
+  _afork_wire_put_string (out, message, MIN (strlen (message), 65536));
+  _afork_wire_end (out, start);
+}
+
+gboolean
+_afork_wire_put_pool_event (GByteArray *out,
+                            const char *name,
+                            GVariant   *value)
+{
+  gsize start = _afork_wire_begin (out, AFORK_WIRE_POOL_EVENT);
+
+  _afork_wire_put_string (out, name, strlen (name));
+  if (!put_variant (out, value))
+    {
+      g_byte_array_set_size (out, start);
+      return FALSE;
+    }
+
+  return _afork_wire_end (out, start);
+}
+
+/* A string of a pool frame: valid UTF-8 without NUL bytes. */
+static char *
+pool_string (const AforkWireString *s)
+{
+  if (memchr (s->data, '\0', s->len) != NULL ||
+      !g_utf8_validate ((const char *) s->data, s->len, NULL))
+    return NULL;
+
+  return g_strndup ((const char *) s->data, s->len);
+}
+
+static GVariant *
+pool_variant (const AforkWireString *type,
+              const AforkWireString *data)
+{
+  g_autofree char *type_str = pool_string (type);
+  g_autoptr(GBytes) bytes = NULL;
+
+  if (type_str == NULL || type->len == 0 ||
+      !g_variant_type_string_is_valid (type_str) ||
+      !g_variant_type_is_definite ((const GVariantType *) type_str))
+    return NULL;
+
+  /* GVariant copes with any bytes in the serialised form (it reads
+   * defaults where they make no sense); copied, as the buffer is reused. */
+  bytes = g_bytes_new (data->data, data->len);
+
+  return g_variant_ref_sink (g_variant_new_from_bytes ((const GVariantType *) type_str,
+                                                       bytes, FALSE));
+}
+
+void
+_afork_wire_pool_frame_clear (AforkWirePoolFrame *frame)
+{
+  g_clear_pointer (&frame->function, g_free);
+  g_clear_pointer (&frame->name, g_free);
+  g_clear_pointer (&frame->value, g_variant_unref);
+  g_clear_pointer (&frame->domain, g_free);
+  g_clear_pointer (&frame->message, g_free);
+}
+
+/* Decodes the payload of a pool frame whose header was checked. */
+gboolean
+_afork_wire_parse_pool_frame (guint8               command,
+                              const guint8        *payload,
+                              gsize                len,
+                              AforkWirePoolFrame  *frame,
+                              GError             **error)
+{
+  g_autoptr(GArray) strings = g_array_new (FALSE, FALSE, sizeof (AforkWireString));
+  const AforkWireString *s;
+  gsize skip = 0;
+  guint want;
+
+  memset (frame, 0, sizeof *frame);
+  frame->command = command;
+
+  switch (command)
+    {
+    case AFORK_WIRE_POOL_CALL:
+      skip = 4;
+      want = 3;
+      break;
+    case AFORK_WIRE_POOL_RESULT:
+      skip = 4;
+      want = 2;
+      break;
+    case AFORK_WIRE_POOL_ERROR:
+      skip = 4;
+      want = 2;
+      break;
+    case AFORK_WIRE_POOL_EVENT:
+      want = 3;
+      break;
+    default:
+      goto malformed;
+    }
+
+  if (len < skip || !_afork_wire_parse_strings (payload + skip, len - skip, strings, NULL) ||
+      strings->len != want)
+    goto malformed;
+  s = (const AforkWireString *) (gpointer) strings->data;
+
+  switch (command)
+    {
+    case AFORK_WIRE_POOL_CALL:
+      frame->n_fds = _afork_wire_read_u32 (payload);
+      frame->function = pool_string (&s[0]);
+      frame->value = pool_variant (&s[1], &s[2]);
+      if (frame->function == NULL || frame->function[0] == '\0' || frame->value == NULL)
+        goto malformed;
+      break;
+    case AFORK_WIRE_POOL_RESULT:
+      frame->n_fds = _afork_wire_read_u32 (payload);
+      frame->value = pool_variant (&s[0], &s[1]);
+      if (frame->value == NULL)
+        goto malformed;
+      break;
+    case AFORK_WIRE_POOL_ERROR:
+      frame->code = _afork_wire_read_u32 (payload);
+      frame->domain = g_utf8_make_valid ((const char *) s[0].data, s[0].len);
+      frame->message = g_utf8_make_valid ((const char *) s[1].data, s[1].len);
+      if (frame->domain[0] == '\0' || strlen (frame->domain) != s[0].len)
+        goto malformed;
+      break;
+    case AFORK_WIRE_POOL_EVENT:
+      frame->name = pool_string (&s[0]);
+      frame->value = pool_variant (&s[1], &s[2]);
+      if (frame->name == NULL || frame->value == NULL)
+        goto malformed;
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+
+  if (frame->n_fds > AFORK_MAX_FDS_PER_MESSAGE)
+    goto malformed;
+
+  return TRUE;
+
+malformed:
+  _afork_wire_pool_frame_clear (frame);
+  g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+               _("Malformed “%c” frame in a pool worker's stream"), command);
+  return FALSE;
+}

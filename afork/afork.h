@@ -9,5 +9,6 @@
 # include "afork-child.h"
 # include "afork-process.h"
 # include "afork-sandbox.h"
+# include "afork-pool.h"
 # include "afork-template.h"
 #undef AFORK_INSIDE

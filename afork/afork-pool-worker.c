@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The call loop of a pool worker: reads call frames from the parent, runs
+ * each named function in order and writes its reply (and the events it
+ * emits) back. Blocking I/O: a worker does nothing else. */
+#include "afork-private.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "afork-child-private.h"
+#include "afork-loader-private.h"
+#include "afork-pool-worker-private.h"
+#include "afork-wire-private.h"
+
+#define READ_CHUNK (64 * 1024)
+
+typedef struct
+{
+  AforkChild *child;
+  int         sock;
+  GByteArray *in;
+  GArray     *fds;        /* received, not yet claimed by a call */
+  GHashTable *functions;  /* name → AforkFunction *, or NULL if not found */
+  GByteArray *out;
+} Worker;
+
+G_GNUC_NORETURN static void
+worker_die (const char *message)
+{
+  /* TRANSLATORS: %s is the reason a pool worker stops */
+  g_printerr (_("afork pool worker: %s\n"), message);
+  _exit (2);
+}
+
+/* Reads what is there, with its descriptors; exits at end of stream. */
+static void
+worker_receive (Worker *worker,
+                gsize   want)
+{
+  union {
+    char buf[CMSG_SPACE (sizeof (int) * AFORK_MAX_FDS_PER_MESSAGE)];
+    struct cmsghdr align;
+  } control;
+  struct msghdr msg = { 0 };
+  struct cmsghdr *cmsg;
+  struct iovec iov;
+  guint old_len = worker->in->len;
+  gssize res;
+
+  g_byte_array_set_size (worker->in, old_len + want);
+  iov.iov_base = worker->in->data + old_len;
+  iov.iov_len = want;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+
+  do
+    {
+      msg.msg_control = control.buf;
+      msg.msg_controllen = sizeof control.buf;
+      res = recvmsg (worker->sock, &msg, MSG_CMSG_CLOEXEC);
+    }
+  while (res < 0 && errno == EINTR);
+
+  if (res <= 0)
+    {
+      if (res < 0 && errno != ECONNRESET)
+        worker_die (g_strerror (errno));
+      /* The parent closed the connection: the pool is done with us. */
+      fflush (NULL);
+      _exit (0);
+    }
+
+  g_byte_array_set_size (worker->in, old_len + (guint) res);
+
+  for (cmsg = CMSG_FIRSTHDR (&msg); cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
+    if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+      {
+        guint n = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+
+        for (guint i = 0; i < n; i++)
+          {
+            int fd;
+
+            memcpy (&fd, CMSG_DATA (cmsg) + i * sizeof (int), sizeof fd);
+            g_array_append_val (worker->fds, fd);
+          }
+      }
+
+  if (msg.msg_flags & MSG_CTRUNC)
+    worker_die (_("Too many descriptors in one message from the parent"));
+}
+
+static void
+worker_send (Worker       *worker,
+             const guint8 *data,
+             gsize         len,
+             const int    *fds,
+             guint         n_fds)
+{
+  while (len > 0)
+    {
+      gssize res = _afork_sendmsg_fds (worker->sock, data, len, fds, n_fds, MSG_NOSIGNAL);
+
+      if (res < 0 && errno == EINTR)
+        continue;
+      if (res < 0)
+        {
+          if (errno == EPIPE || errno == ECONNRESET)
+            _exit (0);
+          worker_die (g_strerror (errno));
+        }
+      data += res;
+      len -= res;
+      fds = NULL;
+      n_fds = 0;
+    }
+}
+
+static const AforkFunction *
+worker_resolve (Worker      *worker,
+                const char  *name,
+                GError     **error)
+{
+  AforkFunction *function;
+  gpointer found;
+
+  if (g_hash_table_lookup_extended (worker->functions, name, NULL, &found) && found != NULL)
+    return found;
+
+  function = g_new0 (AforkFunction, 1);
+  if (!_afork_server_resolve_function (name, function, error))
+    {
+      g_free (function);
+      return NULL;
+    }
+
+  g_hash_table_insert (worker->functions, g_strdup (name), function);
+
+  return function;
+}
+
+static void
+close_fds (GArray *fds)
+{
+  for (guint i = 0; i < fds->len; i++)
+    if (g_array_index (fds, int, i) >= 0)
+      close (g_array_index (fds, int, i));
+  g_array_set_size (fds, 0);
+}
+
+static void
+worker_handle_call (Worker             *worker,
+                    AforkWirePoolFrame *frame)
+{
+  AforkChild *child = worker->child;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  const AforkFunction *function;
+
+  if (frame->n_fds > worker->fds->len)
+    worker_die (_("Call without the descriptors it announces"));
+
+  g_array_set_size (child->call_fds, 0);
+  g_array_append_vals (child->call_fds, worker->fds->data, frame->n_fds);
+  g_array_remove_range (worker->fds, 0, frame->n_fds);
+  g_array_set_size (child->reply_fds, 0);
+
+  function = worker_resolve (worker, frame->function, &error);
+  if (function != NULL)
+    {
+      GVariant *result;
+
+      if (function->loader != NULL)
+        {
+          if (function->loader->pool_call != NULL)
+            result = function->loader->pool_call (function->symbol, child, frame->value, &error);
+          else
+            {
+              result = NULL;
+              g_set_error (&error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND,
+                           _("The loader of “%s” cannot run pool functions"), frame->function);
+            }
+        }
+      else
+        result = ((AforkPoolFunc) function->symbol) (child, frame->value, &error);
+
+      if (result != NULL)
+        {
+          reply = g_variant_ref_sink (result);
+          if (error != NULL)
+            g_clear_error (&error);
+        }
+      else if (error == NULL)
+        reply = g_variant_ref_sink (g_variant_new ("()"));
+    }
+
+  /* What the function did not steal is closed after the call. */
+  close_fds (child->call_fds);
+
+  g_byte_array_set_size (worker->out, 0);
+  if (reply != NULL && child->reply_fds->len > AFORK_MAX_FDS_PER_MESSAGE)
+    g_set_error (&error, AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                 _("The reply of “%s” has %u descriptors; at most %u can be sent"),
+                 frame->function, child->reply_fds->len, AFORK_MAX_FDS_PER_MESSAGE);
+  else if (reply != NULL &&
+           !_afork_wire_put_pool_result (worker->out, reply, child->reply_fds->len))
+    g_set_error (&error, AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                 _("The reply of “%s” is too large"), frame->function);
+
+  if (error != NULL)
+    {
+      close_fds (child->reply_fds);
+      g_byte_array_set_size (worker->out, 0);
+      _afork_wire_put_pool_error (worker->out, error);
+    }
+
+  worker_send (worker, worker->out->data, worker->out->len,
+               (const int *) (gpointer) child->reply_fds->data, child->reply_fds->len);
+  close_fds (child->reply_fds);
+
+  /* Keep a large reply's buffer from staying around. */
+  if (worker->out->len > READ_CHUNK)
+    {
+      g_byte_array_unref (worker->out);
+      worker->out = g_byte_array_new ();
+    }
+}
+
+void
+_afork_pool_worker_run (AforkChild *child)
+{
+  Worker worker = { 0 };
+  gsize pos = 0;
+
+  worker.child = child;
+  worker.sock = child->fd;
+  worker.in = g_byte_array_sized_new (READ_CHUNK);
+  worker.fds = g_array_new (FALSE, FALSE, sizeof (int));
+  worker.functions = g_hash_table_new (g_str_hash, g_str_equal);
+  worker.out = g_byte_array_new ();
+  child->call_fds = g_array_new (FALSE, FALSE, sizeof (int));
+  child->reply_fds = g_array_new (FALSE, FALSE, sizeof (int));
+
+  /* Run arguments are the template's business, not the calls'. */
+  afork_child_clear_args (child);
+
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      guint8 command = 0;
+      guint32 plen = 0;
+      gsize want = READ_CHUNK;
+      AforkWireStatus status;
+
+      status = _afork_wire_parse_pool_header (worker.in->data + pos, worker.in->len - pos,
+                                              FALSE, &command, &plen, &error);
+      if (status == AFORK_WIRE_STATUS_INVALID)
+        worker_die (error->message);
+
+      if (status == AFORK_WIRE_STATUS_OK &&
+          worker.in->len - pos >= AFORK_WIRE_HEADER_SIZE + (gsize) plen)
+        {
+          AforkWirePoolFrame frame;
+
+          if (!_afork_wire_parse_pool_frame (command,
+                                             worker.in->data + pos + AFORK_WIRE_HEADER_SIZE,
+                                             plen, &frame, &error))
+            worker_die (error->message);
+          pos += AFORK_WIRE_HEADER_SIZE + plen;
+
+          worker_handle_call (&worker, &frame);
+          _afork_wire_pool_frame_clear (&frame);
+          continue;
+        }
+
+      if (pos > 0)
+        {
+          g_byte_array_remove_range (worker.in, 0, pos);
+          pos = 0;
+        }
+      if (status == AFORK_WIRE_STATUS_OK)
+        want = MAX (want, MIN ((gsize) plen + AFORK_WIRE_HEADER_SIZE - worker.in->len,
+                               (gsize) 4 * 1024 * 1024));
+
+      worker_receive (&worker, want);
+    }
+}

@@ -1,0 +1,2130 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* AforkPool: a queue of calls, the workers that run them and their life.
+ *
+ * Every worker's socket is served by one thread of the library (the pool
+ * thread, with a main context of its own), so a pool never depends on the
+ * caller iterating a particular context. Callers write calls themselves
+ * when a worker can take them (one sendmsg, no hand-over); the pool thread
+ * reads the replies, and hands each to its caller's context (or wakes the
+ * synchronous caller). The state is shared under one mutex per pool. */
+#include "afork-private.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <gio/gunixfdlist.h>
+
+#include "afork-pool-worker-private.h"
+#include "afork-wire-private.h"
+
+#define READ_CHUNK (64 * 1024)
+#define MAX_IOV    64
+
+typedef struct _Core   Core;
+typedef struct _Worker Worker;
+typedef struct _Call   Call;
+
+typedef enum
+{
+  CALL_QUEUED,
+  CALL_SENT,
+  CALL_DONE,
+} CallState;
+
+typedef struct
+{
+  char     *name;
+  GVariant *value;
+} Event;
+
+struct _Call
+{
+  gatomicrefcount  ref;
+  Core            *core;          /* owned */
+  char            *function;
+  GVariant        *parameters;    /* sunk */
+  GUnixFDList     *fd_list;
+  GCancellable    *cancellable;
+  gulong           cancel_id;
+  CallState        state;
+  Worker          *worker;        /* while sent */
+  gint64           started;       /* when it became its worker's first call */
+  gboolean         abandoned;     /* finished while its worker still has it */
+  GQueue           events;        /* Event *, not delivered yet */
+  gboolean         finished;
+  GVariant        *reply;
+  GUnixFDList     *out_fds;
+  GError          *error;
+  GTask           *task;          /* an asynchronous call */
+  gboolean         deliver_scheduled;
+  gboolean         sync;
+  GCond            cond;          /* a synchronous caller waits on it */
+};
+
+typedef enum
+{
+  WORKER_STARTING,
+  WORKER_READY,
+  WORKER_GONE,
+} WorkerState;
+
+typedef struct
+{
+  GByteArray  *data;
+  gsize        pos;
+  GUnixFDList *fds;
+  gboolean     fds_sent;
+} OutFrame;
+
+typedef struct
+{
+  GSource  source;
+  Worker  *worker;
+  gpointer tag;
+} WorkerSource;
+
+struct _Worker
+{
+  gatomicrefcount    ref;
+  Core              *core;        /* owned */
+  WorkerState        state;
+  AforkProcess      *process;
+  GSocketConnection *connection;
+  int                fd;
+  GPid               pid;
+  GQueue             calls;       /* Call *, sent, oldest first */
+  guint              n_assigned;
+  gint64             idle_since;
+  gboolean           doomed;      /* killed: takes no more calls */
+  gboolean           write_failed;
+  GQueue             out;         /* OutFrame * */
+  GByteArray        *in;
+  GArray            *in_fds;
+  GSource           *source;
+};
+
+struct _Core
+{
+  gatomicrefcount  ref;
+  GMutex           lock;
+  AforkProcess    *template_process;
+  GError          *template_error;   /* the template cannot produce workers */
+  gboolean         ever_ready;
+  GQueue           queue;            /* Call *, not sent, oldest first */
+  GPtrArray       *workers;          /* Worker * */
+  guint            n_exiting;        /* workers whose exit close waits for */
+  guint            max_workers;
+  guint            min_workers;
+  guint            load;
+  guint            idle_timeout;
+  guint            max_calls;
+  guint            call_timeout;
+  gboolean         closing;
+  gboolean         disposed;
+  GPtrArray       *close_tasks;
+  GSource         *timer;            /* in the pool thread: maintain () */
+};
+
+struct _AforkPool
+{
+  GObject  parent_instance;
+  Core    *core;
+};
+
+G_DEFINE_FINAL_TYPE (AforkPool, afork_pool, G_TYPE_OBJECT)
+
+enum
+{
+  PROP_0,
+  PROP_MAX_WORKERS,
+  PROP_MIN_WORKERS,
+  PROP_LOAD,
+  PROP_IDLE_TIMEOUT,
+  PROP_MAX_CALLS_PER_WORKER,
+  PROP_CALL_TIMEOUT,
+  N_PROPS
+};
+
+static GParamSpec *properties[N_PROPS];
+
+enum
+{
+  SIGNAL_EVENT,
+  N_SIGNALS
+};
+
+static guint signals[N_SIGNALS];
+
+static void maintain_locked   (Core *core);
+static void worker_lost_locked (Worker *worker,
+                                GError *head_error);
+
+/* The pool thread ---------------------------------------------------------- */
+
+static gpointer
+pool_thread_func (gpointer data)
+{
+  GMainContext *context = data;
+
+  g_main_context_push_thread_default (context);
+  for (;;)
+    g_main_context_iteration (context, TRUE);
+
+  return NULL;
+}
+
+static GMainContext *
+pool_context (void)
+{
+  static GMainContext *context;
+
+  if (g_once_init_enter (&context))
+    {
+      GMainContext *new_context = g_main_context_new ();
+
+      g_thread_unref (g_thread_new ("afork-pool", pool_thread_func, new_context));
+      g_once_init_leave (&context, new_context);
+    }
+
+  return context;
+}
+
+/* Calls ---------------------------------------------------------------- */
+
+static void
+event_free (Event *event)
+{
+  g_free (event->name);
+  g_variant_unref (event->value);
+  g_free (event);
+}
+
+static void core_unref (Core *core);
+
+static Call *
+call_ref (Call *call)
+{
+  g_atomic_ref_count_inc (&call->ref);
+  return call;
+}
+
+static void
+call_unref (Call *call)
+{
+  if (!g_atomic_ref_count_dec (&call->ref))
+    return;
+
+  g_free (call->function);
+  g_clear_pointer (&call->parameters, g_variant_unref);
+  g_clear_object (&call->fd_list);
+  g_clear_object (&call->cancellable);
+  g_queue_clear_full (&call->events, (GDestroyNotify) event_free);
+  g_clear_pointer (&call->reply, g_variant_unref);
+  g_clear_object (&call->out_fds);
+  g_clear_error (&call->error);
+  g_clear_object (&call->task);
+  if (call->sync)
+    g_cond_clear (&call->cond);
+  core_unref (call->core);
+  g_free (call);
+}
+
+static gboolean deliver_cb (gpointer user_data);
+
+static void
+call_wake_locked (Call *call)
+{
+  GSource *source;
+
+  if (call->sync)
+    {
+      g_cond_signal (&call->cond);
+      return;
+    }
+
+  if (call->deliver_scheduled || call->task == NULL)
+    return;
+
+  call->deliver_scheduled = TRUE;
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_static_name (source, "[afork] pool call");
+  g_source_set_callback (source, deliver_cb, call_ref (call), (GDestroyNotify) call_unref);
+  g_source_attach (source, g_task_get_context (call->task));
+  g_source_unref (source);
+}
+
+/* Sets the outcome of @call (taking @reply, @out_fds and @error), unless
+ * it has one already. */
+static void
+call_finish_locked (Call        *call,
+                    GVariant    *reply,
+                    GUnixFDList *out_fds,
+                    GError      *error)
+{
+  if (call->finished)
+    {
+      g_clear_pointer (&reply, g_variant_unref);
+      g_clear_object (&out_fds);
+      g_clear_error (&error);
+      return;
+    }
+
+  call->finished = TRUE;
+  call->reply = reply;
+  call->out_fds = out_fds;
+  call->error = error;
+  call_wake_locked (call);
+}
+
+/* Delivers events and the outcome in the caller's context. */
+static gboolean
+deliver_cb (gpointer user_data)
+{
+  Call *call = user_data;
+  Core *core = call->core;
+  GQueue events = G_QUEUE_INIT;
+  g_autoptr(GTask) task = NULL;
+  AforkPool *pool;
+  Event *event;
+
+  g_mutex_lock (&core->lock);
+  call->deliver_scheduled = FALSE;
+  events = call->events;
+  g_queue_init (&call->events);
+  if (call->finished)
+    task = g_steal_pointer (&call->task);
+  else
+    task = call->task != NULL ? g_object_ref (call->task) : NULL;
+  g_mutex_unlock (&core->lock);
+
+  if (task == NULL)
+    {
+      g_queue_clear_full (&events, (GDestroyNotify) event_free);
+      return G_SOURCE_REMOVE;
+    }
+
+  pool = g_task_get_source_object (task);
+  while ((event = g_queue_pop_head (&events)) != NULL)
+    {
+      g_signal_emit (pool, signals[SIGNAL_EVENT], g_quark_from_string (event->name),
+                     event->name, event->value);
+      event_free (event);
+    }
+
+  if (call->finished && task != NULL && !g_task_get_completed (task) &&
+      call->task == NULL)
+    {
+      if (call->cancel_id != 0)
+        g_cancellable_disconnect (call->cancellable, call->cancel_id);
+      call->cancel_id = 0;
+
+      if (call->error != NULL)
+        g_task_return_error (task, g_steal_pointer (&call->error));
+      else
+        {
+          if (call->out_fds != NULL)
+            g_task_set_task_data (task, g_steal_pointer (&call->out_fds), g_object_unref);
+          g_task_return_pointer (task, g_steal_pointer (&call->reply),
+                                 (GDestroyNotify) g_variant_unref);
+        }
+    }
+
+  return G_SOURCE_REMOVE;
+}
+
+static void
+cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
+              gpointer                    user_data)
+{
+  Call *call = user_data;
+  Core *core = call->core;
+  GError *error;
+
+  g_mutex_lock (&core->lock);
+  if (call->finished)
+    {
+      g_mutex_unlock (&core->lock);
+      return;
+    }
+
+  error = g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                               _("The call was cancelled"));
+
+  if (call->state == CALL_QUEUED)
+    {
+      if (g_queue_remove (&core->queue, call))
+        call_unref (call);
+      call->state = CALL_DONE;
+    }
+  else if (call->state == CALL_SENT)
+    {
+      Worker *worker = call->worker;
+
+      /* A call the worker runs can be stopped only with the worker; one
+       * waiting behind it is skipped when its reply comes. */
+      if (g_queue_peek_head (&worker->calls) == call && worker->pid > 0)
+        {
+          kill ((pid_t) worker->pid, SIGKILL);
+          worker->doomed = TRUE;
+          g_source_set_ready_time (core->timer, 0);
+        }
+      call->abandoned = TRUE;
+    }
+
+  call_finish_locked (call, NULL, NULL, error);
+  g_mutex_unlock (&core->lock);
+}
+
+/* Workers ---------------------------------------------------------------- */
+
+static void
+out_frame_free (OutFrame *frame)
+{
+  g_byte_array_unref (frame->data);
+  g_clear_object (&frame->fds);
+  g_free (frame);
+}
+
+static Worker *
+worker_ref (Worker *worker)
+{
+  g_atomic_ref_count_inc (&worker->ref);
+  return worker;
+}
+
+static void
+worker_unref (Worker *worker)
+{
+  if (!g_atomic_ref_count_dec (&worker->ref))
+    return;
+
+  g_assert (worker->source == NULL);
+  g_queue_clear_full (&worker->out, (GDestroyNotify) out_frame_free);
+  g_byte_array_unref (worker->in);
+  for (guint i = 0; i < worker->in_fds->len; i++)
+    close (g_array_index (worker->in_fds, int, i));
+  g_array_unref (worker->in_fds);
+  g_clear_object (&worker->connection);
+  g_clear_object (&worker->process);
+  core_unref (worker->core);
+  g_free (worker);
+}
+
+/* Room for more calls on @worker, or 0. */
+static guint
+worker_room (Core   *core,
+             Worker *worker)
+{
+  guint room;
+
+  if (worker->state != WORKER_READY || worker->doomed || worker->write_failed ||
+      core->disposed)
+    return 0;
+
+  room = worker->calls.length < core->load ? core->load - worker->calls.length : 0;
+  if (core->max_calls > 0)
+    room = MIN (room, worker->n_assigned < core->max_calls ?
+                      core->max_calls - worker->n_assigned : 0);
+
+  return room;
+}
+
+typedef enum
+{
+  WRITE_DONE,
+  WRITE_BLOCKED,
+  WRITE_FAILED,
+} WriteResult;
+
+/* Writes what the socket takes of @worker's frames, without blocking. */
+static WriteResult
+worker_flush_locked (Worker *worker)
+{
+  while (worker->out.length > 0)
+    {
+      union {
+        char buf[CMSG_SPACE (sizeof (int) * AFORK_MAX_FDS_PER_MESSAGE)];
+        struct cmsghdr align;
+      } control;
+      struct iovec iov[MAX_IOV];
+      struct msghdr msg = { 0 };
+      guint n_iov = 0;
+      gssize res;
+
+      for (GList *l = worker->out.head; l != NULL && n_iov < MAX_IOV; l = l->next)
+        {
+          OutFrame *frame = l->data;
+
+          if (frame->fds != NULL && !frame->fds_sent)
+            {
+              int n_fds;
+              const int *fds;
+              struct cmsghdr *cmsg;
+
+              /* Descriptors ride on the first bytes of their frame. */
+              if (n_iov > 0)
+                break;
+              fds = g_unix_fd_list_peek_fds (frame->fds, &n_fds);
+              if (n_fds > 0)
+                {
+                  memset (&control, 0, sizeof control);
+                  msg.msg_control = control.buf;
+                  msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
+                  cmsg = CMSG_FIRSTHDR (&msg);
+                  cmsg->cmsg_level = SOL_SOCKET;
+                  cmsg->cmsg_type = SCM_RIGHTS;
+                  cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+                  memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * n_fds);
+                }
+            }
+
+          iov[n_iov].iov_base = frame->data->data + frame->pos;
+          iov[n_iov].iov_len = frame->data->len - frame->pos;
+          n_iov++;
+        }
+
+      msg.msg_iov = iov;
+      msg.msg_iovlen = n_iov;
+
+      do
+        res = sendmsg (worker->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+      while (res < 0 && errno == EINTR);
+
+      if (res < 0)
+        {
+          if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return WRITE_BLOCKED;
+          /* The worker is gone: its hang-up tells the rest. */
+          worker->write_failed = TRUE;
+          return WRITE_FAILED;
+        }
+
+      while (res > 0)
+        {
+          OutFrame *frame = g_queue_peek_head (&worker->out);
+          gsize left = frame->data->len - frame->pos;
+
+          frame->fds_sent = TRUE;
+          if ((gsize) res < left)
+            {
+              frame->pos += res;
+              break;
+            }
+          res -= left;
+          out_frame_free (g_queue_pop_head (&worker->out));
+        }
+    }
+
+  return WRITE_DONE;
+}
+
+static void
+worker_update_source_locked (Worker *worker)
+{
+  WorkerSource *ws;
+  GIOCondition cond = G_IO_IN;
+
+  if (worker->source == NULL)
+    return;
+
+  ws = (WorkerSource *) worker->source;
+  if (worker->out.length > 0 && !worker->write_failed)
+    cond |= G_IO_OUT;
+  g_source_modify_unix_fd (worker->source, ws->tag, cond);
+}
+
+/* Sends the oldest queued calls to the least loaded workers that have
+ * room. Any thread, under the lock. */
+static void
+dispatch_locked (Core *core)
+{
+  gboolean kick = FALSE;
+
+  while (core->queue.length > 0)
+    {
+      Worker *best = NULL;
+      guint best_room = 0;
+      Call *call;
+      OutFrame *frame;
+      int n_fds;
+
+      for (guint i = 0; i < core->workers->len; i++)
+        {
+          Worker *worker = core->workers->pdata[i];
+          guint room = worker_room (core, worker);
+
+          if (room > best_room)
+            {
+              best = worker;
+              best_room = room;
+            }
+        }
+
+      if (best == NULL)
+        break;
+
+      call = g_queue_pop_head (&core->queue);
+      n_fds = call->fd_list != NULL ? g_unix_fd_list_get_length (call->fd_list) : 0;
+
+      frame = g_new0 (OutFrame, 1);
+      frame->data = g_byte_array_new ();
+      if (!_afork_wire_put_pool_call (frame->data, call->function, call->parameters,
+                                      (guint32) n_fds))
+        {
+          out_frame_free (frame);
+          call->state = CALL_DONE;
+          call_finish_locked (call, NULL, NULL,
+                              g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                           _("The parameters of “%s” are too large"),
+                                           call->function));
+          call_unref (call);
+          continue;
+        }
+      if (n_fds > 0)
+        frame->fds = g_object_ref (call->fd_list);
+
+      call->state = CALL_SENT;
+      call->worker = best;
+      g_queue_push_tail (&best->calls, call);
+      best->n_assigned++;
+      if (best->calls.length == 1)
+        {
+          call->started = g_get_monotonic_time ();
+          if (core->call_timeout > 0)
+            kick = TRUE;
+        }
+
+      g_queue_push_tail (&best->out, frame);
+      if (best->out.length == 1 || frame->fds != NULL)
+        {
+          if (worker_flush_locked (best) != WRITE_DONE)
+            kick = TRUE;
+        }
+      else
+        kick = TRUE;
+    }
+
+  if (core->queue.length > 0)
+    kick = TRUE;
+
+  if (kick)
+    g_source_set_ready_time (core->timer, 0);
+}
+
+/* Decodes what the worker wrote. Returns FALSE when the worker must go. */
+static gboolean
+worker_handle_input_locked (Worker  *worker,
+                            GError **error)
+{
+  gsize pos = 0;
+  gboolean ok = TRUE;
+
+  for (;;)
+    {
+      AforkWirePoolFrame frame;
+      AforkWireStatus status;
+      guint8 command = 0;
+      guint32 plen = 0;
+      Call *head;
+
+      status = _afork_wire_parse_pool_header (worker->in->data + pos, worker->in->len - pos,
+                                              TRUE, &command, &plen, error);
+      if (status == AFORK_WIRE_STATUS_INVALID)
+        {
+          ok = FALSE;
+          break;
+        }
+      if (status == AFORK_WIRE_STATUS_NEED_MORE ||
+          worker->in->len - pos < AFORK_WIRE_HEADER_SIZE + (gsize) plen)
+        break;
+
+      if (!_afork_wire_parse_pool_frame (command, worker->in->data + pos + AFORK_WIRE_HEADER_SIZE,
+                                         plen, &frame, error))
+        {
+          ok = FALSE;
+          break;
+        }
+      pos += AFORK_WIRE_HEADER_SIZE + plen;
+
+      head = g_queue_peek_head (&worker->calls);
+      if (head == NULL || frame.n_fds > worker->in_fds->len)
+        {
+          _afork_wire_pool_frame_clear (&frame);
+          g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                               _("A pool worker answered a call that was not made"));
+          ok = FALSE;
+          break;
+        }
+
+      if (command == AFORK_WIRE_POOL_EVENT)
+        {
+          if (!head->abandoned && !head->finished)
+            {
+              Event *event = g_new (Event, 1);
+
+              event->name = g_steal_pointer (&frame.name);
+              event->value = g_steal_pointer (&frame.value);
+              g_queue_push_tail (&head->events, event);
+              call_wake_locked (head);
+            }
+        }
+      else
+        {
+          GUnixFDList *fds = NULL;
+          GError *call_error = NULL;
+
+          if (frame.n_fds > 0)
+            {
+              fds = g_unix_fd_list_new_from_array ((const int *) (gpointer) worker->in_fds->data,
+                                                   (int) frame.n_fds);
+              g_array_remove_range (worker->in_fds, 0, frame.n_fds);
+            }
+
+          if (command == AFORK_WIRE_POOL_ERROR)
+            call_error = g_error_new_literal (g_quark_from_string (frame.domain),
+                                              (int) frame.code, frame.message);
+
+          g_queue_pop_head (&worker->calls);
+          head->state = CALL_DONE;
+          head->worker = NULL;
+          call_finish_locked (head, g_steal_pointer (&frame.value), fds, call_error);
+          call_unref (head);
+
+          head = g_queue_peek_head (&worker->calls);
+          if (head != NULL)
+            head->started = g_get_monotonic_time ();
+          else
+            worker->idle_since = g_get_monotonic_time ();
+        }
+
+      _afork_wire_pool_frame_clear (&frame);
+    }
+
+  if (pos > 0)
+    g_byte_array_remove_range (worker->in, 0, pos);
+
+  return ok;
+}
+
+/* Reads what is there. Returns FALSE at end of stream or on an error. */
+static gboolean
+worker_read_locked (Worker  *worker,
+                    GError **error)
+{
+  for (;;)
+    {
+      union {
+        char buf[CMSG_SPACE (sizeof (int) * AFORK_MAX_FDS_PER_MESSAGE)];
+        struct cmsghdr align;
+      } control;
+      struct msghdr msg = { 0 };
+      struct iovec iov;
+      struct cmsghdr *cmsg;
+      guint old_len = worker->in->len;
+      gsize want = READ_CHUNK;
+      gssize res;
+
+      /* A large frame is read in larger steps. */
+      if (old_len >= AFORK_WIRE_HEADER_SIZE)
+        want = MAX (want, MIN ((gsize) _afork_wire_read_u32 (worker->in->data + 1) +
+                               AFORK_WIRE_HEADER_SIZE - old_len, (gsize) 4 * 1024 * 1024));
+
+      g_byte_array_set_size (worker->in, old_len + want);
+      iov.iov_base = worker->in->data + old_len;
+      iov.iov_len = want;
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control.buf;
+      msg.msg_controllen = sizeof control.buf;
+
+      do
+        res = recvmsg (worker->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      while (res < 0 && errno == EINTR);
+
+      g_byte_array_set_size (worker->in, old_len + MAX (res, 0));
+
+      if (res > 0)
+        for (cmsg = CMSG_FIRSTHDR (&msg); cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
+          if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+            {
+              guint n = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+
+              for (guint i = 0; i < n; i++)
+                {
+                  int fd;
+
+                  memcpy (&fd, CMSG_DATA (cmsg) + i * sizeof (int), sizeof fd);
+                  g_array_append_val (worker->in_fds, fd);
+                }
+            }
+
+      if (res < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return TRUE;
+      if (res <= 0)
+        return FALSE;
+      if (!worker_handle_input_locked (worker, error))
+        return FALSE;
+      if ((gsize) res < want)
+        return TRUE;
+    }
+}
+
+static gboolean
+worker_source_dispatch (GSource                 *source,
+                        G_GNUC_UNUSED GSourceFunc callback,
+                        G_GNUC_UNUSED gpointer    user_data)
+{
+  WorkerSource *ws = (WorkerSource *) source;
+  Worker *worker = ws->worker;
+  Core *core = worker->core;
+  GIOCondition revents = g_source_query_unix_fd (source, ws->tag);
+  g_autoptr(GError) error = NULL;
+
+  g_mutex_lock (&core->lock);
+
+  if ((revents & G_IO_OUT) && worker_flush_locked (worker) == WRITE_DONE)
+    dispatch_locked (core);
+
+  if (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR))
+    {
+      if (!worker_read_locked (worker, &error))
+        {
+          worker_lost_locked (worker, g_steal_pointer (&error));
+          maintain_locked (core);
+          g_mutex_unlock (&core->lock);
+          return G_SOURCE_CONTINUE;
+        }
+      dispatch_locked (core);
+      /* An idle worker may have to go, or to be timed. */
+      if (worker->calls.length == 0)
+        {
+          maintain_locked (core);
+          g_mutex_unlock (&core->lock);
+          return G_SOURCE_CONTINUE;
+        }
+    }
+
+  worker_update_source_locked (worker);
+  g_mutex_unlock (&core->lock);
+
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs worker_source_funcs = {
+  NULL, NULL, worker_source_dispatch, NULL, NULL, NULL,
+};
+
+/* Stops watching @worker and forgets it; the worker exits when it sees its
+ * socket close. Pool thread. */
+static void
+worker_remove_locked (Worker *worker)
+{
+  Core *core = worker->core;
+
+  g_ptr_array_remove (core->workers, worker);
+  worker->state = WORKER_GONE;
+  if (worker->source != NULL)
+    {
+      g_source_destroy (worker->source);
+      g_clear_pointer (&worker->source, g_source_unref);
+    }
+  if (worker->connection != NULL)
+    g_io_stream_close (G_IO_STREAM (worker->connection), NULL, NULL);
+}
+
+typedef struct
+{
+  Call *call;
+  GPid  pid;
+} LostData;
+
+static void
+lost_wait_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  AforkProcess *process = AFORK_PROCESS (object);
+  LostData *data = user_data;
+  Core *core = data->call->core;
+  GError *error;
+
+  if (afork_process_wait_finish (process, result, NULL))
+    {
+      if (afork_process_get_if_signaled (process))
+        {
+          int sig = afork_process_get_term_sig (process);
+
+          error = g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+                               /* TRANSLATORS: %d is a process id, then a signal number and its name */
+                               _("Worker process %d was killed by signal %d (%s) during the call"),
+                               (int) data->pid, sig, g_strsignal (sig));
+        }
+      else
+        error = g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+                             /* TRANSLATORS: %d is a process id, then an exit status */
+                             _("Worker process %d exited with status %d during the call"),
+                             (int) data->pid, afork_process_get_exit_status (process));
+    }
+  else
+    error = g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+                         _("Worker process %d exited during the call"), (int) data->pid);
+
+  g_mutex_lock (&core->lock);
+  call_finish_locked (data->call, NULL, NULL, error);
+  g_mutex_unlock (&core->lock);
+
+  call_unref (data->call);
+  g_free (data);
+}
+
+/* The worker died or broke the protocol: its first call fails (with
+ * @head_error, or with how it died), the calls behind it go back to the
+ * queue. Pool thread. */
+static void
+worker_lost_locked (Worker *worker,
+                    GError *head_error)
+{
+  Core *core = worker->core;
+  Call *head;
+  Call *call;
+
+  worker_ref (worker);
+  worker_remove_locked (worker);
+
+  if (head_error != NULL && worker->pid > 0)
+    kill ((pid_t) worker->pid, SIGKILL);
+
+  head = g_queue_pop_head (&worker->calls);
+  while ((call = g_queue_pop_tail (&worker->calls)) != NULL)
+    {
+      call->worker = NULL;
+      if (call->abandoned || call->finished)
+        {
+          call->state = CALL_DONE;
+          call_unref (call);
+          continue;
+        }
+      call->state = CALL_QUEUED;
+      call->started = 0;
+      g_queue_push_head (&core->queue, call);
+    }
+
+  if (head != NULL)
+    {
+      head->state = CALL_DONE;
+      head->worker = NULL;
+      if (head->finished || head->abandoned)
+        {
+          g_clear_error (&head_error);
+          call_unref (head);
+        }
+      else if (head_error != NULL)
+        {
+          call_finish_locked (head, NULL, NULL, g_steal_pointer (&head_error));
+          call_unref (head);
+        }
+      else
+        {
+          LostData *data = g_new0 (LostData, 1);
+
+          data->call = head;
+          data->pid = worker->pid;
+          afork_process_wait_async (worker->process, NULL, lost_wait_cb, data);
+        }
+    }
+
+  g_clear_error (&head_error);
+  worker_unref (worker);
+}
+
+static void
+fail_queue_locked (Core         *core,
+                   const GError *error)
+{
+  Call *call;
+
+  while ((call = g_queue_pop_head (&core->queue)) != NULL)
+    {
+      call->state = CALL_DONE;
+      call_finish_locked (call, NULL, NULL, g_error_copy (error));
+      call_unref (call);
+    }
+}
+
+static void
+worker_run_cb (GObject      *object,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  Worker *worker = user_data;
+  Core *core = worker->core;
+  g_autoptr(GError) error = NULL;
+  GSocketConnection *connection;
+
+  connection = afork_process_run_finish (AFORK_PROCESS (object), result, &error);
+
+  g_mutex_lock (&core->lock);
+
+  if (connection == NULL || worker->state == WORKER_GONE || core->disposed)
+    {
+      g_clear_object (&connection);
+      if (worker->state != WORKER_GONE)
+        worker_remove_locked (worker);
+
+      /* No respawning for a template that fails: its error is every
+       * call's, now (and for good if it never made a worker). */
+      if (error != NULL)
+        {
+          if (!core->ever_ready && core->template_error == NULL)
+            core->template_error = g_error_copy (error);
+          fail_queue_locked (core, error);
+        }
+    }
+  else
+    {
+      WorkerSource *ws;
+
+      worker->connection = connection;
+      worker->fd = g_socket_get_fd (g_socket_connection_get_socket (connection));
+      worker->pid = afork_process_get_pid (worker->process);
+      worker->state = WORKER_READY;
+      worker->idle_since = g_get_monotonic_time ();
+      core->ever_ready = TRUE;
+
+      worker->source = g_source_new (&worker_source_funcs, sizeof (WorkerSource));
+      ws = (WorkerSource *) worker->source;
+      ws->worker = worker;
+      ws->tag = g_source_add_unix_fd (worker->source, worker->fd, G_IO_IN);
+      g_source_set_static_name (worker->source, "[afork] pool worker");
+      g_source_attach (worker->source, pool_context ());
+
+      dispatch_locked (core);
+      worker_update_source_locked (worker);
+    }
+
+  maintain_locked (core);
+  g_mutex_unlock (&core->lock);
+
+  worker_unref (worker);
+}
+
+static void
+worker_spawn_locked (Core *core)
+{
+  Worker *worker = g_new0 (Worker, 1);
+
+  g_atomic_ref_count_init (&worker->ref);
+  g_atomic_ref_count_inc (&core->ref);
+  worker->core = core;
+  worker->state = WORKER_STARTING;
+  worker->fd = -1;
+  worker->in = g_byte_array_new ();
+  worker->in_fds = g_array_new (FALSE, FALSE, sizeof (int));
+  g_ptr_array_add (core->workers, worker);
+
+  worker->process = afork_process_fork (core->template_process);
+  afork_process_run_async (worker->process, AFORK_POOL_WORKER_FUNCTION, NULL,
+                           worker_run_cb, worker_ref (worker));
+}
+
+static void
+exit_wait_cb (GObject      *object,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  Core *core = user_data;
+
+  afork_process_wait_finish (AFORK_PROCESS (object), result, NULL);
+
+  g_mutex_lock (&core->lock);
+  core->n_exiting--;
+  maintain_locked (core);
+  g_mutex_unlock (&core->lock);
+
+  core_unref (core);
+}
+
+/* Lets an idle worker go; with @wait, close waits for it to exit. */
+static void
+worker_retire_locked (Worker   *worker,
+                      gboolean  wait)
+{
+  Core *core = worker->core;
+
+  worker_remove_locked (worker);
+  if (wait && worker->process != NULL)
+    {
+      core->n_exiting++;
+      g_atomic_ref_count_inc (&core->ref);
+      afork_process_wait_async (worker->process, NULL, exit_wait_cb, core);
+    }
+  worker_unref (worker);
+}
+
+/* The pool thread's housekeeping: time-outs, new workers, idle workers,
+ * closing. */
+static void
+maintain_locked (Core *core)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 next = -1;
+  guint n_live = 0;
+  guint n_ready = 0;
+  guint starting_room = 0;
+  guint new_room;
+
+#define AT(t) G_STMT_START { if (next < 0 || (t) < next) next = (t); } G_STMT_END
+
+  for (guint i = 0; i < core->workers->len; i++)
+    {
+      Worker *worker = core->workers->pdata[i];
+      Call *head = g_queue_peek_head (&worker->calls);
+
+      if (worker->state == WORKER_READY && head != NULL && !head->abandoned &&
+          core->call_timeout > 0 && head->started > 0)
+        {
+          gint64 deadline = head->started + (gint64) core->call_timeout * 1000;
+
+          if (now >= deadline)
+            {
+              kill ((pid_t) worker->pid, SIGKILL);
+              worker->doomed = TRUE;
+              head->abandoned = TRUE;
+              call_finish_locked (head, NULL, NULL,
+                                  g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                               _("The call to “%s” did not finish within %u ms"),
+                                               head->function, core->call_timeout));
+            }
+          else
+            AT (deadline);
+        }
+
+      worker_update_source_locked (worker);
+    }
+
+  if (core->template_error != NULL)
+    fail_queue_locked (core, core->template_error);
+
+  dispatch_locked (core);
+
+  for (guint i = 0; i < core->workers->len; i++)
+    {
+      Worker *worker = core->workers->pdata[i];
+
+      if (worker->doomed || worker->write_failed)
+        continue;
+      n_live++;
+      if (worker->state == WORKER_STARTING)
+        starting_room += core->max_calls > 0 ? MIN (core->load, core->max_calls) : core->load;
+      else
+        n_ready++;
+    }
+
+  /* New workers for the calls that found no room. */
+  new_room = core->max_calls > 0 ? MIN (core->load, core->max_calls) : core->load;
+  if (!core->disposed && core->template_error == NULL)
+    {
+      guint waiting = core->queue.length;
+
+      waiting = waiting > starting_room ? waiting - starting_room : 0;
+      while (waiting > 0 && n_live < MAX (core->max_workers, 1))
+        {
+          worker_spawn_locked (core);
+          n_live++;
+          waiting = waiting > new_room ? waiting - new_room : 0;
+        }
+      while (!core->closing && n_live < MIN (core->min_workers, MAX (core->max_workers, 1)))
+        {
+          worker_spawn_locked (core);
+          n_live++;
+        }
+    }
+
+  /* Idle workers: those used up, those above min-workers for too long,
+   * and all of them when closing. */
+  for (guint i = core->workers->len; i > 0; i--)
+    {
+      Worker *worker = core->workers->pdata[i - 1];
+      gboolean used_up;
+
+      if (worker->state != WORKER_READY || worker->calls.length > 0)
+        continue;
+
+      used_up = core->max_calls > 0 && worker->n_assigned >= core->max_calls;
+      if (core->disposed || worker->doomed || worker->write_failed)
+        worker_retire_locked (worker, FALSE);
+      else if (core->closing && core->queue.length == 0)
+        worker_retire_locked (worker, TRUE);
+      else if (used_up)
+        worker_retire_locked (worker, FALSE);
+      else if (n_ready > core->min_workers)
+        {
+          gint64 deadline = worker->idle_since + (gint64) core->idle_timeout * 1000;
+
+          if (now >= deadline)
+            {
+              worker_retire_locked (worker, FALSE);
+              n_ready--;
+            }
+          else
+            AT (deadline);
+        }
+    }
+
+  if (core->closing && core->queue.length == 0 && core->workers->len == 0 &&
+      core->n_exiting == 0 && core->close_tasks->len > 0)
+    {
+      for (guint i = 0; i < core->close_tasks->len; i++)
+        g_task_return_boolean (core->close_tasks->pdata[i], TRUE);
+      g_ptr_array_set_size (core->close_tasks, 0);
+    }
+
+#undef AT
+
+  /* The object is gone: once its workers are, the template goes too, and
+   * the timer drops the pool thread's reference. */
+  if (core->disposed && core->workers->len == 0)
+    {
+      g_clear_object (&core->template_process);
+      next = now;
+    }
+
+  g_source_set_ready_time (core->timer, next >= 0 ? MAX (next, now) : -1);
+}
+
+/* The core ------------------------------------------------------------ */
+
+typedef struct
+{
+  GSource  source;
+  Core    *core;
+} TimerSource;
+
+static gboolean
+timer_dispatch (GSource                  *source,
+                G_GNUC_UNUSED GSourceFunc callback,
+                G_GNUC_UNUSED gpointer    user_data)
+{
+  Core *core = ((TimerSource *) source)->core;
+  gboolean done;
+
+  g_source_set_ready_time (source, -1);
+
+  g_mutex_lock (&core->lock);
+  maintain_locked (core);
+  done = core->disposed && core->workers->len == 0;
+  if (done)
+    g_clear_object (&core->template_process);
+  g_mutex_unlock (&core->lock);
+
+  if (done)
+    {
+      /* The pool thread's reference, taken at creation. */
+      g_source_destroy (source);
+      core_unref (core);
+    }
+
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs timer_funcs = {
+  NULL, NULL, timer_dispatch, NULL, NULL, NULL,
+};
+
+static void
+core_unref (Core *core)
+{
+  if (!g_atomic_ref_count_dec (&core->ref))
+    return;
+
+  g_assert (core->workers->len == 0);
+  g_assert (core->queue.length == 0);
+  g_clear_object (&core->template_process);
+  g_clear_error (&core->template_error);
+  g_ptr_array_unref (core->workers);
+  g_ptr_array_unref (core->close_tasks);
+  g_clear_pointer (&core->timer, g_source_unref);
+  g_mutex_clear (&core->lock);
+  g_free (core);
+}
+
+/* The object ----------------------------------------------------------- */
+
+static void
+afork_pool_dispose (GObject *object)
+{
+  AforkPool *self = AFORK_POOL (object);
+  Core *core = self->core;
+
+  if (core != NULL)
+    {
+      /* No call is pending (each holds a reference): let the workers go
+       * without waiting for them. The pool thread drops the rest. */
+      g_mutex_lock (&core->lock);
+      core->closing = TRUE;
+      core->disposed = TRUE;
+      g_source_set_ready_time (core->timer, 0);
+      g_mutex_unlock (&core->lock);
+      self->core = NULL;
+      core_unref (core);
+    }
+
+  G_OBJECT_CLASS (afork_pool_parent_class)->dispose (object);
+}
+
+static void
+afork_pool_get_property (GObject    *object,
+                         guint       prop_id,
+                         GValue     *value,
+                         GParamSpec *pspec)
+{
+  AforkPool *self = AFORK_POOL (object);
+
+  switch (prop_id)
+    {
+    case PROP_MAX_WORKERS:
+      g_value_set_uint (value, afork_pool_get_max_workers (self));
+      break;
+    case PROP_MIN_WORKERS:
+      g_value_set_uint (value, afork_pool_get_min_workers (self));
+      break;
+    case PROP_LOAD:
+      g_value_set_uint (value, afork_pool_get_load (self));
+      break;
+    case PROP_IDLE_TIMEOUT:
+      g_value_set_uint (value, afork_pool_get_idle_timeout (self));
+      break;
+    case PROP_MAX_CALLS_PER_WORKER:
+      g_value_set_uint (value, afork_pool_get_max_calls_per_worker (self));
+      break;
+    case PROP_CALL_TIMEOUT:
+      g_value_set_uint (value, afork_pool_get_call_timeout (self));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+afork_pool_set_property (GObject      *object,
+                         guint         prop_id,
+                         const GValue *value,
+                         GParamSpec   *pspec)
+{
+  AforkPool *self = AFORK_POOL (object);
+
+  switch (prop_id)
+    {
+    case PROP_MAX_WORKERS:
+      afork_pool_set_max_workers (self, g_value_get_uint (value));
+      break;
+    case PROP_MIN_WORKERS:
+      afork_pool_set_min_workers (self, g_value_get_uint (value));
+      break;
+    case PROP_LOAD:
+      afork_pool_set_load (self, g_value_get_uint (value));
+      break;
+    case PROP_IDLE_TIMEOUT:
+      afork_pool_set_idle_timeout (self, g_value_get_uint (value));
+      break;
+    case PROP_MAX_CALLS_PER_WORKER:
+      afork_pool_set_max_calls_per_worker (self, g_value_get_uint (value));
+      break;
+    case PROP_CALL_TIMEOUT:
+      afork_pool_set_call_timeout (self, g_value_get_uint (value));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+afork_pool_class_init (AforkPoolClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+  GParamFlags flags = G_PARAM_READWRITE | G_PARAM_EXPLICIT_NOTIFY | G_PARAM_STATIC_STRINGS;
+
+  object_class->dispose = afork_pool_dispose;
+  object_class->get_property = afork_pool_get_property;
+  object_class->set_property = afork_pool_set_property;
+
+  /**
+   * AforkPool:max-workers:
+   *
+   * The largest number of workers the pool runs at once. The default is
+   * the number of processors.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_WORKERS] =
+    g_param_spec_uint ("max-workers", NULL, NULL, 1, G_MAXUINT, 1, flags);
+
+  /**
+   * AforkPool:min-workers:
+   *
+   * The number of workers kept while the pool is idle: they are started
+   * at once, and [property@Afork.Pool:idle-timeout] does not stop them.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MIN_WORKERS] =
+    g_param_spec_uint ("min-workers", NULL, NULL, 0, G_MAXUINT, 0, flags);
+
+  /**
+   * AforkPool:load:
+   *
+   * The number of calls sent to a worker before the worker has answered
+   * them: beyond 1, calls wait in the worker's socket rather than in the
+   * pool, which hides the round trip. A new worker is started when every
+   * worker has this many calls.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_LOAD] =
+    g_param_spec_uint ("load", NULL, NULL, 1, G_MAXUINT, 1, flags);
+
+  /**
+   * AforkPool:idle-timeout:
+   *
+   * How long, in milliseconds, a worker above
+   * [property@Afork.Pool:min-workers] may stay idle before it is stopped.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_IDLE_TIMEOUT] =
+    g_param_spec_uint ("idle-timeout", NULL, NULL, 0, G_MAXUINT, 10000, flags);
+
+  /**
+   * AforkPool:max-calls-per-worker:
+   *
+   * The number of calls after which a worker is replaced by a new one; 0
+   * means no limit. With 1, every call runs in a process forked for it.
+   *
+   * Since: 1.0
+   */
+  properties[PROP_MAX_CALLS_PER_WORKER] =
+    g_param_spec_uint ("max-calls-per-worker", NULL, NULL, 0, G_MAXUINT, 0, flags);
+
+  /**
+   * AforkPool:call-timeout:
+   *
+   * How long, in milliseconds, a call may run; 0 means no limit. A call
+   * that runs longer fails with %G_IO_ERROR_TIMED_OUT and its worker is
+   * killed (the calls waiting behind it go to another worker).
+   *
+   * Since: 1.0
+   */
+  properties[PROP_CALL_TIMEOUT] =
+    g_param_spec_uint ("call-timeout", NULL, NULL, 0, G_MAXUINT, 0, flags);
+
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * AforkPool::event:
+   * @self: the pool
+   * @name: the name of the event
+   * @value: the value of the event
+   *
+   * Emitted when a pool function sends an event with
+   * [method@Afork.Child.emit_event], in the thread-default main context
+   * of the call's caller, before the call's own reply. The signal's detail
+   * is the event's name.
+   *
+   * Since: 1.0
+   */
+  signals[SIGNAL_EVENT] =
+    g_signal_new ("event", G_TYPE_FROM_CLASS (klass),
+                  G_SIGNAL_RUN_LAST | G_SIGNAL_DETAILED,
+                  0, NULL, NULL, NULL,
+                  G_TYPE_NONE, 2, G_TYPE_STRING, G_TYPE_VARIANT);
+}
+
+static void
+afork_pool_init (AforkPool *self)
+{
+  Core *core = g_new0 (Core, 1);
+
+  g_atomic_ref_count_init (&core->ref);
+  g_mutex_init (&core->lock);
+  g_queue_init (&core->queue);
+  core->workers = g_ptr_array_new ();
+  core->close_tasks = g_ptr_array_new_with_free_func (g_object_unref);
+  core->max_workers = MAX (g_get_num_processors (), 1);
+  core->min_workers = 0;
+  core->load = 1;
+  core->idle_timeout = 10000;
+
+  /* The pool thread's reference, dropped once the object is gone and its
+   * workers with it. */
+  g_atomic_ref_count_inc (&core->ref);
+  core->timer = g_source_new (&timer_funcs, sizeof (TimerSource));
+  ((TimerSource *) core->timer)->core = core;
+  g_source_set_static_name (core->timer, "[afork] pool");
+  g_source_set_ready_time (core->timer, -1);
+  g_source_attach (core->timer, pool_context ());
+
+  self->core = core;
+}
+
+/**
+ * AforkPool:
+ *
+ * A pool of worker processes forked from one template, and a queue of
+ * calls to the functions of the template's modules.
+ *
+ * A call names a pool function ([callback@Afork.PoolFunc]) and passes it a
+ * #GVariant; the reply is the #GVariant the function returns, or its
+ * #GError (with its domain, code and message). Descriptors travel in a
+ * #GUnixFDList, indexed by `h` values, as with
+ * g_dbus_proxy_call_with_unix_fd_list().
+ *
+ * Workers are started when calls wait and fewer than
+ * [property@Afork.Pool:max-workers] run, and stopped after
+ * [property@Afork.Pool:idle-timeout]. A worker that dies costs the call it
+ * was running, which fails with %AFORK_ERROR_CHILD_EXITED; the calls
+ * waiting behind it go to another worker.
+ *
+ * A pool may be shared by threads: each call completes in the
+ * thread-default main context of its caller. The workers are served by a
+ * thread of the library, so a pool never waits for its caller's main loop.
+ *
+ * Since: 1.0
+ */
+
+/**
+ * afork_pool_new:
+ * @template_process: (nullable) (transfer none): the template the workers are
+ *   forked from, or %NULL for a new process of the default template
+ *
+ * Creates a pool whose workers are forks of @template_process, which must
+ * not have been run: load the modules the calls need into it with
+ * [method@Afork.Process.require] first. The pool takes the template over:
+ * do not use it afterwards.
+ *
+ * Returns: (transfer full): a new pool
+ *
+ * Since: 1.0
+ */
+AforkPool *
+afork_pool_new (AforkProcess *template_process)
+{
+  AforkPool *self;
+  Core *core;
+
+  g_return_val_if_fail (template_process == NULL || AFORK_IS_PROCESS (template_process), NULL);
+
+  self = g_object_new (AFORK_TYPE_POOL, NULL);
+  core = self->core;
+
+  if (template_process != NULL)
+    core->template_process = g_object_ref (template_process);
+  else
+    core->template_process = afork_process_new (&core->template_error);
+
+  return self;
+}
+
+static Call *
+call_new (AforkPool    *self,
+          const char   *function,
+          GVariant     *parameters,
+          GUnixFDList  *fd_list,
+          GCancellable *cancellable)
+{
+  Call *call = g_new0 (Call, 1);
+
+  g_atomic_ref_count_init (&call->ref);
+  g_atomic_ref_count_inc (&self->core->ref);
+  call->core = self->core;
+  call->function = g_strdup (function);
+  call->parameters = parameters != NULL ? g_variant_ref_sink (parameters)
+                                        : g_variant_ref_sink (g_variant_new ("()"));
+  if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
+    call->fd_list = g_object_ref (fd_list);
+  call->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
+  call->state = CALL_QUEUED;
+  g_queue_init (&call->events);
+
+  return call;
+}
+
+/* Queues @call (the caller keeps its own reference). */
+static void
+call_submit (Call *call)
+{
+  Core *core = call->core;
+
+  if (call->cancellable != NULL)
+    call->cancel_id = g_cancellable_connect (call->cancellable, G_CALLBACK (cancelled_cb),
+                                             call_ref (call), (GDestroyNotify) call_unref);
+
+  g_mutex_lock (&core->lock);
+  if (call->finished)
+    ;  /* cancelled already */
+  else if (call->fd_list != NULL &&
+           g_unix_fd_list_get_length (call->fd_list) > AFORK_MAX_FDS_PER_MESSAGE)
+    call_finish_locked (call, NULL, NULL,
+                        g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                     _("A call can carry at most %u descriptors"),
+                                     AFORK_MAX_FDS_PER_MESSAGE));
+  else if (core->closing)
+    call_finish_locked (call, NULL, NULL,
+                        g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CLOSED,
+                                             _("The pool is closed")));
+  else if (core->template_error != NULL)
+    call_finish_locked (call, NULL, NULL, g_error_copy (core->template_error));
+  else
+    {
+      g_queue_push_tail (&core->queue, call_ref (call));
+      dispatch_locked (core);
+    }
+  g_mutex_unlock (&core->lock);
+}
+
+/**
+ * afork_pool_call_with_fds_async:
+ * @self: an #AforkPool
+ * @function: the name of a pool function ([callback@Afork.PoolFunc])
+ * @parameters: (nullable): the parameters; a floating reference is sunk;
+ *   %NULL for an empty tuple
+ * @fd_list: (nullable): descriptors that `h` values of @parameters index
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): the function to call when the call is done
+ * @user_data: data for @callback
+ *
+ * Calls @function in a worker of the pool, with @parameters and the
+ * descriptors of @fd_list (the worker receives copies; @fd_list stays the
+ * caller's). Calls run in the order they are made when the pool has one
+ * worker, and start in that order in any case.
+ *
+ * Cancelling a call that waits in the queue removes it; cancelling a call
+ * that runs kills its worker. Both fail with %G_IO_ERROR_CANCELLED.
+ *
+ * @callback is called in the thread-default main context of the caller;
+ * [signal@Afork.Pool::event] is emitted there for the events of the call
+ * before it.
+ *
+ * Since: 1.0
+ */
+void
+afork_pool_call_with_fds_async (AforkPool           *self,
+                                const char          *function,
+                                GVariant            *parameters,
+                                GUnixFDList         *fd_list,
+                                GCancellable        *cancellable,
+                                GAsyncReadyCallback  callback,
+                                gpointer             user_data)
+{
+  Call *call;
+
+  g_return_if_fail (AFORK_IS_POOL (self));
+  g_return_if_fail (function != NULL);
+  g_return_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  call = call_new (self, function, parameters, fd_list, cancellable);
+  call->task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (call->task, afork_pool_call_with_fds_async);
+  g_task_set_name (call->task, "[afork] pool call");
+  g_task_set_check_cancellable (call->task, FALSE);
+
+  call_submit (call);
+  call_unref (call);
+}
+
+/**
+ * afork_pool_call_with_fds_finish:
+ * @self: an #AforkPool
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): return location
+ *   for the descriptors of the reply, or %NULL
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes a call started with [method@Afork.Pool.call_with_fds_async].
+ * The `h` values of the reply index @out_fd_list, which is %NULL when the
+ * reply carries no descriptors.
+ *
+ * Returns: (transfer full): the reply, or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+GVariant *
+afork_pool_call_with_fds_finish (AforkPool     *self,
+                                 GUnixFDList  **out_fd_list,
+                                 GAsyncResult  *result,
+                                 GError       **error)
+{
+  GVariant *reply;
+
+  g_return_val_if_fail (AFORK_IS_POOL (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (out_fd_list != NULL)
+    *out_fd_list = NULL;
+
+  reply = g_task_propagate_pointer (G_TASK (result), error);
+  if (reply != NULL && out_fd_list != NULL && g_task_get_task_data (G_TASK (result)) != NULL)
+    *out_fd_list = g_object_ref (g_task_get_task_data (G_TASK (result)));
+
+  return reply;
+}
+
+/**
+ * afork_pool_call_async:
+ * @self: an #AforkPool
+ * @function: the name of a pool function ([callback@Afork.PoolFunc])
+ * @parameters: (nullable): the parameters; a floating reference is sunk;
+ *   %NULL for an empty tuple
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): the function to call when the call is done
+ * @user_data: data for @callback
+ *
+ * Calls @function in a worker of the pool; see
+ * [method@Afork.Pool.call_with_fds_async].
+ *
+ * Since: 1.0
+ */
+void
+afork_pool_call_async (AforkPool           *self,
+                       const char          *function,
+                       GVariant            *parameters,
+                       GCancellable        *cancellable,
+                       GAsyncReadyCallback  callback,
+                       gpointer             user_data)
+{
+  afork_pool_call_with_fds_async (self, function, parameters, NULL,
+                                  cancellable, callback, user_data);
+}
+
+/**
+ * afork_pool_call_finish:
+ * @self: an #AforkPool
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes a call started with [method@Afork.Pool.call_async].
+ *
+ * Returns: (transfer full): the reply, or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+GVariant *
+afork_pool_call_finish (AforkPool     *self,
+                        GAsyncResult  *result,
+                        GError       **error)
+{
+  return afork_pool_call_with_fds_finish (self, NULL, result, error);
+}
+
+/**
+ * afork_pool_call_with_fds:
+ * @self: an #AforkPool
+ * @function: the name of a pool function ([callback@Afork.PoolFunc])
+ * @parameters: (nullable): the parameters; a floating reference is sunk;
+ *   %NULL for an empty tuple
+ * @fd_list: (nullable): descriptors that `h` values of @parameters index
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): return location
+ *   for the descriptors of the reply, or %NULL
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Calls @function in a worker of the pool and waits for its reply; see
+ * [method@Afork.Pool.call_with_fds_async]. It does not need any main loop
+ * to run; [signal@Afork.Pool::event] is emitted in the calling thread
+ * while it waits.
+ *
+ * Returns: (transfer full): the reply, or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+GVariant *
+afork_pool_call_with_fds (AforkPool     *self,
+                          const char    *function,
+                          GVariant      *parameters,
+                          GUnixFDList   *fd_list,
+                          GUnixFDList  **out_fd_list,
+                          GCancellable  *cancellable,
+                          GError       **error)
+{
+  g_autoptr(AforkPool) keep = NULL;
+  GVariant *reply = NULL;
+  GUnixFDList *out_fds = NULL;
+  GError *call_error = NULL;
+  Core *core;
+  Call *call;
+
+  g_return_val_if_fail (AFORK_IS_POOL (self), NULL);
+  g_return_val_if_fail (function != NULL, NULL);
+  g_return_val_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  keep = g_object_ref (self);
+  core = self->core;
+  call = call_new (self, function, parameters, fd_list, cancellable);
+  call->sync = TRUE;
+  g_cond_init (&call->cond);
+
+  call_submit (call);
+
+  g_mutex_lock (&core->lock);
+  for (;;)
+    {
+      if (call->events.length > 0)
+        {
+          GQueue events = call->events;
+          Event *event;
+
+          g_queue_init (&call->events);
+          g_mutex_unlock (&core->lock);
+          while ((event = g_queue_pop_head (&events)) != NULL)
+            {
+              g_signal_emit (self, signals[SIGNAL_EVENT], g_quark_from_string (event->name),
+                             event->name, event->value);
+              event_free (event);
+            }
+          g_mutex_lock (&core->lock);
+          continue;
+        }
+      if (call->finished)
+        break;
+      g_cond_wait (&call->cond, &core->lock);
+    }
+  reply = g_steal_pointer (&call->reply);
+  out_fds = g_steal_pointer (&call->out_fds);
+  call_error = g_steal_pointer (&call->error);
+  g_mutex_unlock (&core->lock);
+
+  if (call->cancel_id != 0)
+    g_cancellable_disconnect (call->cancellable, call->cancel_id);
+  call_unref (call);
+
+  if (call_error != NULL)
+    {
+      g_propagate_error (error, call_error);
+      g_clear_object (&out_fds);
+      return NULL;
+    }
+
+  if (out_fd_list != NULL)
+    *out_fd_list = g_steal_pointer (&out_fds);
+  g_clear_object (&out_fds);
+
+  return reply;
+}
+
+/**
+ * afork_pool_call:
+ * @self: an #AforkPool
+ * @function: the name of a pool function ([callback@Afork.PoolFunc])
+ * @parameters: (nullable): the parameters; a floating reference is sunk;
+ *   %NULL for an empty tuple
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Calls @function in a worker of the pool and waits for its reply; see
+ * [method@Afork.Pool.call_with_fds].
+ *
+ * Returns: (transfer full): the reply, or %NULL with @error set
+ *
+ * Since: 1.0
+ */
+GVariant *
+afork_pool_call (AforkPool     *self,
+                 const char    *function,
+                 GVariant      *parameters,
+                 GCancellable  *cancellable,
+                 GError       **error)
+{
+  return afork_pool_call_with_fds (self, function, parameters, NULL, NULL, cancellable, error);
+}
+
+/**
+ * afork_pool_close_async:
+ * @self: an #AforkPool
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): the function to call when the pool is closed
+ * @user_data: data for @callback
+ *
+ * Closes the pool: new calls fail with %AFORK_ERROR_CLOSED, the calls
+ * already made complete, then the workers exit and @callback is called
+ * in the thread-default main context of the caller.
+ *
+ * Dropping the last reference to a pool closes it without waiting.
+ *
+ * Since: 1.0
+ */
+void
+afork_pool_close_async (AforkPool           *self,
+                        GCancellable        *cancellable,
+                        GAsyncReadyCallback  callback,
+                        gpointer             user_data)
+{
+  Core *core;
+  GTask *task;
+
+  g_return_if_fail (AFORK_IS_POOL (self));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  core = self->core;
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, afork_pool_close_async);
+  g_task_set_name (task, "[afork] pool close");
+
+  g_mutex_lock (&core->lock);
+  core->closing = TRUE;
+  g_ptr_array_add (core->close_tasks, task);
+  g_source_set_ready_time (core->timer, 0);
+  g_mutex_unlock (&core->lock);
+}
+
+/**
+ * afork_pool_close_finish:
+ * @self: an #AforkPool
+ * @result: the #GAsyncResult given to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes [method@Afork.Pool.close_async].
+ *
+ * Returns: %TRUE once the pool is closed and its workers have exited
+ *
+ * Since: 1.0
+ */
+gboolean
+afork_pool_close_finish (AforkPool     *self,
+                         GAsyncResult  *result,
+                         GError       **error)
+{
+  g_return_val_if_fail (AFORK_IS_POOL (self), FALSE);
+  g_return_val_if_fail (g_task_is_valid (result, self), FALSE);
+
+  return g_task_propagate_boolean (G_TASK (result), error);
+}
+
+/**
+ * afork_pool_get_n_workers:
+ * @self: an #AforkPool
+ *
+ * Gets the number of workers of the pool, including those being started.
+ *
+ * Returns: the number of workers
+ *
+ * Since: 1.0
+ */
+guint
+afork_pool_get_n_workers (AforkPool *self)
+{
+  guint n;
+
+  g_return_val_if_fail (AFORK_IS_POOL (self), 0);
+
+  g_mutex_lock (&self->core->lock);
+  n = self->core->workers->len;
+  g_mutex_unlock (&self->core->lock);
+
+  return n;
+}
+
+/**
+ * afork_pool_get_n_queued:
+ * @self: an #AforkPool
+ *
+ * Gets the number of calls waiting for a worker (not counting those sent
+ * to a worker already).
+ *
+ * Returns: the number of queued calls
+ *
+ * Since: 1.0
+ */
+guint
+afork_pool_get_n_queued (AforkPool *self)
+{
+  guint n;
+
+  g_return_val_if_fail (AFORK_IS_POOL (self), 0);
+
+  g_mutex_lock (&self->core->lock);
+  n = self->core->queue.length;
+  g_mutex_unlock (&self->core->lock);
+
+  return n;
+}
+
+static guint
+get_uint (AforkPool *self,
+          gsize      offset)
+{
+  guint value;
+
+  g_mutex_lock (&self->core->lock);
+  value = G_STRUCT_MEMBER (guint, self->core, offset);
+  g_mutex_unlock (&self->core->lock);
+
+  return value;
+}
+
+static void
+set_uint (AforkPool *self,
+          gsize      offset,
+          guint      value,
+          guint      prop_id)
+{
+  gboolean changed;
+
+  g_mutex_lock (&self->core->lock);
+  changed = G_STRUCT_MEMBER (guint, self->core, offset) != value;
+  G_STRUCT_MEMBER (guint, self->core, offset) = value;
+  if (changed)
+    g_source_set_ready_time (self->core->timer, 0);
+  g_mutex_unlock (&self->core->lock);
+
+  if (changed)
+    g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);
+}
+
+#define DEFINE_UINT_PROPERTY(name, field, prop_id, min)                      \
+  guint                                                                       \
+  afork_pool_get_##name (AforkPool *self)                                     \
+  {                                                                           \
+    g_return_val_if_fail (AFORK_IS_POOL (self), 0);                           \
+    return get_uint (self, G_STRUCT_OFFSET (Core, field));                    \
+  }                                                                           \
+  void                                                                        \
+  afork_pool_set_##name (AforkPool *self,                                     \
+                         guint      value)                                    \
+  {                                                                           \
+    g_return_if_fail (AFORK_IS_POOL (self));                                  \
+    set_uint (self, G_STRUCT_OFFSET (Core, field), MAX (value, min), prop_id); \
+  }
+
+/**
+ * afork_pool_get_max_workers:
+ * @self: an #AforkPool
+ *
+ * Gets [property@Afork.Pool:max-workers].
+ *
+ * Returns: the largest number of workers
+ *
+ * Since: 1.0
+ */
+/**
+ * afork_pool_set_max_workers:
+ * @self: an #AforkPool
+ * @max_workers: the largest number of workers, at least 1
+ *
+ * Sets [property@Afork.Pool:max-workers].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (max_workers, max_workers, PROP_MAX_WORKERS, 1)
+
+/**
+ * afork_pool_get_min_workers:
+ * @self: an #AforkPool
+ *
+ * Gets [property@Afork.Pool:min-workers].
+ *
+ * Returns: the number of workers kept while idle
+ *
+ * Since: 1.0
+ */
+/**
+ * afork_pool_set_min_workers:
+ * @self: an #AforkPool
+ * @min_workers: the number of workers kept while idle
+ *
+ * Sets [property@Afork.Pool:min-workers].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (min_workers, min_workers, PROP_MIN_WORKERS, 0)
+
+/**
+ * afork_pool_get_load:
+ * @self: an #AforkPool
+ *
+ * Gets [property@Afork.Pool:load].
+ *
+ * Returns: the number of calls in flight per worker
+ *
+ * Since: 1.0
+ */
+/**
+ * afork_pool_set_load:
+ * @self: an #AforkPool
+ * @load: the number of calls in flight per worker, at least 1
+ *
+ * Sets [property@Afork.Pool:load].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (load, load, PROP_LOAD, 1)
+
+/**
+ * afork_pool_get_idle_timeout:
+ * @self: an #AforkPool
+ *
+ * Gets [property@Afork.Pool:idle-timeout].
+ *
+ * Returns: the idle time-out, in milliseconds
+ *
+ * Since: 1.0
+ */
+/**
+ * afork_pool_set_idle_timeout:
+ * @self: an #AforkPool
+ * @idle_timeout: the idle time-out, in milliseconds
+ *
+ * Sets [property@Afork.Pool:idle-timeout].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (idle_timeout, idle_timeout, PROP_IDLE_TIMEOUT, 0)
+
+/**
+ * afork_pool_get_max_calls_per_worker:
+ * @self: an #AforkPool
+ *
+ * Gets [property@Afork.Pool:max-calls-per-worker].
+ *
+ * Returns: the number of calls a worker runs, or 0 for no limit
+ *
+ * Since: 1.0
+ */
+/**
+ * afork_pool_set_max_calls_per_worker:
+ * @self: an #AforkPool
+ * @max_calls: the number of calls a worker runs, or 0 for no limit
+ *
+ * Sets [property@Afork.Pool:max-calls-per-worker].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (max_calls_per_worker, max_calls, PROP_MAX_CALLS_PER_WORKER, 0)
+
+/**
+ * afork_pool_get_call_timeout:
+ * @self: an #AforkPool
+ *
+ * Gets [property@Afork.Pool:call-timeout].
+ *
+ * Returns: the call time-out, in milliseconds, or 0 for none
+ *
+ * Since: 1.0
+ */
+/**
+ * afork_pool_set_call_timeout:
+ * @self: an #AforkPool
+ * @call_timeout: the call time-out, in milliseconds, or 0 for none
+ *
+ * Sets [property@Afork.Pool:call-timeout].
+ *
+ * Since: 1.0
+ */
+DEFINE_UINT_PROPERTY (call_timeout, call_timeout, PROP_CALL_TIMEOUT, 0)

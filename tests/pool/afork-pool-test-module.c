@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Pool functions used by the pool tests. Built against afork's headers
+ * only, with GLib: the server provides afork_child_*. */
+#include <afork/afork.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+/* A domain that only the worker registers: the parent learns it by name. */
+#define POOL_TEST_ERROR (g_quark_from_static_string ("afork-pool-test-worker-error"))
+
+/* Returns its parameters. */
+EXPORT GVariant *pool_echo (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_echo (G_GNUC_UNUSED AforkChild *child,
+           GVariant                 *parameters,
+           G_GNUC_UNUSED GError    **error)
+{
+  return g_variant_ref (parameters);
+}
+
+/* Returns NULL without an error: the reply is (). */
+EXPORT GVariant *pool_nothing (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_nothing (G_GNUC_UNUSED AforkChild *child,
+              G_GNUC_UNUSED GVariant   *parameters,
+              G_GNUC_UNUSED GError    **error)
+{
+  return NULL;
+}
+
+/* (i): the worker's pid. */
+EXPORT GVariant *pool_pid (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_pid (G_GNUC_UNUSED AforkChild *child,
+          G_GNUC_UNUSED GVariant   *parameters,
+          G_GNUC_UNUSED GError    **error)
+{
+  return g_variant_new ("(i)", (gint32) getpid ());
+}
+
+/* (s): fails with code 42 of the worker's own domain and that message. */
+EXPORT GVariant *pool_fail (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_fail (G_GNUC_UNUSED AforkChild *child,
+           GVariant                 *parameters,
+           GError                  **error)
+{
+  const char *message = "failed";
+
+  if (g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(s)")))
+    g_variant_get (parameters, "(&s)", &message);
+  g_set_error_literal (error, POOL_TEST_ERROR, 42, message);
+
+  return NULL;
+}
+
+EXPORT GVariant *pool_abort (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_abort (G_GNUC_UNUSED AforkChild *child,
+            G_GNUC_UNUSED GVariant   *parameters,
+            G_GNUC_UNUSED GError    **error)
+{
+  /* No core file for an expected crash. */
+  signal (SIGABRT, SIG_DFL);
+  abort ();
+}
+
+/* (i): _exit()s with that status. */
+EXPORT GVariant *pool_exit (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_exit (G_GNUC_UNUSED AforkChild *child,
+           GVariant                 *parameters,
+           G_GNUC_UNUSED GError    **error)
+{
+  gint32 status = 3;
+
+  if (g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(i)")))
+    g_variant_get (parameters, "(i)", &status);
+  _exit (status);
+}
+
+/* (u): sleeps that many milliseconds, returns (i) its pid. */
+EXPORT GVariant *pool_sleep (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_sleep (G_GNUC_UNUSED AforkChild *child,
+            GVariant                 *parameters,
+            G_GNUC_UNUSED GError    **error)
+{
+  guint32 ms = 0;
+
+  if (g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(u)")))
+    g_variant_get (parameters, "(u)", &ms);
+  g_usleep ((gulong) ms * 1000);
+
+  return g_variant_new ("(i)", (gint32) getpid ());
+}
+
+/* (u): emits that many "progress" events (u index), returns (u count). */
+EXPORT GVariant *pool_events (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_events (AforkChild            *child,
+             GVariant              *parameters,
+             G_GNUC_UNUSED GError **error)
+{
+  guint32 n = 0;
+
+  if (g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(u)")))
+    g_variant_get (parameters, "(u)", &n);
+  for (guint32 i = 0; i < n; i++)
+    afork_child_emit_event (child, "progress", g_variant_new ("(u)", i));
+
+  return g_variant_new ("(u)", n);
+}
+
+/* (ah): reads one byte from each descriptor, returns (ay) of them. */
+EXPORT GVariant *pool_read_fds (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_read_fds (AforkChild  *child,
+               GVariant    *parameters,
+               GError     **error)
+{
+  g_autoptr(GVariantIter) iter = NULL;
+  g_autoptr(GByteArray) bytes = g_byte_array_new ();
+  gint32 handle;
+
+  if (!g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(ah)")))
+    {
+      g_set_error_literal (error, POOL_TEST_ERROR, 0, "want (ah)");
+      return NULL;
+    }
+
+  g_variant_get (parameters, "(ah)", &iter);
+  while (g_variant_iter_next (iter, "h", &handle))
+    {
+      int fd = afork_child_get_call_fd (child, handle);
+      guint8 byte = 0;
+
+      if (fd < 0 || read (fd, &byte, 1) != 1)
+        {
+          g_set_error (error, POOL_TEST_ERROR, 1, "cannot read handle %d", handle);
+          return NULL;
+        }
+      g_byte_array_append (bytes, &byte, 1);
+    }
+
+  return g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes->data,
+                                                           bytes->len, 1));
+}
+
+/* (u): returns (ah) of that many pipes' read ends, each holding one byte,
+ * its index modulo 256. */
+EXPORT GVariant *pool_make_fds (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_make_fds (AforkChild  *child,
+               GVariant    *parameters,
+               GError     **error)
+{
+  GVariantBuilder builder;
+  guint32 n = 0;
+
+  g_variant_get (parameters, "(u)", &n);
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("ah"));
+  for (guint32 i = 0; i < n; i++)
+    {
+      int fds[2];
+      guint8 byte = i % 256;
+
+      if (pipe (fds) != 0 || write (fds[1], &byte, 1) != 1)
+        {
+          g_set_error_literal (error, POOL_TEST_ERROR, 2, g_strerror (errno));
+          g_variant_builder_clear (&builder);
+          return NULL;
+        }
+      g_variant_builder_add (&builder, "h", afork_child_add_reply_fd (child, fds[0]));
+      close (fds[0]);
+      close (fds[1]);
+    }
+
+  return g_variant_new ("(ah)", &builder);
+}
+
+/* (): returns (u) the number of descriptors open in the worker. */
+EXPORT GVariant *pool_count_fds (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_count_fds (G_GNUC_UNUSED AforkChild *child,
+                G_GNUC_UNUSED GVariant   *parameters,
+                G_GNUC_UNUSED GError    **error)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint32 n = 0;
+
+  while (dir != NULL && g_dir_read_name (dir) != NULL)
+    n++;
+
+  return g_variant_new ("(u)", n);
+}
+
+/* (u): emits "pid" (i) with its pid, then sleeps that many milliseconds. */
+EXPORT GVariant *pool_announce_sleep (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_announce_sleep (AforkChild *child,
+                     GVariant   *parameters,
+                     GError    **error)
+{
+  afork_child_emit_event (child, "pid", g_variant_new ("(i)", (gint32) getpid ()));
+
+  return pool_sleep (child, parameters, error);
+}

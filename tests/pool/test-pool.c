@@ -1,0 +1,918 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* AforkPool through real workers: values, descriptors, errors, deaths,
+ * cancellation, closing, the workers' life, events and threads. */
+#include <afork/afork.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gio/gunixfdlist.h>
+
+#include "afork-test-common.h"
+
+static AforkPool *
+make_pool (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AforkProcess) template_process = afork_process_new (&error);
+
+  g_assert_no_error (error);
+  afork_process_require (template_process, POOL_TEST_MODULE);
+
+  return afork_pool_new (template_process);
+}
+
+/* Waits (bounded) until *counter reaches zero, iterating @context. */
+static void
+iterate_until_zero (GMainContext *context,
+                    const guint  *counter)
+{
+  gint64 deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+
+  while (*counter > 0)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("timed out waiting for %u calls", *counter);
+      g_main_context_iteration (context, FALSE) || (g_usleep (500), TRUE);
+    }
+}
+
+typedef struct
+{
+  guint      pending;
+  guint      ok;
+  GPtrArray *errors;     /* GError *, of failed calls */
+  GPtrArray *replies;    /* GVariant *, by completion order */
+} Batch;
+
+static void
+batch_init (Batch *batch)
+{
+  memset (batch, 0, sizeof *batch);
+  batch->errors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_error_free);
+  batch->replies = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+}
+
+static void
+batch_clear (Batch *batch)
+{
+  g_ptr_array_unref (batch->errors);
+  g_ptr_array_unref (batch->replies);
+}
+
+static void
+batch_cb (GObject      *object,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  Batch *batch = user_data;
+  GError *error = NULL;
+  GVariant *reply = afork_pool_call_finish (AFORK_POOL (object), result, &error);
+
+  if (reply != NULL)
+    {
+      batch->ok++;
+      g_ptr_array_add (batch->replies, reply);
+    }
+  else
+    g_ptr_array_add (batch->errors, error);
+  batch->pending--;
+}
+
+static void
+test_types (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  const char *values[] = {
+    "(true, false)",
+    "(byte 0x00, byte 0xff)",
+    "(int16 -32768, uint16 65535)",
+    "(int32 -2147483648, uint32 4294967295)",
+    "(int64 -9223372036854775808, uint64 18446744073709551615)",
+    "(handle 7,)",
+    "(3.25, -0.0)",
+    "('a string', '')",
+    "(objectpath '/org/gnome/Afork', signature 'a{sv}')",
+    "(<42>, <<'nested'>>)",
+    "([1, 2, 3], @ai [])",
+    "({'a': <1>, 'b': <'two'>},)",
+    "(@ms 'just', @ms nothing, @mmi just nothing)",
+    "([(1, 'x', [2.5])], {1: {'k': [true]}})",
+    "((((((((((1,),),),),),),),),),)",
+    "([@aay [], [b'bytes']],)",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) value = g_variant_parse (NULL, values[i], NULL, NULL, &error);
+      g_autoptr(GVariant) reply = NULL;
+
+      g_assert_no_error (error);
+      reply = afork_pool_call (pool, "pool_echo", value, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_variant_equal (value, reply));
+    }
+
+  /* Not a tuple: what the caller passed, as is. */
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply = afork_pool_call (pool, "pool_echo", g_variant_new_string ("bare"),
+                                                 NULL, &error);
+
+    g_assert_no_error (error);
+    g_assert_cmpstr (g_variant_get_string (reply, NULL), ==, "bare");
+  }
+}
+
+static void
+test_null (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+  g_autoptr(GVariant) nothing = NULL;
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (reply), ==, "()");
+
+  nothing = afork_pool_call (pool, "pool_nothing", g_variant_new ("(i)", 1), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (nothing), ==, "()");
+}
+
+static void
+test_large (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GError) error = NULL;
+  gsize size = 1024 * 1024;
+  g_autofree guint8 *data = g_malloc (size);
+  GVariant *value;
+  g_autoptr(GVariant) sunk = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = (guint8) (i * 7 + 3);
+  value = g_variant_new ("(@ay)", g_variant_new_from_data (G_VARIANT_TYPE ("ay"), data, size,
+                                                          TRUE, NULL, NULL));
+  sunk = g_variant_ref_sink (value);
+
+  for (guint round = 0; round < 3; round++)
+    {
+      g_clear_pointer (&reply, g_variant_unref);
+      reply = afork_pool_call (pool, "pool_echo", sunk, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (g_variant_equal (sunk, reply));
+    }
+}
+
+static void
+test_fds (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GUnixFDList) fd_list = g_unix_fd_list_new ();
+  g_autoptr(GUnixFDList) out_fds = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) made = NULL;
+  GVariantBuilder builder;
+  gsize n_bytes;
+  const guint8 *bytes;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("ah"));
+  for (guint i = 0; i < 100; i++)
+    {
+      int fds[2];
+      guint8 byte = (guint8) (200 - i);
+      int handle;
+
+      afork_test_pipe (fds);
+      g_assert_cmpint (write (fds[1], &byte, 1), ==, 1);
+      handle = g_unix_fd_list_append (fd_list, fds[0], &error);
+      g_assert_no_error (error);
+      close (fds[0]);
+      close (fds[1]);
+      g_variant_builder_add (&builder, "h", handle);
+    }
+
+  reply = afork_pool_call_with_fds (pool, "pool_read_fds", g_variant_new ("(ah)", &builder),
+                                    fd_list, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (reply), ==, "(ay)");
+  {
+    g_autoptr(GVariant) ay = g_variant_get_child_value (reply, 0);
+
+    bytes = g_variant_get_fixed_array (ay, &n_bytes, 1);
+    g_assert_cmpuint (n_bytes, ==, 100);
+    for (guint i = 0; i < 100; i++)
+      g_assert_cmpuint (bytes[i], ==, 200 - i);
+  }
+
+  made = afork_pool_call_with_fds (pool, "pool_make_fds", g_variant_new ("(u)", 100),
+                                   NULL, &out_fds, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (out_fds);
+  g_assert_cmpint (g_unix_fd_list_get_length (out_fds), ==, 100);
+  {
+    g_autoptr(GVariant) handles = g_variant_get_child_value (made, 0);
+
+    g_assert_cmpuint (g_variant_n_children (handles), ==, 100);
+    for (guint i = 0; i < 100; i++)
+      {
+        gint32 handle;
+        guint8 byte = 0;
+        int fd;
+
+        g_variant_get_child (handles, i, "h", &handle);
+        fd = g_unix_fd_list_get (out_fds, handle, &error);
+        g_assert_no_error (error);
+        g_assert_cmpint (read (fd, &byte, 1), ==, 1);
+        g_assert_cmpuint (byte, ==, i % 256);
+        close (fd);
+      }
+  }
+
+  /* The worker closed what it was sent and did not steal. */
+  {
+    g_autoptr(GVariant) before = afork_pool_call (pool, "pool_count_fds", NULL, NULL, &error);
+    g_autoptr(GVariant) again = NULL;
+    g_autoptr(GVariant) after = NULL;
+    guint32 n_before, n_after;
+
+    g_assert_no_error (error);
+    again = afork_pool_call_with_fds (pool, "pool_echo", g_variant_new ("(h)", 0), fd_list,
+                                      NULL, NULL, &error);
+    g_assert_no_error (error);
+    after = afork_pool_call (pool, "pool_count_fds", NULL, NULL, &error);
+    g_assert_no_error (error);
+    g_variant_get (before, "(u)", &n_before);
+    g_variant_get (after, "(u)", &n_after);
+    g_assert_cmpuint (n_before, ==, n_after);
+  }
+}
+
+static void
+test_error_domain (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = afork_pool_call (pool, "pool_fail", g_variant_new ("(s)", "the worker's message"),
+                           NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, g_quark_from_string ("afork-pool-test-worker-error"), 42);
+  g_assert_cmpstr (error->message, ==, "the worker's message");
+}
+
+static void
+test_not_found (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) pid1 = NULL;
+  g_autoptr(GVariant) pid2 = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  pid1 = afork_pool_call (pool, "pool_pid", NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  reply = afork_pool_call (pool, "pool_no_such_function", NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+  g_clear_error (&error);
+
+  reply = afork_pool_call (pool, "python:nothing.here", NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* The same worker keeps serving. */
+  pid2 = afork_pool_call (pool, "pool_pid", NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_equal (pid1, pid2));
+}
+
+typedef enum
+{
+  DEATH_ABORT,
+  DEATH_EXIT,
+  DEATH_KILL,
+  DEATH_TIMEOUT,
+} Death;
+
+static void
+killed_cb (GObject      *object,
+           GAsyncResult *result,
+           gpointer      user_data)
+{
+  GError **slot = user_data;
+  g_autoptr(GVariant) reply = afork_pool_call_finish (AFORK_POOL (object), result, slot);
+
+  g_assert_null (reply);
+  g_assert_nonnull (*slot);
+}
+
+static void
+pid_event_cb (G_GNUC_UNUSED AforkPool *pool,
+              G_GNUC_UNUSED const char *name,
+              GVariant                 *value,
+              G_GNUC_UNUSED gpointer    user_data)
+{
+  gint32 pid;
+
+  g_variant_get (value, "(i)", &pid);
+  g_assert_cmpint (kill ((pid_t) pid, SIGKILL), ==, 0);
+}
+
+static void
+test_death (gconstpointer user_data)
+{
+  Death death = GPOINTER_TO_INT (user_data);
+  g_autoptr(AforkPool) pool = make_pool ();
+  GMainContext *context = g_main_context_default ();
+  GError *dying_error = NULL;
+  Batch batch;
+  guint n = 1000;
+
+  batch_init (&batch);
+  afork_pool_set_max_workers (pool, 2);
+  afork_pool_set_load (pool, 4);
+  if (death == DEATH_TIMEOUT)
+    afork_pool_set_call_timeout (pool, 300);
+  g_signal_connect (pool, "event::pid", G_CALLBACK (pid_event_cb), NULL);
+
+  for (guint i = 0; i < n; i++)
+    {
+      if (i == n / 3)
+        {
+          switch (death)
+            {
+            case DEATH_ABORT:
+              afork_pool_call_async (pool, "pool_abort", NULL, NULL, killed_cb, &dying_error);
+              break;
+            case DEATH_EXIT:
+              afork_pool_call_async (pool, "pool_exit", g_variant_new ("(i)", 7), NULL,
+                                     killed_cb, &dying_error);
+              break;
+            case DEATH_KILL:
+              /* Killed from outside once it tells its pid (pid_event_cb). */
+              afork_pool_call_async (pool, "pool_announce_sleep", g_variant_new ("(u)", 100000),
+                                     NULL, killed_cb, &dying_error);
+              break;
+            case DEATH_TIMEOUT:
+              afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 100000), NULL,
+                                     killed_cb, &dying_error);
+              break;
+            }
+        }
+      batch.pending++;
+      afork_pool_call_async (pool, "pool_echo", g_variant_new ("(u)", i), NULL, batch_cb, &batch);
+    }
+
+  iterate_until_zero (context, &batch.pending);
+  while (dying_error == NULL)
+    g_main_context_iteration (context, TRUE);
+
+  g_assert_cmpuint (batch.ok, ==, n);
+  g_assert_cmpuint (batch.errors->len, ==, 0);
+
+  switch (death)
+    {
+    case DEATH_ABORT:
+      g_assert_error (dying_error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
+      g_assert_nonnull (strstr (dying_error->message, "signal 6"));
+      break;
+    case DEATH_EXIT:
+      g_assert_error (dying_error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
+      g_assert_nonnull (strstr (dying_error->message, "status 7"));
+      break;
+    case DEATH_KILL:
+      g_assert_error (dying_error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
+      g_assert_nonnull (strstr (dying_error->message, "signal 9"));
+      break;
+    case DEATH_TIMEOUT:
+      g_assert_error (dying_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+      break;
+    }
+  g_test_message ("dying call: %s", dying_error->message);
+
+  /* The pool still serves. */
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+
+    g_assert_no_error (error);
+  }
+
+  g_error_free (dying_error);
+  batch_clear (&batch);
+}
+
+static void
+test_cancel_queued (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  GMainContext *context = g_main_context_default ();
+  GError *cancelled_error = NULL;
+  Batch batch;
+
+  batch_init (&batch);
+  afork_pool_set_max_workers (pool, 1);
+
+  batch.pending++;
+  afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 300), NULL, batch_cb, &batch);
+  afork_pool_call_async (pool, "pool_exit", g_variant_new ("(i)", 1), cancellable,
+                         killed_cb, &cancelled_error);
+  batch.pending++;
+  afork_pool_call_async (pool, "pool_echo", NULL, NULL, batch_cb, &batch);
+  g_assert_cmpuint (afork_pool_get_n_queued (pool), >=, 1);
+  g_cancellable_cancel (cancellable);
+
+  iterate_until_zero (context, &batch.pending);
+  while (cancelled_error == NULL)
+    g_main_context_iteration (context, TRUE);
+
+  g_assert_error (cancelled_error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  /* The cancelled call never ran: the worker did not exit. */
+  g_assert_cmpuint (batch.ok, ==, 2);
+  {
+    gint32 pid1, pid2;
+
+    g_variant_get (batch.replies->pdata[0], "(i)", &pid1);
+    g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 1);
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) reply = afork_pool_call (pool, "pool_pid", NULL, NULL, &error);
+
+      g_assert_no_error (error);
+      g_variant_get (reply, "(i)", &pid2);
+    }
+    g_assert_cmpint (pid1, ==, pid2);
+  }
+
+  g_error_free (cancelled_error);
+  batch_clear (&batch);
+}
+
+static gpointer
+cancel_thread (gpointer user_data)
+{
+  g_usleep (200 * 1000);
+  g_cancellable_cancel (user_data);
+  return NULL;
+}
+
+static void
+test_cancel_running_sync (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) after = NULL;
+  GThread *thread;
+
+  afork_pool_set_max_workers (pool, 1);
+  thread = g_thread_new ("canceller", cancel_thread, cancellable);
+  reply = afork_pool_call (pool, "pool_sleep", g_variant_new ("(u)", 100000), cancellable, &error);
+  g_thread_join (thread);
+  g_assert_null (reply);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  g_clear_error (&error);
+
+  after = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
+close_cb (GObject      *object,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  gboolean *done = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true (afork_pool_close_finish (AFORK_POOL (object), result, &error));
+  g_assert_no_error (error);
+  *done = TRUE;
+}
+
+static void
+test_close (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  GMainContext *context = g_main_context_default ();
+  gboolean closed = FALSE;
+  Batch batch;
+
+  batch_init (&batch);
+  afork_pool_set_max_workers (pool, 2);
+  for (guint i = 0; i < 20; i++)
+    {
+      batch.pending++;
+      afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 10), NULL, batch_cb, &batch);
+    }
+  afork_pool_close_async (pool, NULL, close_cb, &closed);
+
+  reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_CLOSED);
+
+  afork_test_iterate_until (context, &closed, "the pool to close");
+  g_assert_cmpuint (batch.pending, ==, 0);
+  g_assert_cmpuint (batch.ok, ==, 20);
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
+
+  /* Every worker has exited. */
+  for (guint i = 0; i < batch.replies->len; i++)
+    {
+      gint32 pid;
+
+      g_variant_get (batch.replies->pdata[i], "(i)", &pid);
+      g_assert_true (afork_test_wait_gone (pid, AFORK_TEST_WAIT_SECONDS));
+    }
+
+  batch_clear (&batch);
+}
+
+static void
+test_missing_module (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AforkProcess) template_process = afork_process_new (&error);
+  g_autoptr(AforkPool) pool = NULL;
+  GMainContext *context = g_main_context_default ();
+  Batch batch;
+
+  g_assert_no_error (error);
+  afork_process_require (template_process, "/nonexistent/libafork-no-such-module.so");
+  pool = afork_pool_new (template_process);
+
+  batch_init (&batch);
+  for (guint i = 0; i < 50; i++)
+    {
+      batch.pending++;
+      afork_pool_call_async (pool, "pool_echo", NULL, NULL, batch_cb, &batch);
+    }
+  iterate_until_zero (context, &batch.pending);
+  g_assert_cmpuint (batch.ok, ==, 0);
+  g_assert_cmpuint (batch.errors->len, ==, 50);
+  for (guint i = 0; i < batch.errors->len; i++)
+    g_assert_error ((GError *) batch.errors->pdata[i], AFORK_ERROR, AFORK_ERROR_MODULE_NOT_FOUND);
+
+  /* And later calls, without a loop of respawns. */
+  {
+    g_autoptr(GVariant) reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+
+    g_assert_null (reply);
+    g_assert_error (error, AFORK_ERROR, AFORK_ERROR_MODULE_NOT_FOUND);
+  }
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
+
+  batch_clear (&batch);
+}
+
+static void
+test_grow_shrink (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  GMainContext *context = g_main_context_default ();
+  g_autoptr(GHashTable) pids = g_hash_table_new (NULL, NULL);
+  guint max_seen = 0;
+  gint64 deadline;
+  Batch batch;
+
+  batch_init (&batch);
+  afork_pool_set_max_workers (pool, 4);
+  afork_pool_set_min_workers (pool, 1);
+  afork_pool_set_idle_timeout (pool, 200);
+  g_assert_cmpuint (afork_pool_get_max_workers (pool), ==, 4);
+  g_assert_cmpuint (afork_pool_get_min_workers (pool), ==, 1);
+  g_assert_cmpuint (afork_pool_get_idle_timeout (pool), ==, 200);
+
+  for (guint i = 0; i < 40; i++)
+    {
+      batch.pending++;
+      afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 50), NULL, batch_cb, &batch);
+    }
+  while (batch.pending > 0)
+    {
+      max_seen = MAX (max_seen, afork_pool_get_n_workers (pool));
+      g_main_context_iteration (context, TRUE);
+    }
+  g_assert_cmpuint (max_seen, ==, 4);
+  for (guint i = 0; i < batch.replies->len; i++)
+    {
+      gint32 pid;
+
+      g_variant_get (batch.replies->pdata[i], "(i)", &pid);
+      g_hash_table_add (pids, GINT_TO_POINTER (pid));
+    }
+  g_assert_cmpuint (g_hash_table_size (pids), ==, 4);
+
+  /* Idle: down to min-workers. */
+  deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+  while (afork_pool_get_n_workers (pool) > 1 && g_get_monotonic_time () < deadline)
+    g_usleep (20 * 1000);
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 1);
+  g_usleep (500 * 1000);
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 1);
+
+  batch_clear (&batch);
+}
+
+typedef struct
+{
+  GPtrArray *log;
+} EventLog;
+
+static void
+event_cb (G_GNUC_UNUSED AforkPool *pool,
+          const char              *name,
+          GVariant                *value,
+          gpointer                 user_data)
+{
+  GPtrArray *log = user_data;
+
+  g_ptr_array_add (log, g_strdup_printf ("%s %s", name, g_variant_print (value, FALSE)));
+}
+
+static void
+events_reply_cb (GObject      *object,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  GPtrArray *log = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = afork_pool_call_finish (AFORK_POOL (object), result, &error);
+
+  g_assert_no_error (error);
+  g_ptr_array_add (log, g_strdup_printf ("reply %s", g_variant_print (reply, FALSE)));
+}
+
+static void
+test_events (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GPtrArray) log = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  GMainContext *context = g_main_context_default ();
+  gulong id;
+
+  id = g_signal_connect (pool, "event::progress", G_CALLBACK (event_cb), log);
+  afork_pool_call_async (pool, "pool_events", g_variant_new ("(u)", 3), NULL, events_reply_cb, log);
+  while (log->len < 4)
+    g_main_context_iteration (context, TRUE);
+  g_assert_cmpstr (log->pdata[0], ==, "progress (0,)");
+  g_assert_cmpstr (log->pdata[1], ==, "progress (1,)");
+  g_assert_cmpstr (log->pdata[2], ==, "progress (2,)");
+  g_assert_cmpstr (log->pdata[3], ==, "reply (3,)");
+
+  /* Synchronously: emitted in the calling thread before the return. */
+  g_ptr_array_set_size (log, 0);
+  reply = afork_pool_call (pool, "pool_events", g_variant_new ("(u)", 2), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (log->len, ==, 2);
+  g_signal_handler_disconnect (pool, id);
+}
+
+typedef struct
+{
+  AforkPool *pool;
+  guint      index;
+  guint      ok;
+} ThreadData;
+
+static void
+thread_call_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  ThreadData *data = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = afork_pool_call_finish (AFORK_POOL (object), result, &error);
+  guint32 a, b;
+
+  g_assert_no_error (error);
+  /* In this thread's own context. */
+  g_assert_true (g_main_context_is_owner (g_main_context_get_thread_default ()));
+  g_variant_get (reply, "(uu)", &a, &b);
+  g_assert_cmpuint (a, ==, data->index);
+  data->ok++;
+}
+
+static gpointer
+thread_func (gpointer user_data)
+{
+  ThreadData *data = user_data;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  guint n = 300;
+
+  g_main_context_push_thread_default (context);
+  for (guint i = 0; i < n; i++)
+    {
+      guint before = data->ok;
+
+      if (i % 2 == 0)
+        {
+          afork_pool_call_async (data->pool, "pool_echo", g_variant_new ("(uu)", data->index, i),
+                                 NULL, thread_call_cb, data);
+          while (data->ok == before)
+            g_main_context_iteration (context, TRUE);
+        }
+      else
+        {
+          g_autoptr(GError) error = NULL;
+          g_autoptr(GVariant) reply = afork_pool_call (data->pool, "pool_echo",
+                                                       g_variant_new ("(uu)", data->index, i),
+                                                       NULL, &error);
+          g_assert_no_error (error);
+          data->ok++;
+        }
+    }
+  g_main_context_pop_thread_default (context);
+
+  return NULL;
+}
+
+static void
+test_threads (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  ThreadData data[8];
+  GThread *threads[8];
+
+  afork_pool_set_max_workers (pool, 3);
+  for (guint i = 0; i < 8; i++)
+    {
+      data[i].pool = pool;
+      data[i].index = i;
+      data[i].ok = 0;
+      threads[i] = g_thread_new ("caller", thread_func, &data[i]);
+    }
+  for (guint i = 0; i < 8; i++)
+    {
+      g_thread_join (threads[i]);
+      g_assert_cmpuint (data[i].ok, ==, 300);
+    }
+}
+
+static guint
+count_fds (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+
+  return n;
+}
+
+/* Children of @parent that are zombies. */
+static guint
+count_zombies (GPid parent)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc", 0, NULL);
+  const char *name;
+  guint n = 0;
+
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      gint64 pid;
+      char state;
+      GPid ppid;
+
+      if (g_ascii_string_to_signed (name, 10, 1, G_MAXINT, &pid, NULL) &&
+          afork_test_proc_stat ((GPid) pid, &state, &ppid, NULL) &&
+          ppid == parent && state == 'Z')
+        n++;
+    }
+
+  return n;
+}
+
+/* One pool of @n calls, 1 in 100 of which kill their worker; returns
+ * once the pool's template (and with it every worker) is gone. */
+static void
+random_deaths_round (guint n)
+{
+  GMainContext *context = g_main_context_default ();
+  GPid template_pid = 0;
+  guint n_died = 0;
+  Batch batch;
+
+  batch_init (&batch);
+  {
+    g_autoptr(AforkPool) pool = make_pool ();
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply = NULL;
+    gint32 pid;
+
+    afork_pool_set_max_workers (pool, 3);
+    afork_pool_set_load (pool, 8);
+    reply = afork_pool_call (pool, "pool_pid", NULL, NULL, &error);
+    g_assert_no_error (error);
+    g_variant_get (reply, "(i)", &pid);
+    template_pid = afork_test_proc_parent (pid);
+
+    for (guint i = 0; i < n; i++)
+      {
+        batch.pending++;
+        if (g_test_rand_int_range (0, 100) == 0)
+          afork_pool_call_async (pool, "pool_exit", g_variant_new ("(i)", 5), NULL, batch_cb, &batch);
+        else
+          afork_pool_call_async (pool, "pool_echo", g_variant_new ("(u)", i), NULL, batch_cb, &batch);
+        if (i % 500 == 0)
+          g_main_context_iteration (context, FALSE);
+      }
+    iterate_until_zero (context, &batch.pending);
+    for (guint i = 0; i < batch.errors->len; i++)
+      {
+        g_assert_error ((GError *) batch.errors->pdata[i], AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
+        n_died++;
+      }
+    g_assert_cmpuint (batch.ok + n_died, ==, n);
+    g_test_message ("%u calls, %u workers died", n, n_died);
+  }
+
+  /* The pool is gone: its workers and template exit. */
+  g_assert_true (afork_test_wait_gone (template_pid, AFORK_TEST_WAIT_SECONDS));
+  batch_clear (&batch);
+}
+
+static void
+test_random_deaths (void)
+{
+  const char *count_env = g_getenv ("AFORK_TEST_POOL_CALLS");
+  guint n = count_env != NULL ? (guint) g_ascii_strtoull (count_env, NULL, 10) : 10000;
+  gint64 deadline;
+  guint fds_before;
+
+  /* A first round opens what stays for the program's life (the default
+   * template, the pool thread). */
+  random_deaths_round (200);
+  fds_before = count_fds ();
+
+  random_deaths_round (n);
+
+  deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+  while (count_fds () > fds_before && g_get_monotonic_time () < deadline)
+    {
+      g_main_context_iteration (NULL, FALSE);
+      g_usleep (10 * 1000);
+    }
+  if (count_fds () > fds_before)
+    {
+      g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+      const char *name;
+
+      while ((name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *path = g_build_filename ("/proc/self/fd", name, NULL);
+          g_autofree char *target = g_file_read_link (path, NULL);
+
+          g_test_message ("open: %s -> %s", name, target);
+        }
+    }
+  g_assert_cmpuint (count_fds (), <=, fds_before);
+  g_assert_cmpuint (count_zombies (getpid ()), ==, 0);
+}
+
+int
+main (int    argc,
+      char **argv)
+{
+  afork_test_init (&argc, &argv);
+
+  g_test_add_func ("/afork/pool/call/types", test_types);
+  g_test_add_func ("/afork/pool/call/null", test_null);
+  g_test_add_func ("/afork/pool/call/large", test_large);
+  g_test_add_func ("/afork/pool/call/fds", test_fds);
+  g_test_add_func ("/afork/pool/call/error-domain", test_error_domain);
+  g_test_add_func ("/afork/pool/call/not-found", test_not_found);
+  g_test_add_data_func ("/afork/pool/death/abort", GINT_TO_POINTER (DEATH_ABORT), test_death);
+  g_test_add_data_func ("/afork/pool/death/exit", GINT_TO_POINTER (DEATH_EXIT), test_death);
+  g_test_add_data_func ("/afork/pool/death/kill", GINT_TO_POINTER (DEATH_KILL), test_death);
+  g_test_add_data_func ("/afork/pool/death/timeout", GINT_TO_POINTER (DEATH_TIMEOUT), test_death);
+  g_test_add_func ("/afork/pool/cancel/queued", test_cancel_queued);
+  g_test_add_func ("/afork/pool/cancel/running", test_cancel_running_sync);
+  g_test_add_func ("/afork/pool/close", test_close);
+  g_test_add_func ("/afork/pool/template/missing-module", test_missing_module);
+  g_test_add_func ("/afork/pool/workers/grow-shrink", test_grow_shrink);
+  g_test_add_func ("/afork/pool/events", test_events);
+  g_test_add_func ("/afork/pool/threads", test_threads);
+  g_test_add_func ("/afork/pool/random-deaths", test_random_deaths);
+
+  return g_test_run ();
+}
