@@ -28,6 +28,8 @@ typedef struct {
   gboolean too_large;
 } SizeState;
 
+static GIConv latin1 = (GIConv) -1;
+
 /* Loads every gdk-pixbuf loader module and the MIME database now, so that
  * decoding needs no file of the system later (a sandboxed template calls
  * this before it closes its doors, and every worker inherits the result). */
@@ -47,6 +49,14 @@ thumb_decode_init (void)
         gdk_pixbuf_loader_close (loader, NULL);
     }
   g_slist_free (formats);
+
+  /* The PNG saver converts the text keys to Latin-1 (tEXt chunks; iTXt
+   * when that fails): iconv reads its configuration on first use, so it is
+   * used once here, and a descriptor stays open so that nothing of it is
+   * unloaded. */
+  if (latin1 == (GIConv) -1)
+    latin1 = g_iconv_open ("ISO-8859-1", "UTF-8");
+  g_free (g_convert ("Thumb::URI", -1, "ISO-8859-1", "UTF-8", NULL, NULL, NULL));
 
   /* gdk-pixbuf guesses the type from the first bytes through GIO's
    * content types: this loads the shared MIME database. */

@@ -202,6 +202,24 @@ thumb_read_text_keys (const char  *png_path,
                                  g_strndup ((const char *) nul + 1,
                                             chunk_length - (nul + 1 - data)));
         }
+      else if (memcmp (type, "iTXt", 4) == 0)
+        {
+          /* keyword NUL, compressed, method, language NUL, translated
+           * keyword NUL, text: other programs write these; uncompressed
+           * ones are read. */
+          const guchar *end = data + chunk_length;
+          const guchar *nul = memchr (data, '\0', chunk_length);
+          const guchar *p = nul != NULL ? nul + 3 : NULL;
+
+          if (p != NULL && p <= end && nul[1] == 0)
+            p = memchr (p, '\0', end - p);
+          if (p != NULL && p + 1 <= end)
+            p = memchr (p + 1, '\0', end - (p + 1));
+          if (p != NULL && nul[1] == 0)
+            g_hash_table_insert (keys,
+                                 g_strndup ((const char *) data, nul - data),
+                                 g_strndup ((const char *) p + 1, end - (p + 1)));
+        }
       pos += 8 + (gsize) chunk_length + 4;
     }
 
