@@ -160,8 +160,9 @@ thumb_decode_fd (int                     fd,
         {
           if (starts_with (chunk, n, hooks->crash_marker))
             raise (SIGSEGV);
-          while (starts_with (chunk, n, hooks->hang_marker))
-            g_usleep (G_USEC_PER_SEC);
+          /* Long past any deadline, but not for ever. */
+          if (starts_with (chunk, n, hooks->hang_marker))
+            g_usleep (300 * G_USEC_PER_SEC);
         }
       first = FALSE;
 

@@ -7,6 +7,9 @@
 #include <glib/gstdio.h>
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
@@ -390,6 +393,106 @@ test_hang (void)
   thumb_test_dir_clear (&dir);
 }
 
+static gboolean
+is_descendant (GPid pid,
+               GPid ancestor)
+{
+  for (int depth = 0; depth < 16 && pid > 1; depth++)
+    {
+      g_autofree char *path = g_strdup_printf ("/proc/%d/stat", pid);
+      g_autofree char *stat = NULL;
+      const char *paren;
+      char state;
+      int ppid;
+
+      if (!g_file_get_contents (path, &stat, NULL, NULL) ||
+          (paren = strrchr (stat, ')')) == NULL ||
+          sscanf (paren + 1, " %c %d", &state, &ppid) != 2)
+        return FALSE;
+      if (ppid == ancestor)
+        return TRUE;
+      pid = ppid;
+    }
+
+  return FALSE;
+}
+
+/* Finds a process below @ancestor that is confined: no_new_privs and a
+ * seccomp filter, as the sandbox sets them; 0 when none is. */
+static GPid
+find_confined_descendant (GPid ancestor)
+{
+  g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
+  const char *name;
+
+  while (proc != NULL && (name = g_dir_read_name (proc)) != NULL)
+    {
+      g_autofree char *path = NULL;
+      g_autofree char *status = NULL;
+      GPid pid = atoi (name);
+
+      if (pid <= 0 || !is_descendant (pid, ancestor))
+        continue;
+      path = g_strdup_printf ("/proc/%d/status", pid);
+      if (g_file_get_contents (path, &status, NULL, NULL) &&
+          strstr (status, "\nNoNewPrivs:\t1\n") != NULL &&
+          strstr (status, "\nSeccomp:\t2\n") != NULL)
+        return pid;
+    }
+
+  return 0;
+}
+
+/* The worker decoding an image runs sandboxed: while one hangs on its
+ * image, it is found below the program with no_new_privs and a seccomp
+ * filter. */
+static void
+test_sandboxed (void)
+{
+  static const char marker[] = "AFORK-THUMBNAILER-TEST-HANG";
+  ThumbTestDir dir;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) process = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *hang = NULL;
+  GPid found = 0;
+  GPid pid;
+
+  if (!thumb_test_isolated ())
+    {
+      g_test_skip ("images are decoded in the program itself (afork built without pools)");
+      return;
+    }
+
+  thumb_test_dir_init (&dir);
+  hang = thumb_test_write_bytes (dir.images, "hang.png", marker, strlen (marker));
+
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+  g_subprocess_launcher_setenv (launcher, "XDG_CACHE_HOME", dir.cache_home, TRUE);
+  process = g_subprocess_launcher_spawn (launcher, &error, thumb_test_program (),
+                                         "--timeout=120", "--test-hang-marker", marker,
+                                         hang, NULL);
+  g_assert_no_error (error);
+  pid = atoi (g_subprocess_get_identifier (process));
+
+  for (int i = 0; i < 600 && !found; i++)
+    {
+      found = find_confined_descendant (pid);
+      if (!found)
+        g_usleep (100000);
+    }
+
+  /* The worker hangs on purpose: it is killed first, so that it does not
+   * outlive the test holding its output open. */
+  if (found > 0)
+    kill (found, SIGKILL);
+  g_subprocess_force_exit (process);
+  g_subprocess_wait (process, NULL, NULL);
+  g_assert_cmpint (found, >, 0);
+
+  thumb_test_dir_clear (&dir);
+}
+
 /* Without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH in the bounding set,
  * root runs the program without the right to read another's files. */
 static void
@@ -450,6 +553,7 @@ main (int   argc,
   g_test_add_func ("/thumbnailer/hostile/crash", test_crash);
   g_test_add_func ("/thumbnailer/hostile/hang", test_hang);
   g_test_add_func ("/thumbnailer/hostile/unreadable", test_unreadable);
+  g_test_add_func ("/thumbnailer/sandboxed", test_sandboxed);
 
   return g_test_run ();
 }

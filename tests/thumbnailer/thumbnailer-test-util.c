@@ -352,6 +352,33 @@ thumb_test_fail_path (const ThumbTestDir *dir,
                            base, NULL);
 }
 
+/* The spec's keys are tEXt chunks (gdk-pixbuf would read iTXt ones the
+ * same): looks for a tEXt chunk whose keyword is @keyword. */
+static gboolean
+has_text_chunk (const char *png_path,
+                const char *keyword)
+{
+  g_autofree guchar *data = NULL;
+  gsize length = 0, pos = 8;
+
+  if (!g_file_get_contents (png_path, (char **) &data, &length, NULL))
+    return FALSE;
+  while (pos + 8 <= length)
+    {
+      guint32 n = ((guint32) data[pos] << 24) | (data[pos + 1] << 16) |
+                  (data[pos + 2] << 8) | data[pos + 3];
+
+      if (n > length - pos - 8)
+        break;
+      if (memcmp (data + pos + 4, "tEXt", 4) == 0 && n > strlen (keyword) &&
+          memcmp (data + pos + 8, keyword, strlen (keyword) + 1) == 0)
+        return TRUE;
+      pos += 12 + (gsize) n;
+    }
+
+  return FALSE;
+}
+
 /* Reads the thumbnail of @path back with gdk-pixbuf: its size, its keys
  * and its mode. @image_width < 0 skips the image size keys. */
 void
@@ -393,6 +420,9 @@ thumb_test_check_thumb (const ThumbTestDir *dir,
       g_assert_cmpstr (gdk_pixbuf_get_option (pixbuf, "tEXt::Thumb::Image::Width"), ==, w);
       g_assert_cmpstr (gdk_pixbuf_get_option (pixbuf, "tEXt::Thumb::Image::Height"), ==, h);
     }
+
+  g_assert_true (has_text_chunk (thumb, "Thumb::URI"));
+  g_assert_true (has_text_chunk (thumb, "Thumb::MTime"));
 
   g_assert_cmpint (g_stat (thumb, &thumb_st), ==, 0);
   g_assert_cmpint (thumb_st.st_mode & 0777, ==, 0600);
