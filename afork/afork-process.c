@@ -95,6 +95,9 @@ afork_process_finalize (GObject *object)
   g_clear_error (&self->error);
   g_clear_object (&self->subprocess);
   g_clear_pointer (&self->context, g_main_context_unref);
+  g_clear_pointer (&self->waiters, g_ptr_array_unref);
+  g_mutex_clear (&self->status_lock);
+  g_rec_mutex_clear (&self->queue_lock);
 
   G_OBJECT_CLASS (afork_process_parent_class)->finalize (object);
 }
@@ -152,6 +155,8 @@ afork_process_init (AforkProcess *self)
 {
   self->fd = -1;
   self->status_fd = -1;
+  g_mutex_init (&self->status_lock);
+  g_rec_mutex_init (&self->queue_lock);
   self->context = g_main_context_ref_thread_default ();
   self->out = g_byte_array_new ();
   self->out_fds = g_array_new (FALSE, FALSE, sizeof (AforkQueuedFd));
@@ -229,7 +234,9 @@ new_from_shared_template (gboolean   for_exec,
  * order. Only when several hundred requests are waiting for it (a burst
  * of calls from a loop that does not let the processes run) does this
  * call wait for the template to catch up, as a write to a full pipe
- * would.
+ * would; other threads and main loops are not held up meanwhile. A
+ * template that takes no request at all for ten seconds (a stopped
+ * process) is replaced by a new one.
  *
  * Returns: (transfer full): the new process, or %NULL if the default
  *   template could not be started
@@ -332,6 +339,7 @@ afork_process_fork (AforkProcess *self)
   if (!_afork_fork_request_init (&request, &error))
     return _afork_process_new_failed (g_steal_pointer (&error));
 
+  g_rec_mutex_lock (&self->queue_lock);
   _afork_fork_request_put_frames (self->out, offsets);
   for (guint i = 0; i < 2; i++)
     {
@@ -339,6 +347,7 @@ afork_process_fork (AforkProcess *self)
       request.send_fds[i] = -1;
     }
   _afork_process_flush_soon (self);
+  g_rec_mutex_unlock (&self->queue_lock);
 
   child = _afork_process_new_for_fd (request.sock, NULL, 0, request.status);
   /* Our request waits for self's queue, or for self to exist at all. */
@@ -501,7 +510,7 @@ afork_process_send_fd (AforkProcess *self,
 /**
  * afork_process_new_from_fd:
  * @fd: the socket of a process, as handed over by
- *   [method@Afork.Process.steal_connection]
+ *   [method@Afork.Process.hand_over]
  * @error: return location for a #GError
  *
  * Makes an #AforkProcess of a process handed over by another
@@ -553,7 +562,7 @@ afork_process_new_from_fd (int      fd,
 /**
  * afork_process_new_from_connection:
  * @connection: the connection of a process, as handed over by
- *   [method@Afork.Process.steal_connection]
+ *   [method@Afork.Process.hand_over]
  * @error: return location for a #GError
  *
  * Makes an #AforkProcess of a process handed over by another

@@ -269,6 +269,7 @@ static GError *
 exec_with_fake_server (guint32 step,
                        guint32 code)
 {
+  g_autoptr(AforkExecOptions) options = afork_exec_options_new ();
   const char *argv[] = { "some-program", NULL };
   g_autoptr(AforkProcess) process = NULL;
   g_autoptr(GSocketConnection) connection = NULL;
@@ -285,9 +286,8 @@ exec_with_fake_server (guint32 step,
   server.sock = sv[1];
   thread = g_thread_new ("fake-server", fake_server_thread, &server);
 
-  afork_process_exec_async (process, argv, NULL, "/some/directory",
-                            AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT,
-                            NULL, afork_test_store_result_cb, &result);
+  afork_exec_options_set_cwd (options, "/some/directory");
+  afork_process_exec_async (process, argv, options, NULL, afork_test_store_result_cb, &result);
   afork_test_wait_result (&result);
   connection = afork_process_exec_finish (process, result, &error);
   g_assert_null (connection);
@@ -345,6 +345,157 @@ test_new_exec_dead_server (void)
   g_test_trap_assert_passed ();
 }
 
+/* Two waits on one process, an asynchronous one pending while a
+ * synchronous one runs: one reads the status, both get it, and the
+ * pending one does not watch a descriptor number that was reused. */
+static void
+test_two_waits (void)
+{
+  g_autoptr(AforkProcess) process = NULL;
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  int reuse[2][2];
+
+  process = afork_process_new (&error);
+  g_assert_no_error (error);
+  afork_process_require (process, TEST_MODULE);
+  connection = run_ok (process, "test_run_pid");
+  text = afork_test_read_connection (connection);
+
+  afork_process_wait_async (process, NULL, afork_test_store_result_cb, &result);
+  g_assert_true (afork_process_wait (process, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (afork_process_get_if_exited (process));
+
+  /* Whatever number the status channel had is taken again now. */
+  for (guint i = 0; i < 2; i++)
+    afork_test_pipe (reuse[i]);
+
+  afork_test_wait_result (&result);
+  g_assert_true (afork_process_wait_finish (process, result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (afork_process_get_exit_status (process), ==, 0);
+
+  /* And a wait after the status is known completes at once. */
+  g_assert_true (afork_process_wait (process, NULL, &error));
+
+  for (guint i = 0; i < 2; i++)
+    {
+      close (reuse[i][0]);
+      close (reuse[i][1]);
+    }
+}
+
+static guint
+count_threads (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/task", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+
+  return n;
+}
+
+/* The synchronous calls leave a single-threaded program single-threaded:
+ * fork_self still works after them. */
+static void
+test_sync_stays_single_threaded (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(AforkProcess) process = NULL;
+      g_autoptr(AforkProcess) self_template = NULL;
+      g_autoptr(GSocketConnection) connection = NULL;
+      g_autoptr(GError) error = NULL;
+      const char *argv[] = { "/bin/true", NULL };
+
+      g_assert_cmpuint (count_threads (), ==, 1);
+      g_assert_true (afork_early_init (&error));
+      g_assert_no_error (error);
+
+      process = afork_process_new (&error);
+      g_assert_no_error (error);
+      connection = afork_process_run (afork_process_require (process, TEST_MODULE),
+                                      "test_run_pid", NULL, &error);
+      g_assert_no_error (error);
+      g_free (afork_test_read_connection (connection));
+      g_assert_true (afork_process_wait (process, NULL, &error));
+      g_assert_no_error (error);
+      g_clear_object (&connection);
+      g_clear_object (&process);
+
+      process = afork_process_new (&error);
+      g_assert_no_error (error);
+      connection = afork_process_exec (process, argv, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (afork_process_wait (process, NULL, &error));
+      g_assert_no_error (error);
+
+      g_assert_cmpuint (count_threads (), ==, 1);
+      self_template = afork_process_fork_self (&error);
+      g_assert_no_error (error);
+      g_assert_nonnull (self_template);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
+typedef struct
+{
+  GAsyncQueue *started;
+  GAsyncQueue *stop;
+} IdleThread;
+
+/* Says it runs (its name is set by then), then waits to be told to end. */
+static gpointer
+idle_thread (gpointer user_data)
+{
+  IdleThread *idle = user_data;
+
+  g_async_queue_push (idle->started, GINT_TO_POINTER (1));
+  g_async_queue_pop (idle->stop);
+
+  return NULL;
+}
+
+/* The refusal names the threads it found. */
+static void
+test_fork_self_names_threads (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(AforkProcess) template = NULL;
+      g_autoptr(GError) error = NULL;
+      IdleThread idle = { g_async_queue_new (), g_async_queue_new () };
+      GThread *thread;
+
+      thread = g_thread_new ("afork-t-idle", idle_thread, &idle);
+      g_async_queue_pop (idle.started);
+
+      template = afork_process_fork_self (&error);
+      g_assert_null (template);
+      g_assert_error (error, AFORK_ERROR, AFORK_ERROR_THREADED);
+      g_test_message ("%s", error->message);
+      g_assert_nonnull (strstr (error->message, "afork-t-idle"));
+
+      g_async_queue_push (idle.stop, GINT_TO_POINTER (1));
+      g_thread_join (thread);
+      g_async_queue_unref (idle.started);
+      g_async_queue_unref (idle.stop);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
 int
 main (int    argc,
       char **argv)
@@ -359,6 +510,9 @@ main (int    argc,
                         test_oversized_argument);
   g_test_add_func ("/afork/process/exec/status-step", test_exec_status_step);
   g_test_add_func ("/afork/process/new-exec/dead-server", test_new_exec_dead_server);
+  g_test_add_func ("/afork/process/wait/two-waits", test_two_waits);
+  g_test_add_func ("/afork/process/sync/single-threaded", test_sync_stays_single_threaded);
+  g_test_add_func ("/afork/process/fork-self/names-threads", test_fork_self_names_threads);
 
   return g_test_run ();
 }
