@@ -25,6 +25,15 @@
  * Since: 1.0
  */
 
+/**
+ * AforkExecOptionsClass:
+ *
+ * The class of [class@Afork.ExecOptions]. It is final: there is nothing
+ * to override.
+ *
+ * Since: 1.0
+ */
+
 struct _AforkExecOptions
 {
   GObject   parent_instance;

@@ -40,6 +40,12 @@
  * [method@Afork.Process.run_finish]; so are errors in the child, such as a
  * module that cannot be loaded, with a code from [error@Afork.Error].
  *
+ * Creating an `AforkProcess` with g_object_new() (as `Afork.Process()`
+ * does in Python and `new Afork.Process()` in GJS) is the same as
+ * [ctor@Afork.Process.new]: a fork of the default template. If that
+ * template cannot be started, the error is reported by
+ * [method@Afork.Process.run_finish].
+ *
  * Dropping the last reference before running makes the process exit once
  * it has read the commands queued so far. An `AforkProcess` is used from
  * one thread at a time; [ctor@Afork.Process.new] may be called from any
@@ -57,6 +63,12 @@ enum {
 };
 
 static GParamSpec *properties[N_PROPS];
+
+/* Set while the library makes a process itself: a process made by
+ * g_object_new() alone (a language binding's constructor) forks the
+ * default template, as afork_process_new() does. */
+static GPrivate constructing_internally;
+
 
 static void
 queued_fd_clear (gpointer data)
@@ -121,11 +133,57 @@ afork_process_get_property (GObject    *object,
     }
 }
 
+/* g_object_new() alone: what afork_process_new() does. A failure is kept
+ * and reported by the first finish, like any error met while queueing. */
+static void
+afork_process_constructed (GObject *object)
+{
+  AforkProcess *self = (AforkProcess *) object;
+  AforkForkRequest request;
+  GError *error = NULL;
+  gboolean forked = FALSE;
+
+  G_OBJECT_CLASS (afork_process_parent_class)->constructed (object);
+
+  if (g_private_get (&constructing_internally) != NULL)
+    return;
+
+  if (!_afork_fork_request_init (&request, &error))
+    {
+      self->error = error;
+      return;
+    }
+
+  if (!_afork_registry_fork (&request, FALSE, &forked, &error) || !forked)
+    {
+      _afork_fork_request_clear (&request);
+      self->error = error != NULL ? error :
+        g_error_new_literal (AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED,
+                             _("The default template could not be started"));
+      return;
+    }
+
+  self->fd = request.sock;
+  _afork_track_fd (self->fd);
+  self->status_fd = request.status;
+  _afork_track_fd (self->status_fd);
+}
+
+/**
+ * AforkProcessClass:
+ *
+ * The class of [class@Afork.Process]. It is final: there is nothing to
+ * override.
+ *
+ * Since: 1.0
+ */
+
 static void
 afork_process_class_init (AforkProcessClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  object_class->constructed = afork_process_constructed;
   object_class->dispose = afork_process_dispose;
   object_class->finalize = afork_process_finalize;
   object_class->get_property = afork_process_get_property;
@@ -169,7 +227,11 @@ _afork_process_new_for_fd (int          fd,
                            GPid         pid,
                            int          status_fd)
 {
-  AforkProcess *self = g_object_new (AFORK_TYPE_PROCESS, NULL);
+  AforkProcess *self;
+
+  g_private_set (&constructing_internally, GINT_TO_POINTER (1));
+  self = g_object_new (AFORK_TYPE_PROCESS, NULL);
+  g_private_set (&constructing_internally, NULL);
 
   /* Both descriptors were made non-blocking. */
   self->fd = fd;

@@ -496,6 +496,20 @@ test_fork_self_names_threads (void)
   g_test_trap_assert_passed ();
 }
 
+/* What a language binding's constructor does: g_object_new() alone gives
+ * a process that runs, as afork_process_new() would. */
+static void
+test_object_new (void)
+{
+  g_autoptr(AforkProcess) process = g_object_new (AFORK_TYPE_PROCESS, NULL);
+  g_auto(GStrv) lines = NULL;
+
+  afork_process_require (process, TEST_MODULE);
+  lines = run_lines (process, "test_run_pid");
+  g_assert_cmpuint (g_strv_length (lines), ==, 1);
+  g_assert_cmpint (afork_test_parse_pid_line (lines[0]), ==, afork_process_get_pid (process));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -511,6 +525,7 @@ main (int    argc,
   g_test_add_func ("/afork/process/exec/status-step", test_exec_status_step);
   g_test_add_func ("/afork/process/new-exec/dead-server", test_new_exec_dead_server);
   g_test_add_func ("/afork/process/wait/two-waits", test_two_waits);
+  g_test_add_func ("/afork/process/object-new", test_object_new);
   g_test_add_func ("/afork/process/sync/single-threaded", test_sync_stays_single_threaded);
   g_test_add_func ("/afork/process/fork-self/names-threads", test_fork_self_names_threads);
 
