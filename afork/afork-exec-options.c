@@ -27,6 +27,7 @@
 
 /**
  * AforkExecOptionsClass:
+ * @parent_class: the parent class
  *
  * The class of [class@Afork.ExecOptions]. It is final: there is nothing
  * to override.

@@ -171,6 +171,7 @@ afork_process_constructed (GObject *object)
 
 /**
  * AforkProcessClass:
+ * @parent_class: the parent class
  *
  * The class of [class@Afork.Process]. It is final: there is nothing to
  * override.
