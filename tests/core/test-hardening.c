@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -510,6 +511,112 @@ test_object_new (void)
   g_assert_cmpint (afork_test_parse_pid_line (lines[0]), ==, afork_process_get_pid (process));
 }
 
+/* The program's direct children that run afork-server: in a test
+ * subprocess, the default template. */
+static GPid
+find_default_template (void)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/task/%d/children", (int) getpid (), (int) getpid ());
+  g_autofree char *children = NULL;
+  g_auto(GStrv) pids = NULL;
+
+  g_assert_true (g_file_get_contents (path, &children, NULL, NULL));
+  pids = g_strsplit (g_strstrip (children), " ", -1);
+  for (guint i = 0; pids[i] != NULL; i++)
+    {
+      g_autofree char *exe_link = g_strdup_printf ("/proc/%s/exe", pids[i]);
+      g_autofree char *exe = g_file_read_link (exe_link, NULL);
+
+      if (exe != NULL && g_str_has_suffix (exe, "/afork-server"))
+        return (GPid) g_ascii_strtoll (pids[i], NULL, 10);
+    }
+
+  return 0;
+}
+
+typedef struct
+{
+  gint      made;       /* processes made so far */
+  gint      stop;       /* set by the test: the next return ends the loop */
+  GError   *error;
+} Burst;
+
+static gpointer
+burst_thread (gpointer user_data)
+{
+  Burst *burst = user_data;
+
+  while (!g_atomic_int_get (&burst->stop))
+    {
+      g_autoptr(AforkProcess) process = afork_process_new (&burst->error);
+
+      if (process == NULL)
+        break;
+      g_atomic_int_inc (&burst->made);
+    }
+
+  return NULL;
+}
+
+/* A stopped default template whose socket is full: the request waits a
+ * bounded time without the registry lock (another thread goes on using
+ * the library meanwhile), then a new template takes the old one's place. */
+static void
+test_stopped_template (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(AforkProcess) first = NULL;
+      g_autoptr(AforkProcess) other = NULL;
+      g_autoptr(AforkProcess) after = NULL;
+      g_autoptr(GError) error = NULL;
+      g_auto(GStrv) lines = NULL;
+      Burst burst = { 0, 0, NULL };
+      GThread *thread;
+      GPid stopped;
+      gint seen = -1;
+
+      first = afork_process_new (&error);
+      g_assert_no_error (error);
+      stopped = find_default_template ();
+      g_assert_cmpint (stopped, >, 0);
+      g_assert_cmpint (kill (stopped, SIGSTOP), ==, 0);
+
+      /* Requests until the socket is full and one of them waits. */
+      thread = g_thread_new ("afork-t-burst", burst_thread, &burst);
+      while (seen != g_atomic_int_get (&burst.made))
+        {
+          seen = g_atomic_int_get (&burst.made);
+          g_usleep (3 * G_USEC_PER_SEC);
+        }
+
+      /* Meanwhile, the library answers this thread at once. */
+      other = afork_process_new_exec (&error);
+      g_assert_no_error (error);
+      g_assert_cmpint (g_atomic_int_get (&burst.made), ==, seen);
+      afork_process_require (other, TEST_MODULE);
+      g_strfreev (run_lines (other, "test_run_pid"));
+
+      g_atomic_int_set (&burst.stop, 1);
+      g_thread_join (thread);
+      g_assert_no_error (burst.error);
+      g_assert_cmpint (g_atomic_int_get (&burst.made), ==, seen + 1);
+
+      /* A new template serves. */
+      after = afork_process_new (&error);
+      g_assert_no_error (error);
+      afork_process_require (after, TEST_MODULE);
+      lines = run_lines (after, "test_run_pid");
+      g_assert_cmpuint (g_strv_length (lines), ==, 1);
+
+      kill (stopped, SIGKILL);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
 int
 main (int    argc,
       char **argv)
@@ -526,6 +633,7 @@ main (int    argc,
   g_test_add_func ("/afork/process/new-exec/dead-server", test_new_exec_dead_server);
   g_test_add_func ("/afork/process/wait/two-waits", test_two_waits);
   g_test_add_func ("/afork/process/object-new", test_object_new);
+  g_test_add_func ("/afork/process/template/stopped", test_stopped_template);
   g_test_add_func ("/afork/process/sync/single-threaded", test_sync_stays_single_threaded);
   g_test_add_func ("/afork/process/fork-self/names-threads", test_fork_self_names_threads);
 
