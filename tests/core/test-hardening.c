@@ -73,13 +73,20 @@ test_send_error_reaches_finish (void)
       struct rlimit limit;
       int sink[2];
 
+      int gate[2];
+
       process = afork_process_new (&error);
       g_assert_no_error (error);
 
-      /* More than the socket takes at once: the rest, and the descriptor
+      /* The child reads nothing until the gate opens; meanwhile more
+       * than the socket takes is queued: the rest, and the descriptor
        * behind it, go from the run's own writer. */
+      afork_test_pipe (gate);
+      afork_process_send_fd (afork_process_require (process, TEST_MODULE), gate[0]);
+      close (gate[0]);
+      afork_process_call (process, "test_call_wait_gate", NULL);
       filler = g_bytes_new_take (g_malloc0 (16 * 1024 * 1024), 16 * 1024 * 1024);
-      afork_process_send_bytes (afork_process_require (process, TEST_MODULE), filler);
+      afork_process_send_bytes (process, filler);
       afork_process_send_fd (process, STDIN_FILENO);
       afork_process_run_async (process, "test_run_pid", NULL, afork_test_store_result_cb, &result);
 
@@ -116,6 +123,10 @@ test_send_error_reaches_finish (void)
               break;
             }
         }
+
+      /* Open the gate: the child reads, and the descriptor is sent. */
+      g_assert_cmpint (write (gate[1], "x", 1), ==, 1);
+      close (gate[1]);
 
       afork_test_wait_result (&result);
       connection = afork_process_run_finish (process, result, &error);
