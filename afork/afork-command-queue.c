@@ -4,7 +4,14 @@
  * Commands are encoded into a buffer as they are queued and written to
  * the process's socket as far as it takes them without blocking; the rest
  * goes from the process's main context when the socket has room again.
- * A descriptor travels with the first byte of its `h` frame. */
+ * A descriptor travels with the first byte of its `h` frame.
+ *
+ * A template's queue may be flushed from two threads at once: from its
+ * own main context, and from the context of a process forked from it,
+ * which writes its fork request itself rather than wait for a context
+ * nobody may iterate (see _afork_process_flush_upstream_in()). Every
+ * function here takes the process's queue lock, a recursive one since
+ * they call each other, so that this is safe. */
 #include "afork-process-private.h"
 
 #include <errno.h>
@@ -33,19 +40,23 @@ void
 _afork_process_set_error (AforkProcess *self,
                           GError       *error)
 {
+  g_rec_mutex_lock (&self->queue_lock);
   if (self->error == NULL)
     self->error = error;
   else
     g_error_free (error);
+  g_rec_mutex_unlock (&self->queue_lock);
 }
 
 /* Drops everything queued: after an error nothing more is worth sending. */
 void
 _afork_process_discard_queue (AforkProcess *self)
 {
+  g_rec_mutex_lock (&self->queue_lock);
   g_byte_array_set_size (self->out, 0);
   self->out_pos = 0;
   g_array_set_size (self->out_fds, 0);
+  g_rec_mutex_unlock (&self->queue_lock);
 }
 
 gboolean
@@ -56,8 +67,8 @@ _afork_process_can_queue (AforkProcess *self)
 
 /* Writes as much of the queue as the socket takes without blocking. A
  * descriptor always travels no later than the bytes of its `h` frame. */
-AforkFlushResult
-_afork_process_flush (AforkProcess *self)
+static AforkFlushResult
+flush_locked (AforkProcess *self)
 {
   if (self->fd < 0)
     return self->out_pos < self->out->len ? AFORK_FLUSH_FAILED : AFORK_FLUSH_DONE;
@@ -109,6 +120,18 @@ _afork_process_flush (AforkProcess *self)
   return AFORK_FLUSH_DONE;
 }
 
+AforkFlushResult
+_afork_process_flush (AforkProcess *self)
+{
+  AforkFlushResult res;
+
+  g_rec_mutex_lock (&self->queue_lock);
+  res = flush_locked (self);
+  g_rec_mutex_unlock (&self->queue_lock);
+
+  return res;
+}
+
 static gboolean
 write_source_cb (G_GNUC_UNUSED int           fd,
                  G_GNUC_UNUSED GIOCondition  condition,
@@ -116,10 +139,15 @@ write_source_cb (G_GNUC_UNUSED int           fd,
 {
   AforkProcess *self = user_data;
 
-  if (_afork_process_flush (self) == AFORK_FLUSH_BLOCKED)
-    return G_SOURCE_CONTINUE;
+  g_rec_mutex_lock (&self->queue_lock);
+  if (flush_locked (self) == AFORK_FLUSH_BLOCKED)
+    {
+      g_rec_mutex_unlock (&self->queue_lock);
+      return G_SOURCE_CONTINUE;
+    }
 
   g_clear_pointer (&self->write_source, g_source_unref);
+  g_rec_mutex_unlock (&self->queue_lock);
 
   return G_SOURCE_REMOVE;
 }
@@ -130,26 +158,34 @@ write_source_cb (G_GNUC_UNUSED int           fd,
 void
 _afork_process_flush_soon (AforkProcess *self)
 {
-  if (self->write_source != NULL)
-    return;
+  g_rec_mutex_lock (&self->queue_lock);
 
-  if (_afork_process_flush (self) != AFORK_FLUSH_BLOCKED)
-    return;
+  if (self->write_source != NULL || flush_locked (self) != AFORK_FLUSH_BLOCKED)
+    {
+      g_rec_mutex_unlock (&self->queue_lock);
+      return;
+    }
 
   self->write_source = g_unix_fd_source_new (self->fd, G_IO_OUT);
   g_source_set_static_name (self->write_source, "[afork] process write");
   g_source_set_callback (self->write_source, (GSourceFunc) G_CALLBACK (write_source_cb),
                          g_object_ref (self), g_object_unref);
   g_source_attach (self->write_source, self->context);
+
+  g_rec_mutex_unlock (&self->queue_lock);
 }
 
 void
 _afork_process_cancel_write_source (AforkProcess *self)
 {
-  if (self->write_source != NULL)
-    {
-      GSource *source = g_steal_pointer (&self->write_source);
+  GSource *source;
 
+  g_rec_mutex_lock (&self->queue_lock);
+  source = g_steal_pointer (&self->write_source);
+  g_rec_mutex_unlock (&self->queue_lock);
+
+  if (source != NULL)
+    {
       g_source_destroy (source);
       g_source_unref (source);
     }
@@ -160,8 +196,10 @@ _afork_process_cancel_write_source (AforkProcess *self)
 void
 _afork_process_close_socket (AforkProcess *self)
 {
+  g_rec_mutex_lock (&self->queue_lock);
   _afork_process_clear_fd (&self->fd);
   _afork_process_discard_queue (self);
+  g_rec_mutex_unlock (&self->queue_lock);
 }
 
 /* Checks, before anything is copied, that a frame with @payload_len bytes
@@ -207,6 +245,8 @@ _afork_process_queue_strings (AforkProcess       *self,
   if (!_afork_process_can_queue (self))
     return;
 
+  g_rec_mutex_lock (&self->queue_lock);
+
   /* Sizes first, with every sum bounded: nothing is copied for a command
    * that cannot be sent. */
   if (first != NULL)
@@ -217,17 +257,19 @@ _afork_process_queue_strings (AforkProcess       *self,
 
       payload_len = len > AFORK_WIRE_MAX_PAYLOAD ? G_MAXSIZE : payload_len + 4 + len;
     }
-  if (!_afork_process_reserve (self, payload_len))
-    return;
+  if (_afork_process_reserve (self, payload_len))
+    {
+      start = _afork_wire_begin (self->out, command);
+      if (first != NULL)
+        _afork_wire_put_string (self->out, first, first_len);
+      for (guint i = 0; rest != NULL && rest[i] != NULL; i++)
+        _afork_wire_put_string (self->out, rest[i], strlen (rest[i]));
 
-  start = _afork_wire_begin (self->out, command);
-  if (first != NULL)
-    _afork_wire_put_string (self->out, first, first_len);
-  for (guint i = 0; rest != NULL && rest[i] != NULL; i++)
-    _afork_wire_put_string (self->out, rest[i], strlen (rest[i]));
+      _afork_wire_end (self->out, start);
+      _afork_process_flush_soon (self);
+    }
 
-  _afork_wire_end (self->out, start);
-  _afork_process_flush_soon (self);
+  g_rec_mutex_unlock (&self->queue_lock);
 }
 
 /* Queues a frame of @command with a payload already encoded (by the
@@ -240,14 +282,19 @@ _afork_process_queue_frame (AforkProcess *self,
 {
   gsize start;
 
-  if (!_afork_process_can_queue (self) || !_afork_process_reserve (self, len))
+  if (!_afork_process_can_queue (self))
     return;
 
-  start = _afork_wire_begin (self->out, command);
-  g_byte_array_append (self->out, payload, len);
+  g_rec_mutex_lock (&self->queue_lock);
+  if (_afork_process_reserve (self, len))
+    {
+      start = _afork_wire_begin (self->out, command);
+      g_byte_array_append (self->out, payload, len);
 
-  _afork_wire_end (self->out, start);
-  _afork_process_flush_soon (self);
+      _afork_wire_end (self->out, start);
+      _afork_process_flush_soon (self);
+    }
+  g_rec_mutex_unlock (&self->queue_lock);
 }
 
 /* Makes @fd, which the queue then owns, travel with the `h` frame at
@@ -260,7 +307,9 @@ _afork_process_queue_fd (AforkProcess *self,
   AforkQueuedFd q = { fd, offset };
 
   _afork_track_fd (fd);
+  g_rec_mutex_lock (&self->queue_lock);
   g_array_append_val (self->out_fds, q);
+  g_rec_mutex_unlock (&self->queue_lock);
 }
 
 /* Queues an `h` frame carrying a copy of @fd. Returns FALSE, with the
@@ -269,11 +318,8 @@ gboolean
 _afork_process_queue_dup_fd (AforkProcess *self,
                              int           fd)
 {
-  gsize offset = self->out->len;
+  gsize offset;
   int copy;
-
-  if (!_afork_process_reserve (self, 0))
-    return FALSE;
 
   copy = fcntl (fd, F_DUPFD_CLOEXEC, 3);
   if (copy < 0)
@@ -287,8 +333,17 @@ _afork_process_queue_dup_fd (AforkProcess *self,
       return FALSE;
     }
 
+  g_rec_mutex_lock (&self->queue_lock);
+  if (!_afork_process_reserve (self, 0))
+    {
+      g_rec_mutex_unlock (&self->queue_lock);
+      close (copy);
+      return FALSE;
+    }
+  offset = self->out->len;
   _afork_wire_put_empty (self->out, AFORK_WIRE_FD);
   _afork_process_queue_fd (self, copy, offset);
+  g_rec_mutex_unlock (&self->queue_lock);
 
   return TRUE;
 }
@@ -320,7 +375,14 @@ _afork_process_flush_upstream_in (AforkProcess *self,
   GPtrArray *sources = NULL;
 
   for (AforkProcess *up = self->upstream; up != NULL; up = up->upstream)
-    if (up->fd >= 0 && up->out_pos < up->out->len)
+    {
+      gboolean pending;
+
+      g_rec_mutex_lock (&up->queue_lock);
+      pending = up->fd >= 0 && up->out_pos < up->out->len;
+      g_rec_mutex_unlock (&up->queue_lock);
+
+      if (pending)
       {
         GSource *source = g_unix_fd_source_new (up->fd, G_IO_OUT);
 
@@ -332,6 +394,7 @@ _afork_process_flush_upstream_in (AforkProcess *self,
         g_source_attach (source, context);
         g_ptr_array_add (sources, source);
       }
+    }
 
   return sources;
 }

@@ -13,10 +13,13 @@
 #include "afork-server-private.h"
 #include "afork-template-private.h"
 
-/* Counts the threads of the calling process, for real. */
+/* Counts the threads of the calling process, for real, and names them
+ * in the refusal (from /proc/self/task/<tid>/comm), so that the caller
+ * knows who started them. */
 gboolean
 _afork_check_single_threaded (GError **error)
 {
+  g_autoptr(GString) names = NULL;
   DIR *dir = opendir ("/proc/self/task");
   struct dirent *entry;
   guint n = 0;
@@ -27,20 +30,37 @@ _afork_check_single_threaded (GError **error)
       return FALSE;
     }
 
+  names = g_string_new (NULL);
   while ((entry = readdir (dir)) != NULL)
-    if (entry->d_name[0] != '.')
+    {
+      g_autofree char *path = NULL;
+      g_autofree char *comm = NULL;
+
+      if (entry->d_name[0] == '.')
+        continue;
       n++;
+
+      path = g_strdup_printf ("/proc/self/task/%s/comm", entry->d_name);
+      if (!g_file_get_contents (path, &comm, NULL, NULL))
+        comm = g_strdup ("?");
+      g_strchomp (comm);
+      if (names->len > 0)
+        g_string_append (names, ", ");
+      g_string_append_printf (names, "“%s” (%s)", comm, entry->d_name);
+    }
   closedir (dir);
 
   if (n > 1)
     {
       g_set_error (error, AFORK_ERROR, AFORK_ERROR_THREADED,
                    g_dngettext (GETTEXT_PACKAGE,
-                                "Refusing to fork the program: it runs %u thread, and only a "
-                                "single-threaded program can be forked safely",
-                                "Refusing to fork the program: it runs %u threads, and only a "
-                                "single-threaded program can be forked safely", n),
-                   n);
+                                /* TRANSLATORS: %u is a number of threads, %s their
+                                 * names and ids */
+                                "Refusing to fork the program: it runs %u thread (%s), and "
+                                "only a single-threaded program can be forked safely",
+                                "Refusing to fork the program: it runs %u threads (%s), and "
+                                "only a single-threaded program can be forked safely", n),
+                   n, names->str);
       return FALSE;
     }
 

@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Finishing a process: the last command (run a function, execute a
  * program) or none (hand the connection over), then the child's reply,
- * and for an exec the end of its status channel. The synchronous forms
- * run the asynchronous ones in a private main context. */
+ * and for an exec the end of its status channel.
+ *
+ * One state machine serves both forms. The asynchronous one completes a
+ * GTask; the synchronous one iterates a private main context and creates
+ * no GTask, because GLib starts a thread pool the first time a GTask is
+ * made, and a synchronous call must leave a single-threaded program
+ * single-threaded (afork_process_fork_self() and afork_early_init() need
+ * it to be). */
 #include "afork-process-private.h"
 
 #include <errno.h>
@@ -24,13 +30,20 @@ typedef enum
 {
   FINISH_RUN,
   FINISH_EXEC,
-  FINISH_STEAL,
+  FINISH_HAND_OVER,
 } FinishMode;
 
 /* The state of a finish, from the last command to the child's reply (and
  * for an exec, to the end of its status channel). */
 typedef struct
 {
+  AforkProcess *self;           /* owned */
+  GMainContext *context;        /* where the sources run, owned */
+  GCancellable *cancellable;    /* nullable, owned */
+  GTask        *task;           /* the asynchronous form, owned until it returns */
+  gboolean      completed;      /* the synchronous form: result below */
+  GSocketConnection *result;
+  GError       *error;
   FinishMode mode;
   GSource   *io_source;
   GSource   *cancel_source;
@@ -62,6 +75,11 @@ _afork_clear_source (GSource **source)
 static void
 finish_data_free (FinishData *data)
 {
+  g_clear_object (&data->self);
+  g_clear_pointer (&data->context, g_main_context_unref);
+  g_clear_object (&data->cancellable);
+  g_clear_object (&data->result);
+  g_clear_error (&data->error);
   _afork_clear_source (&data->io_source);
   _afork_clear_source (&data->cancel_source);
   g_clear_pointer (&data->upstream_sources, g_ptr_array_unref);
@@ -74,29 +92,50 @@ finish_data_free (FinishData *data)
   g_free (data);
 }
 
-/* Completes: with @connection on success, else with @error, after closing
- * the socket, which makes a process that has not started its function
- * exit: nothing is left behind. */
+/* Completes: with @connection on success, else with @error. */
 static void
-finish_return (GTask             *task,
-               GSocketConnection *connection,
-               GError            *error)
+finish_complete (FinishData        *data,
+                 GSocketConnection *connection,
+                 GError            *error)
 {
-  AforkProcess *self = g_task_get_source_object (task);
-  FinishData *data = g_task_get_task_data (task);
+  GTask *task;
 
   _afork_clear_source (&data->io_source);
   _afork_clear_source (&data->cancel_source);
   g_clear_pointer (&data->upstream_sources, g_ptr_array_unref);
 
+  task = g_steal_pointer (&data->task);
+  if (task == NULL)
+    {
+      /* The synchronous form: its loop picks the result up. */
+      data->result = connection;
+      data->error = error;
+      data->completed = TRUE;
+      return;
+    }
+
+  /* The task owns @data, which may be gone once the task is. */
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    g_task_return_pointer (task, connection, g_object_unref);
+  g_object_unref (task);
+}
+
+/* Completes, and on error closes the socket first, which makes a process
+ * that has not started its function exit: nothing is left behind. */
+static void
+finish_return (FinishData        *data,
+               GSocketConnection *connection,
+               GError            *error)
+{
   if (error != NULL)
     {
       g_clear_object (&connection);
-      _afork_process_close_socket (self);
-      g_task_return_error (task, error);
+      _afork_process_close_socket (data->self);
     }
-  else
-    g_task_return_pointer (task, connection, g_object_unref);
+
+  finish_complete (data, connection, error);
 }
 
 /* Reads into @buf up to @want bytes. Returns -1 with errno when nothing
@@ -148,8 +187,10 @@ take_connection (AforkProcess  *self,
   socket = g_socket_new_from_fd (self->fd, error);
   if (socket == NULL)
     return NULL;
+  g_rec_mutex_lock (&self->queue_lock);
   _afork_untrack_fd (self->fd);
   self->fd = -1;
+  g_rec_mutex_unlock (&self->queue_lock);
 
   connection = g_socket_connection_factory_create_connection (socket);
   g_object_unref (socket);
@@ -157,7 +198,7 @@ take_connection (AforkProcess  *self,
   return connection;
 }
 
-static void finish_watch (GTask             *task,
+static void finish_watch (FinishData        *data,
                           int                fd,
                           GIOCondition       condition,
                           GUnixFDSourceFunc  callback);
@@ -206,8 +247,7 @@ exec_status_cb (int                         fd,
                 G_GNUC_UNUSED GIOCondition  condition,
                 gpointer                    user_data)
 {
-  GTask *task = user_data;
-  FinishData *data = g_task_get_task_data (task);
+  FinishData *data = user_data;
   for (;;)
     {
       gssize res;
@@ -230,7 +270,7 @@ exec_status_cb (int                         fd,
           /* Not knowing is not success. */
           _afork_set_error_errno (&error, AFORK_ERROR_FAILED, errno,
                                   _("Reading the exec status of the process"));
-          finish_return (task, NULL, error);
+          finish_return (data, NULL, error);
           return G_SOURCE_REMOVE;
         }
 
@@ -243,24 +283,24 @@ exec_status_cb (int                         fd,
     {
     case 0:
       /* End of file at once: the program replaced the server. */
-      finish_return (task, g_steal_pointer (&data->connection), NULL);
+      finish_return (data, g_steal_pointer (&data->connection), NULL);
       break;
 
     case 4:
-      finish_return (task, NULL,
+      finish_return (data, NULL,
                      exec_error (data->exec_program, data->exec_cwd, AFORK_WIRE_EXEC_STEP_EXEC,
                                  (int) _afork_wire_read_u32 (data->exec_status)));
       break;
 
     case AFORK_WIRE_EXEC_STATUS_SIZE:
-      finish_return (task, NULL,
+      finish_return (data, NULL,
                      exec_error (data->exec_program, data->exec_cwd,
                                  _afork_wire_read_u32 (data->exec_status),
                                  (int) _afork_wire_read_u32 (data->exec_status + 4)));
       break;
 
     default:
-      finish_return (task, NULL,
+      finish_return (data, NULL,
                      g_error_new_literal (AFORK_ERROR, AFORK_ERROR_PROTOCOL,
                                           _("Truncated exec status from the process")));
     }
@@ -273,9 +313,8 @@ finish_reply_cb (int                         fd,
                  G_GNUC_UNUSED GIOCondition  condition,
                  gpointer                    user_data)
 {
-  GTask *task = user_data;
-  AforkProcess *self = g_task_get_source_object (task);
-  FinishData *data = g_task_get_task_data (task);
+  FinishData *data = user_data;
+  AforkProcess *self = data->self;
   GSocketConnection *connection;
   GError *error = NULL;
   GPid pid = 0;
@@ -326,10 +365,10 @@ finish_reply_cb (int                         fd,
   if (data->mode == FINISH_EXEC)
     {
       data->connection = connection;
-      finish_watch (task, data->exec_status_fd, G_IO_IN, exec_status_cb);
+      finish_watch (data, data->exec_status_fd, G_IO_IN, exec_status_cb);
     }
   else
-    finish_return (task, connection, NULL);
+    finish_return (data, connection, NULL);
 
   return G_SOURCE_REMOVE;
 
@@ -337,30 +376,29 @@ exited:
   error = g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
                                _("The process exited before it could run its function"));
 failed:
-  finish_return (task, NULL, error);
+  finish_return (data, NULL, error);
 
   return G_SOURCE_REMOVE;
 }
 
 static void
-finish_watch (GTask             *task,
+finish_watch (FinishData        *data,
               int                fd,
               GIOCondition       condition,
               GUnixFDSourceFunc  callback)
 {
-  FinishData *data = g_task_get_task_data (task);
-
   _afork_clear_source (&data->io_source);
   data->io_source = g_unix_fd_source_new (fd, condition);
-  g_task_attach_source (task, data->io_source, (GSourceFunc) G_CALLBACK (callback));
+  g_source_set_static_name (data->io_source, "[afork] process finish");
+  g_source_set_callback (data->io_source, (GSourceFunc) G_CALLBACK (callback), data, NULL);
+  g_source_attach (data->io_source, data->context);
 }
 
 /* Everything is written, or the process went away. */
 static void
-finish_written (GTask *task)
+finish_written (FinishData *data)
 {
-  AforkProcess *self = g_task_get_source_object (task);
-  FinishData *data = g_task_get_task_data (task);
+  AforkProcess *self = data->self;
   GError *error = NULL;
   GSocketConnection *connection;
 
@@ -370,26 +408,26 @@ finish_written (GTask *task)
   if (self->error != NULL &&
       !g_error_matches (self->error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED))
     {
-      finish_return (task, NULL, g_steal_pointer (&self->error));
+      finish_return (data, NULL, g_steal_pointer (&self->error));
       return;
     }
 
-  if (data->mode != FINISH_STEAL)
+  if (data->mode != FINISH_HAND_OVER)
     {
       /* Either way, the reply (or the reason for leaving) counts now. */
       _afork_process_discard_queue (self);
-      finish_watch (task, self->fd, G_IO_IN, finish_reply_cb);
+      finish_watch (data, self->fd, G_IO_IN, finish_reply_cb);
       return;
     }
 
   if (self->error != NULL)
     {
-      finish_return (task, NULL, g_steal_pointer (&self->error));
+      finish_return (data, NULL, g_steal_pointer (&self->error));
       return;
     }
 
   connection = take_connection (self, &error);
-  finish_return (task, connection, error);
+  finish_return (data, connection, error);
 }
 
 static gboolean
@@ -397,13 +435,12 @@ finish_write_cb (G_GNUC_UNUSED int           fd,
                  G_GNUC_UNUSED GIOCondition  condition,
                  gpointer                    user_data)
 {
-  GTask *task = user_data;
-  AforkProcess *self = g_task_get_source_object (task);
+  FinishData *data = user_data;
 
-  if (_afork_process_flush (self) == AFORK_FLUSH_BLOCKED)
+  if (_afork_process_flush (data->self) == AFORK_FLUSH_BLOCKED)
     return G_SOURCE_CONTINUE;
 
-  finish_written (task);
+  finish_written (data);
 
   return G_SOURCE_REMOVE;
 }
@@ -419,89 +456,167 @@ finish_cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
   return G_SOURCE_REMOVE;
 }
 
-/* Starts finishing the process: checks it can be, lets @queue_last queue
- * the last command, then writes and waits. Returns the task, or NULL if it
- * completed already. */
-static GTask *
-finish_begin (AforkProcess        *self,
-              FinishMode           mode,
-              gpointer             source_tag,
-              GCancellable        *cancellable,
-              GAsyncReadyCallback  callback,
-              gpointer             user_data)
-{
-  g_autoptr(GTask) task = NULL;
-  FinishData *data;
+/* Queues the last command of a finish; @arg is the operation's own. */
+typedef void (*QueueLastFunc) (FinishData    *data,
+                               gconstpointer  arg);
 
-  task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (task, source_tag);
-  data = g_new0 (FinishData, 1);
-  data->mode = mode;
-  data->exec_status_fd = -1;
-  g_task_set_task_data (task, data, (GDestroyNotify) finish_data_free);
+/* Checks the process can be finished, lets @queue_last queue the last
+ * command, then writes and waits, from the thread-default main context. */
+static void
+finish_begin (FinishData    *data,
+              QueueLastFunc  queue_last,
+              gconstpointer  arg)
+{
+  AforkProcess *self = data->self;
+  GError *error = NULL;
 
   if (self->ran || (self->fd < 0 && self->error == NULL))
     {
-      g_task_return_new_error (task, AFORK_ERROR, AFORK_ERROR_CLOSED,
-                               _("The process was already run or handed over"));
-      return NULL;
+      finish_complete (data, NULL,
+                       g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CLOSED,
+                                            _("The process was already run or handed over")));
+      return;
     }
 
   /* Checked before the last command is queued: once it is written, the
    * child may start its function before the socket is closed. */
-  if (self->error == NULL && g_task_return_error_if_cancelled (task))
+  if (self->error == NULL && g_cancellable_set_error_if_cancelled (data->cancellable, &error))
     {
       self->ran = TRUE;
       _afork_process_cancel_write_source (self);
       _afork_process_close_socket (self);
-      return NULL;
+      finish_complete (data, NULL, error);
+      return;
     }
 
-  return g_steal_pointer (&task);
-}
-
-static void
-finish_start (GTask *task)
-{
-  AforkProcess *self = g_task_get_source_object (task);
-  FinishData *data = g_task_get_task_data (task);
+  if (queue_last != NULL)
+    queue_last (data, arg);
 
   self->ran = TRUE;
-  /* From now on the task's own sources, in the caller's context, write. */
+  /* From now on the finish's own sources, in the caller's context, write. */
   _afork_process_cancel_write_source (self);
 
-  data->upstream_sources = _afork_process_flush_upstream_in (self, g_task_get_context (task));
+  data->upstream_sources = _afork_process_flush_upstream_in (self, data->context);
   g_clear_object (&self->upstream);
 
   if (self->error != NULL)
     {
-      finish_return (task, NULL, g_steal_pointer (&self->error));
-      g_object_unref (task);
+      finish_return (data, NULL, g_steal_pointer (&self->error));
       return;
     }
 
-  if (g_task_return_error_if_cancelled (task))
+  if (g_cancellable_set_error_if_cancelled (data->cancellable, &error))
     {
-      _afork_process_close_socket (self);
-      g_object_unref (task);
+      finish_return (data, NULL, error);
       return;
     }
 
-  if (g_task_get_cancellable (task) != NULL)
+  if (data->cancellable != NULL)
     {
-      data->cancel_source = g_cancellable_source_new (g_task_get_cancellable (task));
-      g_task_attach_source (task, data->cancel_source,
-                            (GSourceFunc) G_CALLBACK (finish_cancelled_cb));
+      data->cancel_source = g_cancellable_source_new (data->cancellable);
+      g_source_set_callback (data->cancel_source, (GSourceFunc) G_CALLBACK (finish_cancelled_cb),
+                             data, NULL);
+      g_source_attach (data->cancel_source, data->context);
     }
 
   /* The commands were written as far as the socket took them; wait for
    * room for the rest, if any. */
   if (self->out_pos < self->out->len)
-    finish_watch (task, self->fd, G_IO_OUT, finish_write_cb);
+    finish_watch (data, self->fd, G_IO_OUT, finish_write_cb);
   else
-    finish_written (task);
+    finish_written (data);
+}
 
-  g_object_unref (task);
+static FinishData *
+finish_data_new (AforkProcess *self,
+                 FinishMode    mode,
+                 GCancellable *cancellable)
+{
+  FinishData *data = g_new0 (FinishData, 1);
+
+  data->self = g_object_ref (self);
+  data->context = g_main_context_ref_thread_default ();
+  data->cancellable = cancellable ? g_object_ref (cancellable) : NULL;
+  data->mode = mode;
+  data->exec_status_fd = -1;
+
+  return data;
+}
+
+/* The asynchronous form: a GTask owns the state and reports the result
+ * in the caller's thread-default main context. */
+static void
+finish_async (AforkProcess        *self,
+              FinishMode           mode,
+              QueueLastFunc        queue_last,
+              gconstpointer        arg,
+              GCancellable        *cancellable,
+              gpointer             source_tag,
+              const char          *name,
+              GAsyncReadyCallback  callback,
+              gpointer             user_data)
+{
+  FinishData *data = finish_data_new (self, mode, cancellable);
+
+  data->task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (data->task, source_tag);
+  g_task_set_name (data->task, name);
+  g_task_set_task_data (data->task, data, (GDestroyNotify) finish_data_free);
+
+  finish_begin (data, queue_last, arg);
+}
+
+/* The synchronous form: the same state machine in a private main
+ * context, without a GTask (see the top of this file). */
+static GSocketConnection *
+finish_sync (AforkProcess  *self,
+             FinishMode     mode,
+             QueueLastFunc  queue_last,
+             gconstpointer  arg,
+             GCancellable  *cancellable,
+             GError       **error)
+{
+  GMainContext *context = g_main_context_new ();
+  GSocketConnection *connection;
+  FinishData *data;
+
+  g_main_context_push_thread_default (context);
+  data = finish_data_new (self, mode, cancellable);
+  finish_begin (data, queue_last, arg);
+  while (!data->completed)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+
+  connection = g_steal_pointer (&data->result);
+  if (data->error != NULL)
+    g_propagate_error (error, g_steal_pointer (&data->error));
+  finish_data_free (data);
+  g_main_context_unref (context);
+
+  return connection;
+}
+
+static GSocketConnection *
+finish_finish (AforkProcess  *self,
+               GAsyncResult  *result,
+               gpointer       source_tag,
+               GError       **error)
+{
+  g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+static void
+queue_run (FinishData    *data,
+           gconstpointer  arg)
+{
+  const char *function = arg;
+
+  _afork_process_queue_strings (data->self, AFORK_WIRE_RUN, function, strlen (function), NULL);
 }
 
 /**
@@ -537,34 +652,12 @@ afork_process_run_async (AforkProcess        *self,
                          GAsyncReadyCallback  callback,
                          gpointer             user_data)
 {
-  GTask *task;
-
   g_return_if_fail (AFORK_IS_PROCESS (self));
   g_return_if_fail (function != NULL);
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = finish_begin (self, FINISH_RUN, afork_process_run_async,
-                       cancellable, callback, user_data);
-  if (task == NULL)
-    return;
-
-  g_task_set_name (task, "[afork] process run");
-  _afork_process_queue_strings (self, AFORK_WIRE_RUN, function, strlen (function), NULL);
-  finish_start (task);
-}
-
-static GSocketConnection *
-finish_finish (AforkProcess  *self,
-               GAsyncResult  *result,
-               gpointer       source_tag,
-               GError       **error)
-{
-  g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
-  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
-  g_return_val_if_fail (g_task_get_source_tag (G_TASK (result)) == source_tag, NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  return g_task_propagate_pointer (G_TASK (result), error);
+  finish_async (self, FINISH_RUN, queue_run, function, cancellable,
+                afork_process_run_async, "[afork] process run", callback, user_data);
 }
 
 /**
@@ -580,6 +673,13 @@ finish_finish (AforkProcess  *self,
  * it; close it when done to spare kernel memory. Its end of file also
  * tells when the process has exited (unless it passed the socket on).
  *
+ * Keep the connection itself for as long as its streams are used: its
+ * input and output streams do not keep it alive, and dropping the last
+ * reference to the connection closes the socket under them (reads then
+ * fail with %G_IO_ERROR_CLOSED, "Stream is already closed"). In Python or
+ * JavaScript, store the connection next to its streams, not just a
+ * stream of it.
+ *
  * Returns: (transfer full): the connection to the process, or %NULL with
  *   @error set
  *
@@ -593,45 +693,6 @@ afork_process_run_finish (AforkProcess  *self,
   return finish_finish (self, result, afork_process_run_async, error);
 }
 
-/* Runs an async operation to completion in a private main context. */
-static void
-sync_cb (G_GNUC_UNUSED GObject *object,
-         GAsyncResult          *result,
-         gpointer               user_data)
-{
-  GAsyncResult **out = user_data;
-
-  *out = g_object_ref (result);
-}
-
-GAsyncResult *
-_afork_process_run_sync (AforkProcess   *self,
-                         AforkStartFunc  start,
-                         gpointer        data,
-                         GCancellable   *cancellable)
-{
-  g_autoptr(GMainContext) context = g_main_context_new ();
-  GAsyncResult *result = NULL;
-
-  g_main_context_push_thread_default (context);
-  start (self, data, cancellable, sync_cb, &result);
-  while (result == NULL)
-    g_main_context_iteration (context, TRUE);
-  g_main_context_pop_thread_default (context);
-
-  return result;
-}
-
-static void
-start_run (AforkProcess        *self,
-           gpointer             function,
-           GCancellable        *cancellable,
-           GAsyncReadyCallback  callback,
-           gpointer             user_data)
-{
-  afork_process_run_async (self, function, cancellable, callback, user_data);
-}
-
 /**
  * afork_process_run:
  * @self: an #AforkProcess
@@ -640,10 +701,14 @@ start_run (AforkProcess        *self,
  * @error: return location for a #GError
  *
  * The synchronous form of [method@Afork.Process.run_async]: blocks until
- * the process has entered @function, or failed.
+ * the process has entered @function, or failed. It iterates a main
+ * context of its own, and starts no thread: a program that uses only the
+ * synchronous calls on processes of an early or own template stays
+ * single-threaded.
  *
- * Returns: (transfer full): the connection to the process, or %NULL with
- *   @error set
+ * Returns: (transfer full): the connection to the process (keep it while
+ *   its streams are used, see [method@Afork.Process.run_finish]), or
+ *   %NULL with @error set
  *
  * Since: 1.0
  */
@@ -653,15 +718,12 @@ afork_process_run (AforkProcess  *self,
                    GCancellable  *cancellable,
                    GError       **error)
 {
-  g_autoptr(GAsyncResult) result = NULL;
-
   g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
   g_return_val_if_fail (function != NULL, NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  result = _afork_process_run_sync (self, start_run, (gpointer) function, cancellable);
-
-  return afork_process_run_finish (self, result, error);
+  return finish_sync (self, FINISH_RUN, queue_run, function, cancellable, error);
 }
 
 /* Queues a descriptor for the exec built-in; returns its stdio letter. */
@@ -677,80 +739,37 @@ queue_exec_fd (AforkProcess *self,
   return _afork_process_queue_dup_fd (self, fd) ? 'f' : 'i';
 }
 
-/**
- * afork_process_exec_async:
- * @self: an #AforkProcess
- * @argv: (array zero-terminated=1) (element-type filename): the program
- *   and its arguments; the program is searched in `PATH` if it has no slash
- * @envp: (array zero-terminated=1) (element-type filename) (nullable): the
- *   program's environment, or %NULL to keep the process's
- * @cwd: (type filename) (nullable): the working directory, or %NULL to
- *   keep the process's
- * @stdin_fd: the descriptor to use as standard input, or
- *   %AFORK_EXEC_FD_INHERIT, or %AFORK_EXEC_FD_SOCKET
- * @stdout_fd: the descriptor to use as standard output, likewise
- * @stderr_fd: the descriptor to use as standard error, likewise
- * @cancellable: (nullable): a #GCancellable
- * @callback: (scope async): the function to call when the program started
- * @user_data: data for @callback
- *
- * Makes the process execute a program: the faster fork+exec. The process
- * takes @stdin_fd, @stdout_fd and @stderr_fd (duplicated at once, so the
- * caller may close them) as its standard input, output and error; with
- * %AFORK_EXEC_FD_SOCKET the connection to the parent is used instead, and
- * with %AFORK_EXEC_FD_INHERIT the server's own is kept (the caller's, for
- * the default template). Every other descriptor, the run arguments
- * included, is closed; signal handlers and the signal mask are reset.
- *
- * The callback runs once the program has started, or has failed to:
- * [method@Afork.Process.exec_finish] reports a program that cannot be
- * executed with an error in the %G_IO_ERROR domain made from the errno
- * (%G_IO_ERROR_NOT_FOUND for a missing program,
- * %G_IO_ERROR_PERMISSION_DENIED for one that is not executable). Its
- * process id is then [method@Afork.Process.get_pid], and
- * [method@Afork.Process.wait_async] reports its exit.
- *
- * Since: 1.0
- */
-void
-afork_process_exec_async (AforkProcess        *self,
-                          const char * const  *argv,
-                          const char * const  *envp,
-                          const char          *cwd,
-                          int                  stdin_fd,
-                          int                  stdout_fd,
-                          int                  stderr_fd,
-                          GCancellable        *cancellable,
-                          GAsyncReadyCallback  callback,
-                          gpointer             user_data)
+typedef struct
 {
-  FinishData *data;
-  GTask *task;
+  const char * const *argv;
+  AforkExecOptions   *options;   /* nullable */
+} ExecArgs;
+
+static void
+queue_exec (FinishData    *data,
+            gconstpointer  arg)
+{
+  const ExecArgs *args = arg;
+  AforkProcess *self = data->self;
+  const char * const *envp = NULL;
+  const char *cwd = NULL;
+  int fds[3] = { AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT };
   char stdio[3] = { 0 };
   int status[2];
 
-  g_return_if_fail (AFORK_IS_PROCESS (self));
-  g_return_if_fail (argv != NULL && argv[0] != NULL);
-  g_return_if_fail (stdin_fd >= AFORK_EXEC_FD_SOCKET);
-  g_return_if_fail (stdout_fd >= AFORK_EXEC_FD_SOCKET);
-  g_return_if_fail (stderr_fd >= AFORK_EXEC_FD_SOCKET);
-  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+  if (args->options != NULL)
+    _afork_exec_options_get (args->options, &envp, &cwd, fds);
 
-  task = finish_begin (self, FINISH_EXEC, afork_process_exec_async,
-                       cancellable, callback, user_data);
-  if (task == NULL)
-    return;
+  g_rec_mutex_lock (&self->queue_lock);
 
-  g_task_set_name (task, "[afork] process exec");
-  data = g_task_get_task_data (task);
-  data->exec_program = g_strdup (argv[0]);
+  data->exec_program = g_strdup (args->argv[0]);
   data->exec_cwd = g_strdup (cwd);
 
   if (_afork_process_can_queue (self))
     {
-      stdio[0] = queue_exec_fd (self, stdin_fd);
-      stdio[1] = queue_exec_fd (self, stdout_fd);
-      stdio[2] = queue_exec_fd (self, stderr_fd);
+      stdio[0] = queue_exec_fd (self, fds[0]);
+      stdio[1] = queue_exec_fd (self, fds[1]);
+      stdio[2] = queue_exec_fd (self, fds[2]);
     }
 
   if (_afork_process_can_queue (self))
@@ -783,7 +802,7 @@ afork_process_exec_async (AforkProcess        *self,
       /* The codec measures the frame before it copies anything. */
       if (_afork_process_reserve (self, AFORK_WIRE_MAX_PAYLOAD))
         {
-          if (_afork_wire_put_exec (self->out, stdio, cwd, argv, envp))
+          if (_afork_wire_put_exec (self->out, stdio, cwd, args->argv, envp))
             _afork_process_flush_soon (self);
           else
             _afork_process_set_error (self, g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
@@ -792,7 +811,57 @@ afork_process_exec_async (AforkProcess        *self,
         }
     }
 
-  finish_start (task);
+  g_rec_mutex_unlock (&self->queue_lock);
+}
+
+/**
+ * afork_process_exec_async:
+ * @self: an #AforkProcess
+ * @argv: (array zero-terminated=1) (element-type filename): the program
+ *   and its arguments; the program is searched in `PATH` if it has no slash
+ * @options: (nullable): the environment, working directory and standard
+ *   descriptors of the program, or %NULL to keep the process's own
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): the function to call when the program started
+ * @user_data: data for @callback
+ *
+ * Makes the process execute a program: the faster fork+exec. How the
+ * program starts is set on an [class@Afork.ExecOptions], in the manner
+ * of a [class@Gio.SubprocessLauncher]: its standard descriptors
+ * (duplicated now, so the caller may close its own as soon as this
+ * returns), its environment and its working directory. Every other
+ * descriptor, the run arguments included, is closed; signal handlers and
+ * the signal mask are reset.
+ *
+ * The callback runs once the program has started, or has failed to:
+ * [method@Afork.Process.exec_finish] reports a program that cannot be
+ * executed with an error in the %G_IO_ERROR domain made from the errno
+ * (%G_IO_ERROR_NOT_FOUND for a missing program,
+ * %G_IO_ERROR_PERMISSION_DENIED for one that is not executable), and its
+ * message says which step failed: changing to the working directory,
+ * setting up the standard descriptors, or executing the program. The
+ * program's process id is then [method@Afork.Process.get_pid], and
+ * [method@Afork.Process.wait_async] reports its exit.
+ *
+ * Since: 1.0
+ */
+void
+afork_process_exec_async (AforkProcess        *self,
+                          const char * const  *argv,
+                          AforkExecOptions    *options,
+                          GCancellable        *cancellable,
+                          GAsyncReadyCallback  callback,
+                          gpointer             user_data)
+{
+  ExecArgs args = { argv, options };
+
+  g_return_if_fail (AFORK_IS_PROCESS (self));
+  g_return_if_fail (argv != NULL && argv[0] != NULL);
+  g_return_if_fail (options == NULL || AFORK_IS_EXEC_OPTIONS (options));
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  finish_async (self, FINISH_EXEC, queue_exec, &args, cancellable,
+                afork_process_exec_async, "[afork] process exec", callback, user_data);
 }
 
 /**
@@ -817,44 +886,18 @@ afork_process_exec_finish (AforkProcess  *self,
   return finish_finish (self, result, afork_process_exec_async, error);
 }
 
-typedef struct
-{
-  const char * const *argv;
-  const char * const *envp;
-  const char         *cwd;
-  int                 fds[3];
-} ExecArgs;
-
-static void
-start_exec (AforkProcess        *self,
-            gpointer             data,
-            GCancellable        *cancellable,
-            GAsyncReadyCallback  callback,
-            gpointer             user_data)
-{
-  ExecArgs *args = data;
-
-  afork_process_exec_async (self, args->argv, args->envp, args->cwd,
-                            args->fds[0], args->fds[1], args->fds[2],
-                            cancellable, callback, user_data);
-}
-
 /**
  * afork_process_exec:
  * @self: an #AforkProcess
  * @argv: (array zero-terminated=1) (element-type filename): the program
  *   and its arguments
- * @envp: (array zero-terminated=1) (element-type filename) (nullable): the
- *   program's environment, or %NULL to keep the process's
- * @cwd: (type filename) (nullable): the working directory, or %NULL
- * @stdin_fd: the descriptor to use as standard input, or
- *   %AFORK_EXEC_FD_INHERIT, or %AFORK_EXEC_FD_SOCKET
- * @stdout_fd: the descriptor to use as standard output, likewise
- * @stderr_fd: the descriptor to use as standard error, likewise
+ * @options: (nullable): the environment, working directory and standard
+ *   descriptors of the program, or %NULL to keep the process's own
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * The synchronous form of [method@Afork.Process.exec_async].
+ * The synchronous form of [method@Afork.Process.exec_async]; it starts no
+ * thread (see [method@Afork.Process.run]).
  *
  * Returns: (transfer full): the connection to the process, or %NULL with
  *   @error set
@@ -864,28 +907,23 @@ start_exec (AforkProcess        *self,
 GSocketConnection *
 afork_process_exec (AforkProcess        *self,
                     const char * const  *argv,
-                    const char * const  *envp,
-                    const char          *cwd,
-                    int                  stdin_fd,
-                    int                  stdout_fd,
-                    int                  stderr_fd,
+                    AforkExecOptions    *options,
                     GCancellable        *cancellable,
                     GError             **error)
 {
-  g_autoptr(GAsyncResult) result = NULL;
-  ExecArgs args = { argv, envp, cwd, { stdin_fd, stdout_fd, stderr_fd } };
+  ExecArgs args = { argv, options };
 
   g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
   g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
+  g_return_val_if_fail (options == NULL || AFORK_IS_EXEC_OPTIONS (options), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  result = _afork_process_run_sync (self, start_exec, &args, cancellable);
-
-  return afork_process_exec_finish (self, result, error);
+  return finish_sync (self, FINISH_EXEC, queue_exec, &args, cancellable, error);
 }
 
 /**
- * afork_process_steal_connection_async:
+ * afork_process_hand_over_async:
  * @self: an #AforkProcess
  * @cancellable: (nullable): a #GCancellable
  * @callback: (scope async): the function to call when done
@@ -899,38 +937,35 @@ afork_process_exec (AforkProcess        *self,
  * [ctor@Afork.Process.new_from_fd], or here with
  * [ctor@Afork.Process.new_from_connection].
  *
+ * It is asynchronous because the queued commands are written first: the
+ * connection is handed over with nothing of @self's still pending.
+ *
  * @self cannot be used afterwards, but [method@Afork.Process.wait_async]
  * still reports the process's exit.
  *
  * Since: 1.0
  */
 void
-afork_process_steal_connection_async (AforkProcess        *self,
-                                      GCancellable        *cancellable,
-                                      GAsyncReadyCallback  callback,
-                                      gpointer             user_data)
+afork_process_hand_over_async (AforkProcess        *self,
+                               GCancellable        *cancellable,
+                               GAsyncReadyCallback  callback,
+                               gpointer             user_data)
 {
-  GTask *task;
-
   g_return_if_fail (AFORK_IS_PROCESS (self));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  task = finish_begin (self, FINISH_STEAL, afork_process_steal_connection_async,
-                       cancellable, callback, user_data);
-  if (task == NULL)
-    return;
-
-  g_task_set_name (task, "[afork] process steal connection");
-  finish_start (task);
+  finish_async (self, FINISH_HAND_OVER, NULL, NULL, cancellable,
+                afork_process_hand_over_async, "[afork] process hand over",
+                callback, user_data);
 }
 
 /**
- * afork_process_steal_connection_finish:
+ * afork_process_hand_over_finish:
  * @self: an #AforkProcess
  * @result: the result passed to the callback
  * @error: return location for a #GError
  *
- * Finishes [method@Afork.Process.steal_connection_async].
+ * Finishes [method@Afork.Process.hand_over_async].
  *
  * Returns: (transfer full): the connection to the process, or %NULL with
  *   @error set
@@ -938,30 +973,21 @@ afork_process_steal_connection_async (AforkProcess        *self,
  * Since: 1.0
  */
 GSocketConnection *
-afork_process_steal_connection_finish (AforkProcess  *self,
-                                       GAsyncResult  *result,
-                                       GError       **error)
+afork_process_hand_over_finish (AforkProcess  *self,
+                                GAsyncResult  *result,
+                                GError       **error)
 {
-  return finish_finish (self, result, afork_process_steal_connection_async, error);
-}
-
-static void
-start_steal (AforkProcess        *self,
-             G_GNUC_UNUSED gpointer data,
-             GCancellable        *cancellable,
-             GAsyncReadyCallback  callback,
-             gpointer             user_data)
-{
-  afork_process_steal_connection_async (self, cancellable, callback, user_data);
+  return finish_finish (self, result, afork_process_hand_over_async, error);
 }
 
 /**
- * afork_process_steal_connection:
+ * afork_process_hand_over:
  * @self: an #AforkProcess
  * @cancellable: (nullable): a #GCancellable
  * @error: return location for a #GError
  *
- * The synchronous form of [method@Afork.Process.steal_connection_async].
+ * The synchronous form of [method@Afork.Process.hand_over_async]; it
+ * starts no thread (see [method@Afork.Process.run]).
  *
  * Returns: (transfer full): the connection to the process, or %NULL with
  *   @error set
@@ -969,17 +995,13 @@ start_steal (AforkProcess        *self,
  * Since: 1.0
  */
 GSocketConnection *
-afork_process_steal_connection (AforkProcess  *self,
-                                GCancellable  *cancellable,
-                                GError       **error)
+afork_process_hand_over (AforkProcess  *self,
+                         GCancellable  *cancellable,
+                         GError       **error)
 {
-  g_autoptr(GAsyncResult) result = NULL;
-
   g_return_val_if_fail (AFORK_IS_PROCESS (self), NULL);
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  result = _afork_process_run_sync (self, start_steal, NULL, cancellable);
-
-  return afork_process_steal_connection_finish (self, result, error);
+  return finish_sync (self, FINISH_HAND_OVER, NULL, NULL, cancellable, error);
 }
-

@@ -28,7 +28,10 @@ struct _AforkProcess
   int           fd;            /* our end of the socket, -1 once given away */
   GMainContext *context;       /* thread-default context at creation */
 
-  /* The command queue (afork-command-queue.c). */
+  /* The command queue (afork-command-queue.c), under @queue_lock: the
+   * queue of a template may be written from the thread that owns it and
+   * from any thread that finishes a process forked from it. */
+  GRecMutex     queue_lock;
   GByteArray   *out;           /* queued commands */
   gsize         out_pos;       /* bytes of @out already written */
   GArray       *out_fds;       /* AforkQueuedFd, not yet sent, owned */
@@ -40,11 +43,16 @@ struct _AforkProcess
   GSubprocess  *subprocess;    /* the server, when spawned by us */
   GPid          pid;
 
-  /* The exit status (afork-process-wait.c). */
+  /* The exit status (afork-process-wait.c), under @status_lock. */
+  GMutex        status_lock;
   int           status_fd;     /* the template writes the wait status here */
+  guint8        status_buf[4];
+  gsize         status_got;
+  GPtrArray    *waiters;       /* pending waits on @status_fd */
   int           wait_status;
   guint         ran : 1;
   guint         exited : 1;    /* wait_status is known */
+  guint         status_lost : 1;  /* the channel ended before the status */
 };
 
 typedef enum
@@ -92,19 +100,13 @@ gboolean          _afork_process_queue_dup_fd      (AforkProcess       *self,
 GPtrArray        *_afork_process_flush_upstream_in (AforkProcess       *self,
                                                     GMainContext       *context);
 
-/* afork-process-finish.c */
-typedef void (*AforkStartFunc) (AforkProcess        *self,
-                                gpointer             data,
-                                GCancellable        *cancellable,
-                                GAsyncReadyCallback  callback,
-                                gpointer             user_data);
+/* afork-exec-options.c */
+void              _afork_exec_options_get          (AforkExecOptions   *self,
+                                                    const char * const **env,
+                                                    const char        **cwd,
+                                                    int                 fds[3]);
 
-GAsyncResult     *_afork_process_run_sync          (AforkProcess       *self,
-                                                    AforkStartFunc      start,
-                                                    gpointer            data,
-                                                    GCancellable       *cancellable);
-
-/* Reading helpers shared by finishing and waiting. */
+/* afork-process-finish.c: reading helpers shared with waiting. */
 AforkFlushResult  _afork_read_exactly              (int                 fd,
                                                     guint8             *buf,
                                                     gsize              *got,

@@ -40,6 +40,12 @@
  * [method@Afork.Process.run_finish]; so are errors in the child, such as a
  * module that cannot be loaded, with a code from [error@Afork.Error].
  *
+ * Creating an `AforkProcess` with g_object_new() (as `Afork.Process()`
+ * does in Python and `new Afork.Process()` in GJS) is the same as
+ * [ctor@Afork.Process.new]: a fork of the default template. If that
+ * template cannot be started, the error is reported by
+ * [method@Afork.Process.run_finish].
+ *
  * Dropping the last reference before running makes the process exit once
  * it has read the commands queued so far. An `AforkProcess` is used from
  * one thread at a time; [ctor@Afork.Process.new] may be called from any
@@ -57,6 +63,12 @@ enum {
 };
 
 static GParamSpec *properties[N_PROPS];
+
+/* Set while the library makes a process itself: a process made by
+ * g_object_new() alone (a language binding's constructor) forks the
+ * default template, as afork_process_new() does. */
+static GPrivate constructing_internally;
+
 
 static void
 queued_fd_clear (gpointer data)
@@ -95,6 +107,9 @@ afork_process_finalize (GObject *object)
   g_clear_error (&self->error);
   g_clear_object (&self->subprocess);
   g_clear_pointer (&self->context, g_main_context_unref);
+  g_clear_pointer (&self->waiters, g_ptr_array_unref);
+  g_mutex_clear (&self->status_lock);
+  g_rec_mutex_clear (&self->queue_lock);
 
   G_OBJECT_CLASS (afork_process_parent_class)->finalize (object);
 }
@@ -118,11 +133,58 @@ afork_process_get_property (GObject    *object,
     }
 }
 
+/* g_object_new() alone: what afork_process_new() does. A failure is kept
+ * and reported by the first finish, like any error met while queueing. */
+static void
+afork_process_constructed (GObject *object)
+{
+  AforkProcess *self = (AforkProcess *) object;
+  AforkForkRequest request;
+  GError *error = NULL;
+  gboolean forked = FALSE;
+
+  G_OBJECT_CLASS (afork_process_parent_class)->constructed (object);
+
+  if (g_private_get (&constructing_internally) != NULL)
+    return;
+
+  if (!_afork_fork_request_init (&request, &error))
+    {
+      self->error = error;
+      return;
+    }
+
+  if (!_afork_registry_fork (&request, FALSE, &forked, &error) || !forked)
+    {
+      _afork_fork_request_clear (&request);
+      self->error = error != NULL ? error :
+        g_error_new_literal (AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED,
+                             _("The default template could not be started"));
+      return;
+    }
+
+  self->fd = request.sock;
+  _afork_track_fd (self->fd);
+  self->status_fd = request.status;
+  _afork_track_fd (self->status_fd);
+}
+
+/**
+ * AforkProcessClass:
+ * @parent_class: the parent class
+ *
+ * The class of [class@Afork.Process]. It is final: there is nothing to
+ * override.
+ *
+ * Since: 1.0
+ */
+
 static void
 afork_process_class_init (AforkProcessClass *klass)
 {
   GObjectClass *object_class = G_OBJECT_CLASS (klass);
 
+  object_class->constructed = afork_process_constructed;
   object_class->dispose = afork_process_dispose;
   object_class->finalize = afork_process_finalize;
   object_class->get_property = afork_process_get_property;
@@ -152,6 +214,8 @@ afork_process_init (AforkProcess *self)
 {
   self->fd = -1;
   self->status_fd = -1;
+  g_mutex_init (&self->status_lock);
+  g_rec_mutex_init (&self->queue_lock);
   self->context = g_main_context_ref_thread_default ();
   self->out = g_byte_array_new ();
   self->out_fds = g_array_new (FALSE, FALSE, sizeof (AforkQueuedFd));
@@ -164,7 +228,11 @@ _afork_process_new_for_fd (int          fd,
                            GPid         pid,
                            int          status_fd)
 {
-  AforkProcess *self = g_object_new (AFORK_TYPE_PROCESS, NULL);
+  AforkProcess *self;
+
+  g_private_set (&constructing_internally, GINT_TO_POINTER (1));
+  self = g_object_new (AFORK_TYPE_PROCESS, NULL);
+  g_private_set (&constructing_internally, NULL);
 
   /* Both descriptors were made non-blocking. */
   self->fd = fd;
@@ -229,7 +297,9 @@ new_from_shared_template (gboolean   for_exec,
  * order. Only when several hundred requests are waiting for it (a burst
  * of calls from a loop that does not let the processes run) does this
  * call wait for the template to catch up, as a write to a full pipe
- * would.
+ * would; other threads and main loops are not held up meanwhile. A
+ * template that takes no request at all for ten seconds (a stopped
+ * process) is replaced by a new one.
  *
  * Returns: (transfer full): the new process, or %NULL if the default
  *   template could not be started
@@ -332,6 +402,7 @@ afork_process_fork (AforkProcess *self)
   if (!_afork_fork_request_init (&request, &error))
     return _afork_process_new_failed (g_steal_pointer (&error));
 
+  g_rec_mutex_lock (&self->queue_lock);
   _afork_fork_request_put_frames (self->out, offsets);
   for (guint i = 0; i < 2; i++)
     {
@@ -339,6 +410,7 @@ afork_process_fork (AforkProcess *self)
       request.send_fds[i] = -1;
     }
   _afork_process_flush_soon (self);
+  g_rec_mutex_unlock (&self->queue_lock);
 
   child = _afork_process_new_for_fd (request.sock, NULL, 0, request.status);
   /* Our request waits for self's queue, or for self to exist at all. */
@@ -501,7 +573,7 @@ afork_process_send_fd (AforkProcess *self,
 /**
  * afork_process_new_from_fd:
  * @fd: the socket of a process, as handed over by
- *   [method@Afork.Process.steal_connection]
+ *   [method@Afork.Process.hand_over]
  * @error: return location for a #GError
  *
  * Makes an #AforkProcess of a process handed over by another
@@ -553,7 +625,7 @@ afork_process_new_from_fd (int      fd,
 /**
  * afork_process_new_from_connection:
  * @connection: the connection of a process, as handed over by
- *   [method@Afork.Process.steal_connection]
+ *   [method@Afork.Process.hand_over]
  * @error: return location for a #GError
  *
  * Makes an #AforkProcess of a process handed over by another

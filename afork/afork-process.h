@@ -7,29 +7,10 @@
 
 #include <gio/gio.h>
 
+#include "afork-exec-options.h"
 #include "afork-version-macros.h"
 
 G_BEGIN_DECLS
-
-/**
- * AFORK_EXEC_FD_INHERIT:
- *
- * For [method@Afork.Process.exec_async]: keep the process's own standard
- * descriptor.
- *
- * Since: 1.0
- */
-#define AFORK_EXEC_FD_INHERIT (-1)
-
-/**
- * AFORK_EXEC_FD_SOCKET:
- *
- * For [method@Afork.Process.exec_async]: use the connection to the parent
- * as the standard descriptor.
- *
- * Since: 1.0
- */
-#define AFORK_EXEC_FD_SOCKET (-2)
 
 #define AFORK_TYPE_PROCESS (afork_process_get_type ())
 
@@ -82,11 +63,7 @@ AforkProcess      *afork_process_fork_self    (GError             **error) G_GNU
 AFORK_AVAILABLE_IN_1_0
 void               afork_process_exec_async   (AforkProcess        *self,
                                                const char * const  *argv,
-                                               const char * const  *envp,
-                                               const char          *cwd,
-                                               int                  stdin_fd,
-                                               int                  stdout_fd,
-                                               int                  stderr_fd,
+                                               AforkExecOptions    *options,
                                                GCancellable        *cancellable,
                                                GAsyncReadyCallback  callback,
                                                gpointer             user_data);
@@ -97,11 +74,7 @@ GSocketConnection *afork_process_exec_finish  (AforkProcess        *self,
 AFORK_AVAILABLE_IN_1_0
 GSocketConnection *afork_process_exec         (AforkProcess        *self,
                                                const char * const  *argv,
-                                               const char * const  *envp,
-                                               const char          *cwd,
-                                               int                  stdin_fd,
-                                               int                  stdout_fd,
-                                               int                  stderr_fd,
+                                               AforkExecOptions    *options,
                                                GCancellable        *cancellable,
                                                GError             **error);
 
@@ -130,16 +103,16 @@ AFORK_AVAILABLE_IN_1_0
 int                afork_process_get_term_sig (AforkProcess        *self);
 
 AFORK_AVAILABLE_IN_1_0
-void               afork_process_steal_connection_async  (AforkProcess        *self,
+void               afork_process_hand_over_async         (AforkProcess        *self,
                                                           GCancellable        *cancellable,
                                                           GAsyncReadyCallback  callback,
                                                           gpointer             user_data);
 AFORK_AVAILABLE_IN_1_0
-GSocketConnection *afork_process_steal_connection_finish (AforkProcess        *self,
+GSocketConnection *afork_process_hand_over_finish        (AforkProcess        *self,
                                                           GAsyncResult        *result,
                                                           GError             **error);
 AFORK_AVAILABLE_IN_1_0
-GSocketConnection *afork_process_steal_connection        (AforkProcess        *self,
+GSocketConnection *afork_process_hand_over               (AforkProcess        *self,
                                                           GCancellable        *cancellable,
                                                           GError             **error);
 AFORK_AVAILABLE_IN_1_0

@@ -21,11 +21,17 @@ typedef struct
   int          fd;
   GSubprocess *subprocess;  /* NULL for the early template */
   GPid         owner;       /* getpid() when it was started: a forked copy of the program starts afresh */
+  guint        generation;  /* changes whenever the template is forgotten */
 } SharedTemplate;
 
+/* How long a template may take no request at all before it counts as
+ * stuck (a stopped process, say) and is replaced. A busy template that
+ * makes progress is waited for as long as it keeps making it. */
+#define TEMPLATE_STALL_MS 10000
+
 static GMutex registry_lock;
-static SharedTemplate default_template = { -1, NULL, 0 };
-static SharedTemplate early_template = { -1, NULL, 0 };
+static SharedTemplate default_template = { -1, NULL, 0, 0 };
+static SharedTemplate early_template = { -1, NULL, 0, 0 };
 
 /* Descriptors the library holds, closed in forks of the program. */
 static GMutex tracked_lock;
@@ -259,6 +265,7 @@ template_forget (SharedTemplate *tmpl)
   if (tmpl->fd >= 0)
     close (tmpl->fd);
   tmpl->fd = -1;
+  tmpl->generation++;
   g_clear_object (&tmpl->subprocess);
   tmpl->owner = 0;
 }
@@ -273,6 +280,7 @@ template_check_owner (SharedTemplate *tmpl)
       if (tmpl->fd >= 0)
         close (tmpl->fd);
       tmpl->fd = -1;
+      tmpl->generation++;
       /* The subprocess object belongs to the original program's
        * bookkeeping; drop the copy without touching the process. */
       tmpl->subprocess = NULL;
@@ -280,12 +288,64 @@ template_check_owner (SharedTemplate *tmpl)
     }
 }
 
+typedef enum
+{
+  SEND_DONE,
+  SEND_FAILED,     /* *saved_errno says why */
+  SEND_FORGOTTEN,  /* someone else forgot the template while we waited */
+} SendResult;
+
+/* Waits, for at most TEMPLATE_STALL_MS, until the template's socket has
+ * room. Called with the registry lock held; with @unlock, releases it
+ * while waiting, on a copy of the descriptor, so that no other thread
+ * (nor main loop) waits for the lock meanwhile. */
 static gboolean
-send_fork (int               template_fd,
+wait_for_room (SharedTemplate *tmpl,
+               gboolean        unlock,
+               int            *saved_errno)
+{
+  struct pollfd pfd = { -1, POLLOUT, 0 };
+  int res;
+
+  if (!unlock)
+    pfd.fd = tmpl->fd;
+  else
+    {
+      pfd.fd = fcntl (tmpl->fd, F_DUPFD_CLOEXEC, 3);
+      if (pfd.fd < 0)
+        {
+          *saved_errno = errno;
+          return FALSE;
+        }
+      g_mutex_unlock (&registry_lock);
+    }
+
+  do
+    res = poll (&pfd, 1, TEMPLATE_STALL_MS);
+  while (res < 0 && errno == EINTR);
+  *saved_errno = res < 0 ? errno : ETIMEDOUT;
+
+  if (unlock)
+    {
+      close (pfd.fd);
+      g_mutex_lock (&registry_lock);
+    }
+
+  return res > 0;
+}
+
+/* Writes the fork request to @tmpl, with the registry lock held. A burst
+ * of requests may fill the template's socket: the template is busy, not
+ * gone (a dead one gives EPIPE), and the request waits for room, as a
+ * write to a full pipe would, but without the lock, and not beyond
+ * TEMPLATE_STALL_MS without progress. */
+static SendResult
+send_fork (SharedTemplate   *tmpl,
            AforkForkRequest *request,
            int              *saved_errno)
 {
   g_autoptr(GByteArray) frames = g_byte_array_sized_new (4 * AFORK_WIRE_HEADER_SIZE);
+  guint generation = tmpl->generation;
   gsize offsets[2];
   gsize sent = 0;
 
@@ -293,32 +353,29 @@ send_fork (int               template_fd,
 
   while (sent < frames->len)
     {
-      gssize res = _afork_sendmsg_fds (template_fd, frames->data + sent, frames->len - sent,
-                                       request->send_fds, sent == 0 ? 2 : 0, 0);
+      gssize res = _afork_sendmsg_fds (tmpl->fd, frames->data + sent, frames->len - sent,
+                                       request->send_fds, sent == 0 ? 2 : 0, MSG_DONTWAIT);
 
       if (res < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         {
-          /* A burst of requests filled the socket: the template is busy,
-           * not gone (a dead one gives EPIPE). Wait for room, as a write
-           * to a full pipe would. */
-          struct pollfd pfd = { template_fd, POLLOUT, 0 };
-
-          if (poll (&pfd, 1, -1) < 0 && errno != EINTR)
-            {
-              *saved_errno = errno;
-              return FALSE;
-            }
+          /* Nothing of ours went yet: the lock may go while we wait. Once
+           * part of the request went, the rest must follow before any
+           * other request, so the lock stays. */
+          if (!wait_for_room (tmpl, sent == 0, saved_errno))
+            return SEND_FAILED;
+          if (tmpl->generation != generation || tmpl->fd < 0)
+            return SEND_FORGOTTEN;
           continue;
         }
       if (res < 0)
         {
           *saved_errno = errno;
-          return FALSE;
+          return SEND_FAILED;
         }
       sent += res;
     }
 
-  return TRUE;
+  return SEND_DONE;
 }
 
 /* Asks a shared template to fork the process described by @request: the
@@ -342,11 +399,13 @@ _afork_registry_fork (AforkForkRequest  *request,
   template_check_owner (&early_template);
   template_check_owner (&default_template);
 
-  if (early_template.fd >= 0)
+  while (early_template.fd >= 0 && !*forked)
     {
-      if (send_fork (early_template.fd, request, &saved_errno))
+      SendResult res = send_fork (&early_template, request, &saved_errno);
+
+      if (res == SEND_DONE)
         *forked = TRUE;
-      else
+      else if (res == SEND_FAILED)
         /* The early template cannot be made again once the program runs
          * threads: from now on the default template stands in. */
         template_forget (&early_template);
@@ -354,6 +413,8 @@ _afork_registry_fork (AforkForkRequest  *request,
 
   for (guint attempt = 0; !*forked && !for_exec && attempt < 2; attempt++)
     {
+      SendResult res;
+
       if (default_template.fd < 0)
         {
           if (!_afork_spawn_server (&default_template.fd, &default_template.subprocess, error))
@@ -364,9 +425,13 @@ _afork_registry_fork (AforkForkRequest  *request,
           default_template.owner = getpid ();
         }
 
-      if (send_fork (default_template.fd, request, &saved_errno))
+      res = send_fork (&default_template, request, &saved_errno);
+      if (res == SEND_DONE)
         *forked = TRUE;
+      else if (res == SEND_FORGOTTEN)
+        attempt--;   /* replaced meanwhile: not our attempt */
       else
+        /* Gone, or stuck: a new one takes its place. */
         template_forget (&default_template);
     }
 

@@ -7,6 +7,7 @@
 # include "afork-error.h"
 # include "afork-enum-types.h"
 # include "afork-child.h"
+# include "afork-exec-options.h"
 # include "afork-process.h"
 # include "afork-pool.h"
 # include "afork-sandbox.h"

@@ -67,11 +67,10 @@ async function withBuiltinExec() {
     // standard output.
     const [output, log] = GLib.file_open_tmp('afork-exec-XXXXXX');
     const process = Afork.Process.new();
-    const running = process.exec_async(COMMAND, null, null,
-        Afork.EXEC_FD_INHERIT,   // standard input
-        output,                  // standard output
-        Afork.EXEC_FD_SOCKET,    // standard error
-        null);
+    const options = Afork.ExecOptions.new();
+    options.set_stdout_fd(output);
+    options.set_stderr_fd(Afork.EXEC_FD_SOCKET);   // the connection
+    const running = process.exec_async(COMMAND, options, null);
     GLib.close(output);   // exec_async() made its own copy
     const connection = await running;
     print(`process ${process.get_pid()} runs ${COMMAND[0]}`);

@@ -91,11 +91,11 @@ class Job:
         # The process is kept, to wait for it afterwards. Its descriptors
         # are duplicated at once, so the parent closes its own.
         self.process = Afork.Process.new()
-        self.process.exec_async(COMMAND, None, None,
-                                Afork.EXEC_FD_INHERIT,   # standard input
-                                output,                  # standard output
-                                Afork.EXEC_FD_SOCKET,    # standard error
-                                None, self.on_started, "exec_finish")
+        options = Afork.ExecOptions.new()
+        options.set_stdout_fd(output)
+        options.set_stderr_fd(Afork.EXEC_FD_SOCKET)   # the connection
+        self.process.exec_async(COMMAND, options, None,
+                                self.on_started, "exec_finish")
         os.close(output)
         self.loop.run()
 

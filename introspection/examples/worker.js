@@ -37,6 +37,7 @@ function onLine(reader, result) {
     if (line === null) {
         // End of stream: the worker returned from its run function and
         // exited.
+        connection = null;
         loop.quit();
         return;
     }
@@ -45,8 +46,12 @@ function onLine(reader, result) {
     reader.read_line_async(GLib.PRIORITY_DEFAULT, null, onLine);
 }
 
+// The connection itself must be kept for as long as its streams are used:
+// they do not keep it alive, and once it is dropped its socket is closed
+// under them ("Stream is already closed").
+let connection = null;
+
 function onRunning(process, result) {
-    let connection;
     try {
         connection = process.run_finish(result);
     } catch (error) {

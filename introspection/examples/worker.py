@@ -23,6 +23,10 @@ LINES = ["hello", "a worker forked from a template", "bye"]
 loop = GLib.MainLoop()
 replies = []
 failure = None
+# The connection itself must be kept for as long as its streams are used:
+# they do not keep it alive, and once it is dropped its socket is closed
+# under them ("Stream is already closed").
+connections = []
 
 
 def fail(error):
@@ -40,6 +44,7 @@ def on_line(stream, result):
     if line is None:
         # End of stream: the worker returned from its run function and
         # exited.
+        connections.clear()
         loop.quit()
         return
     print("worker says:", line)
@@ -64,6 +69,7 @@ def on_running(process, result):
         return
 
     print("worker %d is running" % process.get_pid())
+    connections.append(connection)
 
     data = "".join(line + "\n" for line in LINES).encode()
     output = connection.get_output_stream()

@@ -582,8 +582,7 @@ afork_exec_builtin_once (Worker                 *worker,
   if (process == NULL)
     return FALSE;
 
-  connection = afork_process_exec (process, argv, NULL, NULL, AFORK_EXEC_FD_INHERIT,
-                                   AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT, NULL, error);
+  connection = afork_process_exec (process, argv, NULL, NULL, error);
   if (connection == NULL)
     return FALSE;
 

@@ -20,12 +20,20 @@ var MODULE = 'afork-test-module';
 const tests = [];
 let Afork = null;
 
-// Prints a TAP skip plan and exits when the Afork typelib is missing.
+// Prints a TAP skip plan and exits when the Afork typelib is missing;
+// a typelib or library that cannot be loaded from a build that made them
+// (AFORK_TEST_TYPELIB_BUILT) is a failure, not a skip.
 function requireAfork() {
     try {
         imports.gi.versions.Afork = '1.0';
         Afork = imports.gi.Afork;
+        // Loading the library happens on first use of a symbol.
+        Afork.get_server_path();
     } catch (error) {
+        if (GLib.getenv('AFORK_TEST_TYPELIB_BUILT')) {
+            print(`Bail out! the build made the Afork typelib, but it cannot be loaded: ${error.message}`);
+            System.exit(1);
+        }
         print(`1..0 # SKIP the Afork typelib is missing: ${error.message}`);
         System.exit(0);
     }

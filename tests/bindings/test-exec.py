@@ -20,8 +20,11 @@ class ExecTest(taptest.LoopTestCase):
             except GLib.Error as error:
                 outcome.append((None, error))
 
-        process.exec_async(argv, None, None, stdin, stdout, stderr, None,
-                           done)
+        options = Afork.ExecOptions.new()
+        options.set_stdin_fd(stdin)
+        options.set_stdout_fd(stdout)
+        options.set_stderr_fd(stderr)
+        process.exec_async(argv, options, None, done)
         self.spin_until(lambda: outcome, "exec_async() to complete")
         return outcome[0]
 
@@ -58,11 +61,12 @@ class ExecTest(taptest.LoopTestCase):
 
     def test_exec_environment_and_directory(self):
         process = Afork.Process.new()
+        options = Afork.ExecOptions.new()
+        options.set_environ(["AFORK_X=from the parent"])
+        options.set_cwd("/")
+        options.set_stdout_fd(Afork.EXEC_FD_SOCKET)
         connection = process.exec(["/bin/sh", "-c", 'echo "$AFORK_X"; pwd'],
-                                  ["AFORK_X=from the parent"], "/",
-                                  Afork.EXEC_FD_INHERIT,
-                                  Afork.EXEC_FD_SOCKET,
-                                  Afork.EXEC_FD_INHERIT, None)
+                                  options, None)
         self.assertEqual(self.read_lines(connection),
                          ["from the parent", "/"])
 
@@ -103,7 +107,7 @@ class ExecTest(taptest.LoopTestCase):
         process = (Afork.Process.new()
                    .require(MODULE)
                    .send_arg("before"))
-        connection = process.steal_connection(None)
+        connection = process.hand_over(None)
         self.assertIsInstance(connection, Gio.SocketConnection)
         # Anyone holding the connection can go on preparing the process.
         taken = Afork.Process.new_from_connection(connection)
@@ -121,7 +125,7 @@ class ExecTest(taptest.LoopTestCase):
 
     def test_hand_over_by_descriptor(self):
         process = Afork.Process.new().require(MODULE)
-        connection = process.steal_connection(None)
+        connection = process.hand_over(None)
         taken = Afork.Process.new_from_fd(connection.get_socket().get_fd())
         connection.close()
         connection, error = self.run_process(taken, "test_run_pid")
@@ -134,7 +138,7 @@ class ExecTest(taptest.LoopTestCase):
 
     def test_stolen_process_is_closed(self):
         process = Afork.Process.new()
-        process.steal_connection(None).close()
+        process.hand_over(None).close()
         connection, error = self.run_process(process, "test_run_pid")
         self.assert_afork_error(error, Afork.Error.CLOSED)
 

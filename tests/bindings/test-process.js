@@ -12,7 +12,7 @@ const Tap = imports.tap;
 const Afork = Tap.requireAfork();
 const {MODULE, assertEqual, assertTrue, stringLine, textBytes} = Tap;
 
-Tap.test('chain reads like the seed', async () => {
+Tap.test('chain reads like AnyEvent::Fork', async () => {
     const [fd, path] = GLib.file_open_tmp('afork-gjs-XXXXXX');
     try {
         const outcome = await new Promise((resolve, reject) => {
@@ -41,6 +41,14 @@ Tap.test('chain reads like the seed', async () => {
     } finally {
         GLib.unlink(path);
     }
+});
+
+Tap.test('new Afork.Process() gives a usable process', async () => {
+    // The constructor is g_object_new(): a fork of the default template,
+    // as Afork.Process.new() is.
+    const process = new Afork.Process();
+    const connection = process.require(MODULE).run('test_run_pid', null);
+    assertEqual(await Tap.readLines(connection), [`pid ${process.get_pid()}`]);
 });
 
 Tap.test('descriptors of Gio sockets travel and are closed', async () => {

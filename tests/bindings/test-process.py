@@ -24,7 +24,7 @@ def string_line(data):
 
 class ProcessTest(taptest.LoopTestCase):
 
-    def test_chain_reads_like_the_seed(self):
+    def test_chain_reads_like_anyevent_fork(self):
         read_end, write_end = os.pipe()
         outcome = []
 
@@ -115,6 +115,14 @@ class ProcessTest(taptest.LoopTestCase):
         process = Afork.Process.new().require(MODULE)
         connection = process.run("test_run_pid", None)
         self.assertIsInstance(connection, Gio.UnixConnection)
+        self.assertEqual(self.read_lines(connection),
+                         ["pid %d" % process.get_pid()])
+
+    def test_constructor_gives_a_usable_process(self):
+        # Afork.Process() is g_object_new(): a fork of the default
+        # template, as Afork.Process.new() is.
+        process = Afork.Process().require(MODULE)
+        connection = process.run("test_run_pid", None)
         self.assertEqual(self.read_lines(connection),
                          ["pid %d" % process.get_pid()])
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <linux/capability.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -72,13 +73,20 @@ test_send_error_reaches_finish (void)
       struct rlimit limit;
       int sink[2];
 
+      int gate[2];
+
       process = afork_process_new (&error);
       g_assert_no_error (error);
 
-      /* More than the socket takes at once: the rest, and the descriptor
+      /* The child reads nothing until the gate opens; meanwhile more
+       * than the socket takes is queued: the rest, and the descriptor
        * behind it, go from the run's own writer. */
+      afork_test_pipe (gate);
+      afork_process_send_fd (afork_process_require (process, TEST_MODULE), gate[0]);
+      close (gate[0]);
+      afork_process_call (process, "test_call_wait_gate", NULL);
       filler = g_bytes_new_take (g_malloc0 (16 * 1024 * 1024), 16 * 1024 * 1024);
-      afork_process_send_bytes (afork_process_require (process, TEST_MODULE), filler);
+      afork_process_send_bytes (process, filler);
       afork_process_send_fd (process, STDIN_FILENO);
       afork_process_run_async (process, "test_run_pid", NULL, afork_test_store_result_cb, &result);
 
@@ -115,6 +123,10 @@ test_send_error_reaches_finish (void)
               break;
             }
         }
+
+      /* Open the gate: the child reads, and the descriptor is sent. */
+      g_assert_cmpint (write (gate[1], "x", 1), ==, 1);
+      close (gate[1]);
 
       afork_test_wait_result (&result);
       connection = afork_process_run_finish (process, result, &error);
@@ -269,6 +281,7 @@ static GError *
 exec_with_fake_server (guint32 step,
                        guint32 code)
 {
+  g_autoptr(AforkExecOptions) options = afork_exec_options_new ();
   const char *argv[] = { "some-program", NULL };
   g_autoptr(AforkProcess) process = NULL;
   g_autoptr(GSocketConnection) connection = NULL;
@@ -285,9 +298,8 @@ exec_with_fake_server (guint32 step,
   server.sock = sv[1];
   thread = g_thread_new ("fake-server", fake_server_thread, &server);
 
-  afork_process_exec_async (process, argv, NULL, "/some/directory",
-                            AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT,
-                            NULL, afork_test_store_result_cb, &result);
+  afork_exec_options_set_cwd (options, "/some/directory");
+  afork_process_exec_async (process, argv, options, NULL, afork_test_store_result_cb, &result);
   afork_test_wait_result (&result);
   connection = afork_process_exec_finish (process, result, &error);
   g_assert_null (connection);
@@ -345,6 +357,277 @@ test_new_exec_dead_server (void)
   g_test_trap_assert_passed ();
 }
 
+/* Two waits on one process, an asynchronous one pending while a
+ * synchronous one runs: one reads the status, both get it, and the
+ * pending one does not watch a descriptor number that was reused. */
+static void
+test_two_waits (void)
+{
+  g_autoptr(AforkProcess) process = NULL;
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = NULL;
+  int reuse[2][2];
+
+  process = afork_process_new (&error);
+  g_assert_no_error (error);
+  afork_process_require (process, TEST_MODULE);
+  connection = run_ok (process, "test_run_pid");
+  text = afork_test_read_connection (connection);
+
+  afork_process_wait_async (process, NULL, afork_test_store_result_cb, &result);
+  g_assert_true (afork_process_wait (process, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (afork_process_get_if_exited (process));
+
+  /* Whatever number the status channel had is taken again now. */
+  for (guint i = 0; i < 2; i++)
+    afork_test_pipe (reuse[i]);
+
+  afork_test_wait_result (&result);
+  g_assert_true (afork_process_wait_finish (process, result, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (afork_process_get_exit_status (process), ==, 0);
+
+  /* And a wait after the status is known completes at once. */
+  g_assert_true (afork_process_wait (process, NULL, &error));
+
+  for (guint i = 0; i < 2; i++)
+    {
+      close (reuse[i][0]);
+      close (reuse[i][1]);
+    }
+}
+
+static guint
+count_threads (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/task", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+
+  return n;
+}
+
+/* The synchronous calls leave a single-threaded program single-threaded:
+ * fork_self still works after them. */
+static void
+test_sync_stays_single_threaded (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(AforkProcess) process = NULL;
+      g_autoptr(AforkProcess) self_template = NULL;
+      g_autoptr(GSocketConnection) connection = NULL;
+      g_autoptr(GError) error = NULL;
+      const char *argv[] = { "/bin/true", NULL };
+
+      g_assert_cmpuint (count_threads (), ==, 1);
+      g_assert_true (afork_early_init (&error));
+      g_assert_no_error (error);
+
+      process = afork_process_new (&error);
+      g_assert_no_error (error);
+      connection = afork_process_run (afork_process_require (process, TEST_MODULE),
+                                      "test_run_pid", NULL, &error);
+      g_assert_no_error (error);
+      g_free (afork_test_read_connection (connection));
+      g_assert_true (afork_process_wait (process, NULL, &error));
+      g_assert_no_error (error);
+      g_clear_object (&connection);
+      g_clear_object (&process);
+
+      process = afork_process_new (&error);
+      g_assert_no_error (error);
+      connection = afork_process_exec (process, argv, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_true (afork_process_wait (process, NULL, &error));
+      g_assert_no_error (error);
+
+      g_assert_cmpuint (count_threads (), ==, 1);
+      self_template = afork_process_fork_self (&error);
+      g_assert_no_error (error);
+      g_assert_nonnull (self_template);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
+typedef struct
+{
+  GAsyncQueue *started;
+  GAsyncQueue *stop;
+} IdleThread;
+
+/* Says it runs (its name is set by then), then waits to be told to end. */
+static gpointer
+idle_thread (gpointer user_data)
+{
+  IdleThread *idle = user_data;
+
+  g_async_queue_push (idle->started, GINT_TO_POINTER (1));
+  g_async_queue_pop (idle->stop);
+
+  return NULL;
+}
+
+/* The refusal names the threads it found. */
+static void
+test_fork_self_names_threads (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(AforkProcess) template = NULL;
+      g_autoptr(GError) error = NULL;
+      IdleThread idle = { g_async_queue_new (), g_async_queue_new () };
+      GThread *thread;
+
+      thread = g_thread_new ("afork-t-idle", idle_thread, &idle);
+      g_async_queue_pop (idle.started);
+
+      template = afork_process_fork_self (&error);
+      g_assert_null (template);
+      g_assert_error (error, AFORK_ERROR, AFORK_ERROR_THREADED);
+      g_test_message ("%s", error->message);
+      g_assert_nonnull (strstr (error->message, "afork-t-idle"));
+
+      g_async_queue_push (idle.stop, GINT_TO_POINTER (1));
+      g_thread_join (thread);
+      g_async_queue_unref (idle.started);
+      g_async_queue_unref (idle.stop);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
+/* What a language binding's constructor does: g_object_new() alone gives
+ * a process that runs, as afork_process_new() would. */
+static void
+test_object_new (void)
+{
+  g_autoptr(AforkProcess) process = g_object_new (AFORK_TYPE_PROCESS, NULL);
+  g_auto(GStrv) lines = NULL;
+
+  afork_process_require (process, TEST_MODULE);
+  lines = run_lines (process, "test_run_pid");
+  g_assert_cmpuint (g_strv_length (lines), ==, 1);
+  g_assert_cmpint (afork_test_parse_pid_line (lines[0]), ==, afork_process_get_pid (process));
+}
+
+/* The program's direct children that run afork-server: in a test
+ * subprocess, the default template. */
+static GPid
+find_default_template (void)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%d/task/%d/children", (int) getpid (), (int) getpid ());
+  g_autofree char *children = NULL;
+  g_auto(GStrv) pids = NULL;
+
+  g_assert_true (g_file_get_contents (path, &children, NULL, NULL));
+  pids = g_strsplit (g_strstrip (children), " ", -1);
+  for (guint i = 0; pids[i] != NULL; i++)
+    {
+      g_autofree char *exe_link = g_strdup_printf ("/proc/%s/exe", pids[i]);
+      g_autofree char *exe = g_file_read_link (exe_link, NULL);
+
+      if (exe != NULL && g_str_has_suffix (exe, "/afork-server"))
+        return (GPid) g_ascii_strtoll (pids[i], NULL, 10);
+    }
+
+  return 0;
+}
+
+typedef struct
+{
+  gint      made;       /* processes made so far */
+  gint      stop;       /* set by the test: the next return ends the loop */
+  GError   *error;
+} Burst;
+
+static gpointer
+burst_thread (gpointer user_data)
+{
+  Burst *burst = user_data;
+
+  while (!g_atomic_int_get (&burst->stop))
+    {
+      g_autoptr(AforkProcess) process = afork_process_new (&burst->error);
+
+      if (process == NULL)
+        break;
+      g_atomic_int_inc (&burst->made);
+    }
+
+  return NULL;
+}
+
+/* A stopped default template whose socket is full: the request waits a
+ * bounded time without the registry lock (another thread goes on using
+ * the library meanwhile), then a new template takes the old one's place. */
+static void
+test_stopped_template (void)
+{
+  if (g_test_subprocess ())
+    {
+      g_autoptr(AforkProcess) first = NULL;
+      g_autoptr(AforkProcess) other = NULL;
+      g_autoptr(AforkProcess) after = NULL;
+      g_autoptr(GError) error = NULL;
+      g_auto(GStrv) lines = NULL;
+      Burst burst = { 0, 0, NULL };
+      GThread *thread;
+      GPid stopped;
+      gint seen = -1;
+
+      first = afork_process_new (&error);
+      g_assert_no_error (error);
+      stopped = find_default_template ();
+      g_assert_cmpint (stopped, >, 0);
+      g_assert_cmpint (kill (stopped, SIGSTOP), ==, 0);
+
+      /* Requests until the socket is full and one of them waits. */
+      thread = g_thread_new ("afork-t-burst", burst_thread, &burst);
+      while (seen != g_atomic_int_get (&burst.made))
+        {
+          seen = g_atomic_int_get (&burst.made);
+          g_usleep (3 * G_USEC_PER_SEC);
+        }
+
+      /* Meanwhile, the library answers this thread at once. */
+      other = afork_process_new_exec (&error);
+      g_assert_no_error (error);
+      g_assert_cmpint (g_atomic_int_get (&burst.made), ==, seen);
+      afork_process_require (other, TEST_MODULE);
+      g_strfreev (run_lines (other, "test_run_pid"));
+
+      g_atomic_int_set (&burst.stop, 1);
+      g_thread_join (thread);
+      g_assert_no_error (burst.error);
+      g_assert_cmpint (g_atomic_int_get (&burst.made), ==, seen + 1);
+
+      /* A new template serves. */
+      after = afork_process_new (&error);
+      g_assert_no_error (error);
+      afork_process_require (after, TEST_MODULE);
+      lines = run_lines (after, "test_run_pid");
+      g_assert_cmpuint (g_strv_length (lines), ==, 1);
+
+      kill (stopped, SIGKILL);
+      return;
+    }
+
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+}
+
 int
 main (int    argc,
       char **argv)
@@ -359,6 +642,11 @@ main (int    argc,
                         test_oversized_argument);
   g_test_add_func ("/afork/process/exec/status-step", test_exec_status_step);
   g_test_add_func ("/afork/process/new-exec/dead-server", test_new_exec_dead_server);
+  g_test_add_func ("/afork/process/wait/two-waits", test_two_waits);
+  g_test_add_func ("/afork/process/object-new", test_object_new);
+  g_test_add_func ("/afork/process/template/stopped", test_stopped_template);
+  g_test_add_func ("/afork/process/sync/single-threaded", test_sync_stays_single_threaded);
+  g_test_add_func ("/afork/process/fork-self/names-threads", test_fork_self_names_threads);
 
   return g_test_run ();
 }

@@ -64,6 +64,7 @@ test_wait_signal (gconstpointer data)
 static void
 test_exec (gconstpointer data)
 {
+  g_autoptr(AforkExecOptions) options = afork_exec_options_new ();
   g_autoptr(AforkProcess) process = afork_test_make_process (GPOINTER_TO_INT (data));
   g_autoptr(GSocketConnection) connection = NULL;
   g_autoptr(GError) error = NULL;
@@ -74,8 +75,9 @@ test_exec (gconstpointer data)
 
   afork_test_pipe (out_pipe);
   afork_test_pipe (err_pipe);
-  connection = afork_process_exec (process, argv, NULL, NULL, AFORK_EXEC_FD_INHERIT,
-                                   out_pipe[1], err_pipe[1], NULL, &error);
+  afork_exec_options_set_stdout_fd (options, out_pipe[1]);
+  afork_exec_options_set_stderr_fd (options, err_pipe[1]);
+  connection = afork_process_exec (process, argv, options, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (G_IS_SOCKET_CONNECTION (connection));
   g_assert_cmpint (afork_process_get_pid (process), >, 0);
@@ -105,9 +107,7 @@ test_exec_missing (gconstpointer data)
   g_autoptr(GError) error = NULL;
   const char * const argv[] = { "/nonexistent-afork-dir/program", NULL };
 
-  afork_process_exec_async (process, argv, NULL, NULL, AFORK_EXEC_FD_INHERIT,
-                            AFORK_EXEC_FD_INHERIT, AFORK_EXEC_FD_INHERIT, NULL,
-                            afork_test_store_result_cb, &result);
+  afork_process_exec_async (process, argv, NULL, NULL, afork_test_store_result_cb, &result);
   afork_test_wait_result (&result);
   connection = afork_process_exec_finish (process, result, &error);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
@@ -134,9 +134,9 @@ test_handover (gconstpointer data)
     {
       g_autoptr(GAsyncResult) result = NULL;
 
-      afork_process_steal_connection_async (process, NULL, afork_test_store_result_cb, &result);
+      afork_process_hand_over_async (process, NULL, afork_test_store_result_cb, &result);
       afork_test_wait_result (&result);
-      connection = afork_process_steal_connection_finish (process, result, &error);
+      connection = afork_process_hand_over_finish (process, result, &error);
       g_assert_no_error (error);
       /* As another program would, from the bare descriptor. */
       taken = afork_process_new_from_fd (g_socket_get_fd (g_socket_connection_get_socket (connection)),
@@ -145,7 +145,7 @@ test_handover (gconstpointer data)
     }
   else
     {
-      connection = afork_process_steal_connection (process, NULL, &error);
+      connection = afork_process_hand_over (process, NULL, &error);
       g_assert_no_error (error);
       taken = afork_process_new_from_connection (connection, &error);
       g_assert_no_error (error);

@@ -32,6 +32,7 @@ make (AforkTestKind kind)
 static void
 test_exec_stdio (gconstpointer data)
 {
+  g_autoptr(AforkExecOptions) options = afork_exec_options_new ();
   g_autoptr(AforkProcess) p = make (GPOINTER_TO_INT (data));
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
@@ -41,8 +42,9 @@ test_exec_stdio (gconstpointer data)
   int fds[2];
 
   afork_test_pipe (fds);
-  c = afork_process_exec (p, argv, NULL, NULL, AFORK_EXEC_FD_INHERIT, fds[1],
-                          AFORK_EXEC_FD_SOCKET, NULL, &error);
+  afork_exec_options_set_stdout_fd (options, fds[1]);
+  afork_exec_options_set_stderr_fd (options, AFORK_EXEC_FD_SOCKET);
+  c = afork_process_exec (p, argv, options, NULL, &error);
   g_assert_no_error (error);
   g_assert_nonnull (c);
   close (fds[1]);   /* the process has its own copy */
@@ -69,7 +71,7 @@ test_exec_missing (gconstpointer data)
   g_autoptr(GError) error = NULL;
   const char *argv[] = { "afork-no-such-program-anywhere", "x", NULL };
 
-  c = afork_process_exec (p, argv, NULL, NULL, -1, -1, -1, NULL, &error);
+  c = afork_process_exec (p, argv, NULL, NULL, &error);
   g_assert_null (c);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND);
   g_assert_nonnull (strstr (error->message, "afork-no-such-program-anywhere"));
@@ -98,7 +100,7 @@ test_exec_not_executable (void)
   g_assert_cmpint (chmod (path, 0644), ==, 0);
   argv[0] = path;
 
-  c = afork_process_exec (p, argv, NULL, NULL, -1, -1, -1, NULL, &error);
+  c = afork_process_exec (p, argv, NULL, NULL, &error);
   g_assert_null (c);
   g_assert_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED);
   g_assert_nonnull (strstr (error->message, path));
@@ -110,6 +112,7 @@ test_exec_not_executable (void)
 static void
 test_exec_env_cwd (void)
 {
+  g_autoptr(AforkExecOptions) options = afork_exec_options_new ();
   g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_NEW);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
@@ -117,7 +120,10 @@ test_exec_env_cwd (void)
   const char *argv[] = { "sh", "-c", "echo \"$AFORK_TEST_VALUE:$HOME:$(pwd)\"", NULL };
   const char *envp[] = { "AFORK_TEST_VALUE=42", "PATH=/usr/bin:/bin", NULL };
 
-  c = afork_process_exec (p, argv, envp, "/", -1, AFORK_EXEC_FD_SOCKET, -1, NULL, &error);
+  afork_exec_options_set_environ (options, envp);
+  afork_exec_options_set_cwd (options, "/");
+  afork_exec_options_set_stdout_fd (options, AFORK_EXEC_FD_SOCKET);
+  c = afork_process_exec (p, argv, options, NULL, &error);
   g_assert_no_error (error);
   out = afork_test_read_connection (c);
   /* HOME is not in the given environment. */
@@ -128,6 +134,7 @@ test_exec_env_cwd (void)
 static void
 test_exec_closes_other_fds (void)
 {
+  g_autoptr(AforkExecOptions) options = afork_exec_options_new ();
   g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_FORK);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
@@ -142,7 +149,8 @@ test_exec_closes_other_fds (void)
   close (extra[0]);
   close (extra[1]);
 
-  c = afork_process_exec (p, argv, NULL, NULL, -1, AFORK_EXEC_FD_SOCKET, -1, NULL, &error);
+  afork_exec_options_set_stdout_fd (options, AFORK_EXEC_FD_SOCKET);
+  c = afork_process_exec (p, argv, options, NULL, &error);
   g_assert_no_error (error);
   out = afork_test_read_connection (c);
   lines = g_strsplit (g_strstrip (out), "\n", -1);
@@ -153,6 +161,7 @@ test_exec_closes_other_fds (void)
 static void
 test_wait_forked_exit_status (void)
 {
+  g_autoptr(AforkExecOptions) options = afork_exec_options_new ();
   g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_FORK);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
@@ -160,7 +169,8 @@ test_wait_forked_exit_status (void)
   int in[2];
 
   afork_test_pipe (in);
-  c = afork_process_exec (p, argv, NULL, NULL, in[0], -1, -1, NULL, &error);
+  afork_exec_options_set_stdin_fd (options, in[0]);
+  c = afork_process_exec (p, argv, options, NULL, &error);
   g_assert_no_error (error);
   close (in[0]);
 
@@ -189,7 +199,7 @@ test_wait_forked_signal (void)
   g_autoptr(GError) error = NULL;
   const char *argv[] = { "sh", "-c", "kill -KILL $$", NULL };
 
-  c = afork_process_exec (p, argv, NULL, NULL, -1, -1, -1, NULL, &error);
+  c = afork_process_exec (p, argv, NULL, NULL, &error);
   g_assert_no_error (error);
 
   g_assert_true (afork_process_wait (p, NULL, &error));
@@ -212,7 +222,7 @@ test_wait_direct_child (void)
   g_assert_cmpint (pid, >, 0);
   g_assert_cmpint (afork_test_proc_parent (pid), ==, getpid ());
 
-  c = afork_process_exec (p, argv, NULL, NULL, -1, -1, -1, NULL, &error);
+  c = afork_process_exec (p, argv, NULL, NULL, &error);
   g_assert_no_error (error);
   g_assert_cmpint (afork_process_get_pid (p), ==, pid);
 
@@ -252,6 +262,7 @@ test_wait_template_dropped (void)
 static void
 test_wait_cancel (void)
 {
+  g_autoptr(AforkExecOptions) options = afork_exec_options_new ();
   g_autoptr(AforkProcess) p = make (AFORK_TEST_KIND_NEW);
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GCancellable) cancellable = g_cancellable_new ();
@@ -261,7 +272,8 @@ test_wait_cancel (void)
   int in[2];
 
   afork_test_pipe (in);
-  c = afork_process_exec (p, argv, NULL, NULL, in[0], -1, -1, NULL, &error);
+  afork_exec_options_set_stdin_fd (options, in[0]);
+  c = afork_process_exec (p, argv, options, NULL, &error);
   g_assert_no_error (error);
   close (in[0]);
 
@@ -288,7 +300,7 @@ test_wait_unknown (void)
   g_autoptr(GSocketConnection) c = NULL;
   g_autoptr(GError) error = NULL;
 
-  c = afork_process_steal_connection (p, NULL, &error);
+  c = afork_process_hand_over (p, NULL, &error);
   g_assert_no_error (error);
   q = afork_process_new_from_connection (c, &error);
   g_assert_no_error (error);

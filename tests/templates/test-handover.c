@@ -28,12 +28,12 @@ test_handover_continue (void)
   g_autofree char *out = NULL;
 
   afork_process_send_arg (p, "before");
-  taken = afork_process_steal_connection (p, NULL, &error);
+  taken = afork_process_hand_over (p, NULL, &error);
   g_assert_no_error (error);
   g_assert_true (G_IS_UNIX_CONNECTION (taken));
 
   /* Both are used up. */
-  c = afork_process_steal_connection (p, NULL, &error);
+  c = afork_process_hand_over (p, NULL, &error);
   g_assert_null (c);
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_CLOSED);
   g_clear_error (&error);
@@ -68,9 +68,9 @@ test_handover_tofrom (void)
   g_autofree char *report = NULL;
   int fds[2];
 
-  c1 = afork_process_steal_connection (p1, NULL, &error);
+  c1 = afork_process_hand_over (p1, NULL, &error);
   g_assert_no_error (error);
-  c2 = afork_process_steal_connection (p2, NULL, &error);
+  c2 = afork_process_hand_over (p2, NULL, &error);
   g_assert_no_error (error);
   afork_test_pipe (fds);
 
@@ -124,7 +124,7 @@ test_handover_error (void)
   close (fds[1]);
   afork_process_send_fd (p, fds[0]);
 
-  c = afork_process_steal_connection (p, NULL, &error);
+  c = afork_process_hand_over (p, NULL, &error);
   g_assert_null (c);
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT);
 }
