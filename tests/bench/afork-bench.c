@@ -315,45 +315,9 @@ measure_plain_fork (Worker  *worker,
   return measure_loop (plain_fork_once, worker, data, seconds, error);
 }
 
-/* --- the ideal design by hand: a tiny server, forked before the padding,
- * forks a child holding the descriptor it was sent --- */
-
-static int
-recv_fd (int   sock,
-         char *command)
-{
-  union {
-    char buf[CMSG_SPACE (sizeof (int))];
-    struct cmsghdr align;
-  } control;
-  struct msghdr msg = { 0 };
-  struct iovec iov;
-  struct cmsghdr *cmsg;
-  char byte;
-  ssize_t res;
-  int fd = -1;
-
-  iov.iov_base = &byte;
-  iov.iov_len = 1;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
-
-  do
-    res = recvmsg (sock, &msg, MSG_CMSG_CLOEXEC);
-  while (res < 0 && errno == EINTR);
-
-  if (res <= 0)
-    return -1;
-
-  *command = byte;
-  cmsg = CMSG_FIRSTHDR (&msg);
-  if (cmsg != NULL && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
-    memcpy (&fd, CMSG_DATA (cmsg), sizeof fd);
-
-  return fd;
-}
+/* --- the ideal design by hand: bench-ideal-server, a small C program
+ * linked with the C library only, that takes requests with SCM_RIGHTS,
+ * acknowledges and forks ahead while idle (see bench-ideal-server.c) --- */
 
 static gboolean
 send_fd (int  sock,
@@ -389,65 +353,35 @@ send_fd (int  sock,
   return res == 1;
 }
 
-G_GNUC_NORETURN static void
-ideal_serve (int sock)
-{
-  signal (SIGCHLD, SIG_IGN);   /* its children are reaped by the kernel */
-
-  for (;;)
-    {
-      char command = 0;
-      int fd = recv_fd (sock, &command);
-      pid_t pid;
-
-      if (fd < 0)
-        _exit (0);
-
-      pid = fork ();
-      if (pid == 0)
-        {
-          if (command == 'a')
-            {
-              /* Acknowledge as an afork child does: a 9-byte frame
-               * carrying the pid. */
-              guint32 mine = GUINT32_TO_LE ((guint32) getpid ());
-              guint32 len = GUINT32_TO_LE (4);
-              char reply[9] = { 'k' };
-
-              memcpy (reply + 1, &len, 4);
-              memcpy (reply + 5, &mine, 4);
-              if (send (fd, reply, sizeof reply, MSG_NOSIGNAL) < 0)
-                _exit (1);
-            }
-          _exit (0);   /* holds fd until here */
-        }
-      close (fd);
-    }
-}
-
 static gboolean
 ideal_start (Worker  *worker,
              GError **error)
 {
+  g_autofree char *program = bench_file ("bench-ideal-server");
+  g_autofree char *fd_arg = NULL;
+  char *argv[3] = { program, NULL, NULL };
   int sv[2];
+  int res;
 
+  if (!g_file_test (program, G_FILE_TEST_IS_EXECUTABLE))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "%s not built", program);
+      return FALSE;
+    }
   if (!make_socketpair (sv, error))
     return FALSE;
 
-  worker->ideal_pid = fork ();
-  if (worker->ideal_pid < 0)
-    {
-      close (sv[0]);
-      close (sv[1]);
-      return set_errno_error (error, "fork");
-    }
-  if (worker->ideal_pid == 0)
-    {
-      close (sv[0]);
-      ideal_serve (sv[1]);
-    }
-
+  fd_arg = g_strdup_printf ("%d", sv[1]);
+  argv[1] = fd_arg;
+  fcntl (sv[1], F_SETFD, 0);
+  res = posix_spawn (&worker->ideal_pid, program, NULL, NULL, argv, environ);
   close (sv[1]);
+  if (res != 0)
+    {
+      close (sv[0]);
+      errno = res;
+      return set_errno_error (error, "posix_spawn of bench-ideal-server");
+    }
   worker->ideal_fd = sv[0];
 
   return TRUE;
@@ -1037,8 +971,8 @@ worker_main (guint       size_mb,
   worker.ideal_fd = -1;
   worker.rows = g_ptr_array_new_with_free_func ((GDestroyNotify) row_free);
 
-  /* The hand-made server is forked first, while the process is small and
-   * has one thread. */
+  /* The hand-made server is a program of its own: its speed does not
+   * depend on this process's size. */
   if (!ideal_start (&worker, &error))
     g_error ("%s", error->message);
 
@@ -1048,13 +982,13 @@ worker_main (guint       size_mb,
   if (g_file_test (exit_program, G_FILE_TEST_IS_EXECUTABLE))
     worker.exit_program = g_steal_pointer (&exit_program);
 
+  worker.user_template = afork_process_new (&error);
+  if (worker.user_template == NULL)
+    g_error ("%s", error->message);
+  afork_process_require (worker.user_template, BENCH_MODULE);
+
   if (primary)
     {
-      worker.user_template = afork_process_new (&error);
-      if (worker.user_template == NULL)
-        g_error ("%s", error->message);
-      afork_process_require (worker.user_template, BENCH_MODULE);
-
       worker_add_row (&worker, "afork-new", "afork new + run, 1 in flight", measure_afork, (gpointer) &spec_new_1);
       worker_add_row (&worker, "afork-new-k4", "afork new + run, 4 in flight", measure_afork, (gpointer) &spec_new_4);
       worker_add_row (&worker, "afork-new-k16", "afork new + run, 16 in flight", measure_afork, (gpointer) &spec_new_16);
@@ -1065,13 +999,13 @@ worker_main (guint       size_mb,
   else
     {
       worker_add_row (&worker, "afork-new", "afork new + run", measure_afork, (gpointer) &spec_new_1);
+      worker_add_row (&worker, "afork-template", "afork fork of a preloaded user template + run", measure_afork, (gpointer) &spec_template);
       worker_add_row (&worker, "afork-exec", "afork new_exec + run", measure_afork, (gpointer) &spec_exec);
     }
 
-  worker_add_row (&worker, "ideal", "ideal: tiny server forked before padding", measure_ideal, NULL);
-  if (primary)
-    worker_add_row (&worker, "ideal-ack", "ideal + acknowledgement (afork's protocol)", measure_ideal,
-                    GINT_TO_POINTER (1));
+  worker_add_row (&worker, "ideal", "ideal: hand-written C server, no acknowledgement", measure_ideal, NULL);
+  worker_add_row (&worker, "ideal-ack", "ideal: hand-written C server + acknowledgement", measure_ideal,
+                  GINT_TO_POINTER (1));
   worker_add_row (&worker, "fork", "socketpair + fork ()", measure_plain_fork, NULL);
 
   row = worker_add_row (&worker, "posix-spawn", "posix_spawn (static program)", measure_posix_spawn, NULL);
@@ -1556,20 +1490,21 @@ typedef struct
 } Target;
 
 static const Target targets[] = {
-  { "afork new / ideal design by hand (5 MB)", "afork-new@small", "ideal@small", 0.9, FALSE },
+  { "afork new / ideal server by hand (5 MB)", "afork-new@small", "ideal-ack@small", 0.9, FALSE },
+  { "afork new / ideal server by hand (2 GB)", "afork-new@large", "ideal-ack@large", 0.9, FALSE },
   { "afork new / fork () of a 5 MB parent", "afork-new@small", "fork@small", 1.0, FALSE },
-  { "afork new / fork () of a 2 GB parent", "afork-new@small", "fork@large", 50, FALSE },
+  { "afork new / fork () of a 2 GB parent", "afork-new@large", "fork@large", 50, FALSE },
   { "afork new / AnyEvent::Fork->new", "afork-new@small", "perl-new", 2, FALSE },
   { "afork new / Python forkserver (preloaded)", "afork-new@small", "python-forkserver-preload", 20, FALSE },
-  { "user template fork / ideal design by hand (5 MB)", "afork-template@small", "ideal@small", 0.9, FALSE },
+  { "user template fork / ideal server by hand (5 MB)", "afork-template@small", "ideal-ack@small", 0.9, FALSE },
   { "user template fork / fork () of a 5 MB parent", "afork-template@small", "fork@small", 1.0, FALSE },
-  { "user template fork / fork () of a 2 GB parent", "afork-template@small", "fork@large", 50, FALSE },
+  { "user template fork / fork () of a 2 GB parent", "afork-template@large", "fork@large", 50, FALSE },
   { "user template fork / AnyEvent::Fork->new", "afork-template@small", "perl-new", 2, FALSE },
   { "user template fork / Python forkserver (preloaded)", "afork-template@small", "python-forkserver-preload", 20, FALSE },
   { "afork new from 2 GB / from 5 MB, within 10 % (*)", "afork-new@large", "afork-new@small", 0.1, TRUE,
-    "ideal@large", "ideal@small" },
+    "ideal-ack@large", "ideal-ack@small" },
   { "new_exec from 2 GB / from 5 MB, within 10 % (*)", "afork-exec@large", "afork-exec@small", 0.1, TRUE,
-    "ideal@large", "ideal@small" },
+    "ideal-ack@large", "ideal-ack@small" },
   { "new_exec / AnyEvent::Fork->new_exec", "afork-exec@small", "perl-new-exec", 2, FALSE },
   { "new_exec / g_subprocess INHERIT_FDS (5 MB)", "afork-exec@small", "gsubprocess-inherit@small", 1.0, FALSE },
   { "afork new 16 in flight / 1 in flight", "afork-new-k16@small", "afork-new@small", 1.5, FALSE },

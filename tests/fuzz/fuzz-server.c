@@ -4,6 +4,11 @@
  *
  * The loop ends its process on bad input, by design, so each input runs in
  * a forked child: the parent feeds it, closes its end, and waits. The
+ * coverage the child (and any process it forks) reached is handed back:
+ * the libFuzzer build renames _exit() to afork_fuzz_exit() (see
+ * meson.build), which ORs the process's coverage counters into memory
+ * shared with the fuzzer, and the fuzzer adds them to its own after the
+ * input. The
  * child must exit with a status of its own (0, 1, 2 — with a message on
  * standard error —, or 127 after a failed exec); a death by signal, a
  * sanitizer report or a child still running after HANG_LIMIT_S seconds is
@@ -26,8 +31,10 @@
  * AFORK_FUZZ_VERBOSE=1 shows the server's standard error. */
 #include "afork-server-private.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <gio/gio.h>
+#include <link.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -35,15 +42,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "afork-wire-private.h"
 
 #define HANG_LIMIT_S 20
+
+static pid_t fuzzer_pid;
 #define MAX_HELD     512
 
 int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
@@ -358,10 +369,103 @@ serve_in_child (int sock,
   _afork_server_serve (sock, getppid ());
 }
 
+/* The inline 8-bit counters of -fsanitize-coverage: the section
+ * __sancov_cntrs of this program, found in its section headers (naming
+ * the linker's __start_ symbol would change how the instrumentation
+ * registers them). None in builds without it. */
+static guint8 *counters;
+static gsize   n_counters;
+
+static int
+program_base_cb (struct dl_phdr_info *info,
+                 G_GNUC_UNUSED size_t size,
+                 void                *data)
+{
+  *(guintptr *) data = (guintptr) info->dlpi_addr;
+  return 1;   /* the first object is the program */
+}
+
+static void
+find_counters (void)
+{
+  g_autofree char *elf = NULL;
+  gsize len = 0;
+  const ElfW(Ehdr) *eh;
+  const ElfW(Shdr) *sh;
+  const char *names;
+  guintptr base = 0;
+
+  if (!g_file_get_contents ("/proc/self/exe", &elf, &len, NULL) || len < sizeof *eh)
+    return;
+  eh = (const ElfW(Ehdr) *) elf;
+  if (eh->e_shoff == 0 || eh->e_shstrndx >= eh->e_shnum ||
+      eh->e_shoff + (gsize) eh->e_shnum * sizeof *sh > len)
+    return;
+  sh = (const ElfW(Shdr) *) (elf + eh->e_shoff);
+  if (sh[eh->e_shstrndx].sh_offset >= len)
+    return;
+  names = elf + sh[eh->e_shstrndx].sh_offset;
+
+  dl_iterate_phdr (program_base_cb, &base);
+  for (guint i = 0; i < eh->e_shnum; i++)
+    if (sh[i].sh_name < len - sh[eh->e_shstrndx].sh_offset &&
+        g_str_equal (names + sh[i].sh_name, "__sancov_cntrs"))
+      {
+        counters = (guint8 *) (base + sh[i].sh_addr);
+        n_counters = sh[i].sh_size;
+      }
+}
+
+/* Counters of the processes forked for an input, shared with them. */
+static guint8 *child_counters;
+
+static void
+setup_child_counters (void)
+{
+  find_counters ();
+  if (n_counters == 0)
+    return;
+
+  child_counters = mmap (NULL, n_counters, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (child_counters == MAP_FAILED)
+    abort ();
+}
+
+/* Every process of the server ends here (in the libFuzzer build). */
+void afork_fuzz_exit (int status) G_GNUC_NORETURN;
+void
+afork_fuzz_exit (int status)
+{
+  if (child_counters != NULL && getpid () != fuzzer_pid)
+    for (gsize i = 0; i < n_counters; i++)
+      if (counters[i] != 0)
+        child_counters[i] |= counters[i];
+
+  syscall (SYS_exit_group, status);
+  for (;;)
+    ;
+}
+
+/* After an input: what its processes covered counts for the fuzzer. */
+static void
+collect_child_counters (void)
+{
+  for (gsize i = 0; child_counters != NULL && i < n_counters; i++)
+    if (child_counters[i] != 0)
+      {
+        counters[i] |= child_counters[i];
+        child_counters[i] = 0;
+      }
+}
+
 int
 LLVMFuzzerInitialize (G_GNUC_UNUSED int    *argc,
                       G_GNUC_UNUSED char ***argv)
 {
+  fuzzer_pid = getpid ();
+  setup_child_counters ();
+
   /* Forks of forks (`f`) are orphaned when their server exits: adopt and
    * reap them here rather than leave them to init. */
   prctl (PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -426,6 +530,7 @@ LLVMFuzzerTestOneInput (const uint8_t *input,
   drain (ep[0], err);
   close (sv[0]);
   close (ep[0]);
+  collect_child_counters ();
 
   if (verbose && err->len > 0)
     fprintf (stderr, "%.*s", (int) err->len, (const char *) err->data);
@@ -469,6 +574,7 @@ LLVMFuzzerTestOneInput (const uint8_t *input,
   /* Reap the forks of forks that have exited by now. */
   while (waitpid (-1, NULL, WNOHANG) > 0)
     ;
+  collect_child_counters ();
 
   return 0;
 }
