@@ -122,6 +122,7 @@ struct _Core
   GQueue           queue;            /* Call *, not sent, oldest first */
   GPtrArray       *workers;          /* Worker * */
   guint            n_exiting;        /* workers whose exit close waits for */
+  guint            n_to_replace;     /* workers lost, to start again at once */
   guint            max_workers;
   guint            min_workers;
   guint            load;
@@ -990,6 +991,9 @@ worker_lost_locked (Worker *worker,
 
   worker_ref (worker);
   worker_remove_locked (worker);
+  /* The pool replaces it now, not when the next call finds no room: the
+   * call after a crash then finds a worker ready, or nearly. */
+  core->n_to_replace++;
 
   if (head_error != NULL && worker->pid > 0)
     kill ((pid_t) worker->pid, SIGKILL);
@@ -1246,7 +1250,14 @@ maintain_locked (Core *core)
           worker_spawn_locked (core);
           n_live++;
         }
+      while (!core->closing && core->n_to_replace > 0 && n_live < MAX (core->max_workers, 1))
+        {
+          worker_spawn_locked (core);
+          n_live++;
+          core->n_to_replace--;
+        }
     }
+  core->n_to_replace = 0;
 
   /* Idle workers: those used up, those above min-workers for too long,
    * and all of them when closing. */
