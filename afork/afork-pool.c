@@ -14,8 +14,10 @@
 #include "afork-process.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -67,6 +69,8 @@ struct _Call
   gboolean         deliver_scheduled;
   gboolean         sync;
   GCond            cond;          /* a synchronous caller waits on it */
+  int              wake_fd;       /* … or polls this and its worker's socket */
+  gboolean         polling;
 };
 
 typedef enum
@@ -122,6 +126,7 @@ struct _Core
   GQueue           queue;            /* Call *, not sent, oldest first */
   GPtrArray       *workers;          /* Worker * */
   guint            n_exiting;        /* workers whose exit close waits for */
+  guint            n_to_replace;     /* workers lost, to start again at once */
   guint            max_workers;
   guint            min_workers;
   guint            load;
@@ -273,7 +278,15 @@ call_wake_locked (Call *call)
 
   if (call->sync)
     {
-      g_cond_signal (&call->cond);
+      if (call->polling)
+        {
+          guint64 one = 1;
+
+          if (write (call->wake_fd, &one, sizeof one) < 0)
+            { /* already signalled: the counter is not zero */ }
+        }
+      else
+        g_cond_signal (&call->cond);
       return;
     }
 
@@ -982,6 +995,9 @@ worker_lost_locked (Worker *worker,
 
   worker_ref (worker);
   worker_remove_locked (worker);
+  /* The pool replaces it now, not when the next call finds no room: the
+   * call after a crash then finds a worker ready, or nearly. */
+  core->n_to_replace++;
 
   if (head_error != NULL && worker->pid > 0)
     kill ((pid_t) worker->pid, SIGKILL);
@@ -999,6 +1015,8 @@ worker_lost_locked (Worker *worker,
       call->state = CALL_QUEUED;
       call->started = 0;
       g_queue_push_head (&core->queue, call);
+      if (call->sync && call->polling)
+        call_wake_locked (call);
     }
 
   if (head != NULL)
@@ -1236,7 +1254,14 @@ maintain_locked (Core *core)
           worker_spawn_locked (core);
           n_live++;
         }
+      while (!core->closing && core->n_to_replace > 0 && n_live < MAX (core->max_workers, 1))
+        {
+          worker_spawn_locked (core);
+          n_live++;
+          core->n_to_replace--;
+        }
     }
+  core->n_to_replace = 0;
 
   /* Idle workers: those used up, those above min-workers for too long,
    * and all of them when closing. */
@@ -1818,6 +1843,92 @@ afork_pool_call_finish (AforkPool     *self,
   return afork_pool_call_with_fds_finish (self, NULL, result, error);
 }
 
+static void
+close_wake_fd (gpointer data)
+{
+  close (GPOINTER_TO_INT (data) - 1);
+}
+
+static GPrivate wake_fd_key = G_PRIVATE_INIT (close_wake_fd);
+
+/* An eventfd of the calling thread, kept for its life; -1 if none can be
+ * made. */
+static int
+thread_wake_fd (void)
+{
+  gpointer data = g_private_get (&wake_fd_key);
+  int fd;
+
+  if (data != NULL)
+    return GPOINTER_TO_INT (data) - 1;
+
+  fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd >= 0)
+    g_private_set (&wake_fd_key, GINT_TO_POINTER (fd + 1));
+
+  return fd;
+}
+
+/* A synchronous call that its worker runs waits on the worker's socket
+ * itself, and reads the reply: the round trip then costs what a
+ * hand-written one does, without a hand-over through the pool thread.
+ * The pool thread watches the socket too; whichever takes the lock first
+ * reads, and it wakes the caller through its eventfd if it was first. A
+ * worker that dies is left to the pool thread. Returns FALSE when the
+ * call is not in that state (the caller waits on its condition). */
+static gboolean
+sync_read_reply_locked (Call *call)
+{
+  Core *core = call->core;
+  Worker *worker = call->worker;
+  struct pollfd pfds[2];
+  int wake_fd;
+
+  if (call->state != CALL_SENT || worker == NULL || worker->state != WORKER_READY ||
+      worker->doomed || g_queue_peek_head (&worker->calls) != call || worker->fd < 0)
+    return FALSE;
+
+  wake_fd = thread_wake_fd ();
+  if (wake_fd < 0)
+    return FALSE;
+
+  pfds[0].fd = worker->fd;
+  pfds[0].events = POLLIN;
+  pfds[1].fd = wake_fd;
+  pfds[1].events = POLLIN;
+  call->wake_fd = wake_fd;
+  call->polling = TRUE;
+  worker_ref (worker);
+  g_mutex_unlock (&core->lock);
+
+  while (poll (pfds, 2, -1) < 0 && errno == EINTR)
+    ;
+  if (pfds[1].revents != 0)
+    {
+      guint64 count;
+
+      if (read (wake_fd, &count, sizeof count) < 0)
+        { /* nothing to drain */ }
+    }
+
+  g_mutex_lock (&core->lock);
+  call->polling = FALSE;
+  if ((pfds[0].revents & POLLIN) && !call->finished && worker->state == WORKER_READY)
+    {
+      g_autoptr(GError) error = NULL;
+
+      /* End of stream (or a protocol error, which the pool thread meets
+       * in turn) is the pool thread's to handle. */
+      worker_read_locked (worker, &error);
+      dispatch_locked (core);
+      if (worker->calls.length == 0)
+        g_source_set_ready_time (core->timer, 0);
+    }
+  worker_unref (worker);
+
+  return TRUE;
+}
+
 /**
  * afork_pool_call_with_fds:
  * @self: an #AforkPool
@@ -1865,6 +1976,7 @@ afork_pool_call_with_fds (AforkPool     *self,
   core = self->core;
   call = call_new (self, function, parameters, fd_list, cancellable);
   call->sync = TRUE;
+  call->wake_fd = -1;
   g_cond_init (&call->cond);
 
   call_submit (call);
@@ -1890,7 +2002,8 @@ afork_pool_call_with_fds (AforkPool     *self,
         }
       if (call->finished)
         break;
-      g_cond_wait (&call->cond, &core->lock);
+      if (!sync_read_reply_locked (call))
+        g_cond_wait (&call->cond, &core->lock);
     }
   reply = g_steal_pointer (&call->reply);
   out_fds = g_steal_pointer (&call->out_fds);

@@ -136,6 +136,20 @@ wire = {
     'sandbox-empty-path': b'\x04' + sandbox(paths=[(2, '')]),
     'sandbox-truncated-path': b'\x04' + sandbox()[:-2] + u32(1) + u32(50) + b'/short',
     'sandbox-short': b'\x04' + u32(1) + u32(0),
+    # Pool frames: 5 then 0 (calls, as a worker reads them) or 1 (replies).
+    'pool-calls': b'\x05\x00' + frame('Q', u32(0) + strings('f', '(u)', u32(7)))
+                  + frame('Q', u32(2) + strings('g', '(hh)', u32(0) + u32(1))),
+    'pool-call-bad-type': b'\x05\x00' + frame('Q', u32(0) + strings('f', 'a', b'')),
+    'pool-call-indefinite': b'\x05\x00' + frame('Q', u32(0) + strings('f', '(*)', b'')),
+    'pool-call-nul-name': b'\x05\x00' + frame('Q', u32(0) + strings(b'f\x00g', '()', b'')),
+    'pool-call-too-many-fds': b'\x05\x00' + frame('Q', u32(1000) + strings('f', '()', b'')),
+    'pool-replies': b'\x05\x01' + frame('V', strings('progress', '(u)', u32(1)))
+                    + frame('R', u32(0) + strings('(s)', b'hi\x00\x00'))
+                    + frame('E', u32(42) + strings('my-domain', 'it failed')),
+    'pool-reply-garbage-value': b'\x05\x01' + frame('R', u32(0) + strings('(sas)', b'\xff' * 9)),
+    'pool-reply-wrong-letter': b'\x05\x01' + frame('Q', u32(0) + strings('f', '()', b'')),
+    'pool-round-trip': b'\x06' + b'name\x00with nul \xff\xfe bytes',
+    'pool-round-trip-empty': b'\x06',
 }
 
 outdir = sys.argv[1]
