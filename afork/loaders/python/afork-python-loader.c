@@ -86,9 +86,9 @@ start_interpreter (GError **error)
   return ok;
 }
 
-/* Flushes sys.stdout and sys.stderr: a fork must not inherit Python's
- * buffers (they would be written once per child), and a process that
- * ends with _exit () must not lose them. */
+/* Flushes sys.stdout and sys.stderr, after each entry: a fork must not
+ * inherit Python's buffers (they would be written once per child), and a
+ * process that ends with _exit () must not lose them. */
 static void
 flush_std_streams (void)
 {
@@ -443,8 +443,9 @@ loader_before_fork (void)
   if (!started)
     return;
 
+  /* No flush here: every entry flushed Python's streams on its way out,
+   * and nothing else runs Python code in a template (it has no thread). */
   fork_gil = PyGILState_Ensure ();
-  flush_std_streams ();
   PyOS_BeforeFork ();
 }
 
