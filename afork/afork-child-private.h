@@ -21,6 +21,7 @@ struct _AforkChild
   /* In a pool worker, during a call: */
   GArray *call_fds;   /* int: the call's descriptors, -1 once stolen */
   GArray *reply_fds;  /* int: owned copies for the reply */
+  GByteArray *pool_out;  /* replies not written yet: events go after them */
 };
 
 void  _afork_child_init          (AforkChild   *child,

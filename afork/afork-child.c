@@ -403,8 +403,9 @@ afork_child_emit_event (AforkChild *child,
                         const char *name,
                         GVariant   *value)
 {
-  g_autoptr(GByteArray) frame = g_byte_array_new ();
+  g_autoptr(GByteArray) local = g_byte_array_new ();
   g_autoptr(GVariant) owned = NULL;
+  GByteArray *frame;
   gsize pos = 0;
 
   g_return_if_fail (child != NULL);
@@ -418,6 +419,8 @@ afork_child_emit_event (AforkChild *child,
       return;
     }
 
+  /* After the replies of the calls before, which the loop may hold. */
+  frame = child->pool_out != NULL ? child->pool_out : local;
   if (!_afork_wire_put_pool_event (frame, name, owned))
     {
       g_critical ("afork_child_emit_event(): the value is too large");
@@ -431,7 +434,8 @@ afork_child_emit_event (AforkChild *child,
       if (res < 0 && errno == EINTR)
         continue;
       if (res <= 0)
-        return;  /* the parent is gone: the call loop sees it next */
+        break;  /* the parent is gone: the call loop sees it next */
       pos += res;
     }
+  g_byte_array_set_size (frame, 0);
 }

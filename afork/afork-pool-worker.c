@@ -119,6 +119,26 @@ worker_send (Worker       *worker,
     }
 }
 
+/* Writes the replies held back. */
+static void
+worker_flush (Worker *worker)
+{
+  if (worker->out->len == 0)
+    return;
+
+  worker_send (worker, worker->out->data, worker->out->len, NULL, 0);
+
+  /* Keep a large reply's buffer from staying around. */
+  if (worker->out->len <= 4 * READ_CHUNK)
+    g_byte_array_set_size (worker->out, 0);
+  else
+    {
+      g_byte_array_unref (worker->out);
+      worker->out = g_byte_array_new ();
+      worker->child->pool_out = worker->out;
+    }
+}
+
 static const AforkFunction *
 worker_resolve (Worker      *worker,
                 const char  *name,
@@ -159,6 +179,7 @@ worker_handle_call (Worker             *worker,
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
   const AforkFunction *function;
+  gsize start;
 
   if (frame->n_fds > worker->fds->len)
     worker_die (_("Call without the descriptors it announces"));
@@ -167,6 +188,10 @@ worker_handle_call (Worker             *worker,
   g_array_append_vals (child->call_fds, worker->fds->data, frame->n_fds);
   g_array_remove_range (worker->fds, 0, frame->n_fds);
   g_array_set_size (child->reply_fds, 0);
+
+  /* The replies before go first: a function that crashes the worker must
+   * not take them along. */
+  worker_flush (worker);
 
   function = worker_resolve (worker, frame->function, &error);
   if (function != NULL)
@@ -200,7 +225,11 @@ worker_handle_call (Worker             *worker,
   /* What the function did not steal is closed after the call. */
   close_fds (child->call_fds);
 
-  g_byte_array_set_size (worker->out, 0);
+  /* Replies wait in worker->out while more calls are buffered; one with
+   * descriptors goes at once, after them. */
+  if (child->reply_fds->len > 0)
+    worker_flush (worker);
+  start = worker->out->len;
   if (reply != NULL && child->reply_fds->len > AFORK_MAX_FDS_PER_MESSAGE)
     g_set_error (&error, AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
                  _("The reply of “%s” has %u descriptors; at most %u can be sent"),
@@ -213,20 +242,19 @@ worker_handle_call (Worker             *worker,
   if (error != NULL)
     {
       close_fds (child->reply_fds);
-      g_byte_array_set_size (worker->out, 0);
+      g_byte_array_set_size (worker->out, start);
       _afork_wire_put_pool_error (worker->out, error);
     }
 
-  worker_send (worker, worker->out->data, worker->out->len,
-               (const int *) (gpointer) child->reply_fds->data, child->reply_fds->len);
-  close_fds (child->reply_fds);
-
-  /* Keep a large reply's buffer from staying around. */
-  if (worker->out->len > READ_CHUNK)
+  if (child->reply_fds->len > 0)
     {
-      g_byte_array_unref (worker->out);
-      worker->out = g_byte_array_new ();
+      worker_send (worker, worker->out->data, worker->out->len,
+                   (const int *) (gpointer) child->reply_fds->data, child->reply_fds->len);
+      g_byte_array_set_size (worker->out, 0);
+      close_fds (child->reply_fds);
     }
+  else if (worker->out->len >= READ_CHUNK)
+    worker_flush (worker);
 }
 
 void
@@ -243,6 +271,7 @@ _afork_pool_worker_run (AforkChild *child)
   worker.out = g_byte_array_new ();
   child->call_fds = g_array_new (FALSE, FALSE, sizeof (int));
   child->reply_fds = g_array_new (FALSE, FALSE, sizeof (int));
+  child->pool_out = worker.out;
 
   /* Run arguments are the template's business, not the calls'. */
   afork_child_clear_args (child);
@@ -285,6 +314,8 @@ _afork_pool_worker_run (AforkChild *child)
         want = MAX (want, MIN ((gsize) plen + AFORK_WIRE_HEADER_SIZE - worker.in->len,
                                (gsize) 4 * 1024 * 1024));
 
+      /* Nothing more to run for now: the replies go. */
+      worker_flush (&worker);
       worker_receive (&worker, want);
     }
 }

@@ -10,8 +10,10 @@
 #include "afork-private.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -63,6 +65,8 @@ struct _Call
   gboolean         deliver_scheduled;
   gboolean         sync;
   GCond            cond;          /* a synchronous caller waits on it */
+  int              wake_fd;       /* … or polls this and its worker's socket */
+  gboolean         polling;
 };
 
 typedef enum
@@ -83,8 +87,9 @@ typedef struct
 typedef struct
 {
   GSource  source;
-  Worker  *worker;
-  gpointer tag;
+  Worker      *worker;
+  gpointer     tag;
+  GIOCondition cond;
 } WorkerSource;
 
 struct _Worker
@@ -117,6 +122,7 @@ struct _Core
   GQueue           queue;            /* Call *, not sent, oldest first */
   GPtrArray       *workers;          /* Worker * */
   guint            n_exiting;        /* workers whose exit close waits for */
+  guint            n_to_replace;     /* workers lost, to start again at once */
   guint            max_workers;
   guint            min_workers;
   guint            load;
@@ -127,6 +133,7 @@ struct _Core
   gboolean         disposed;
   GPtrArray       *close_tasks;
   GSource         *timer;            /* in the pool thread: maintain () */
+  GHashTable      *deliveries;       /* GMainContext * → Delivery * */
 };
 
 struct _AforkPool
@@ -233,16 +240,49 @@ call_unref (Call *call)
   g_free (call);
 }
 
-static gboolean deliver_cb (gpointer user_data);
+static gboolean deliveries_cb (gpointer user_data);
+
+/* Calls with something to deliver in one main context, handed over by
+ * one source however many there are. */
+typedef struct
+{
+  GQueue   calls;    /* Call * (owned) */
+  GSource *source;   /* pending, or NULL */
+} Delivery;
+
+typedef struct
+{
+  Core         *core;
+  GMainContext *context;
+} DeliveryKey;
+
+static void
+delivery_free (Delivery *delivery)
+{
+  g_queue_clear_full (&delivery->calls, (GDestroyNotify) call_unref);
+  g_free (delivery);
+}
+
+static void delivery_key_free (DeliveryKey *key);
 
 static void
 call_wake_locked (Call *call)
 {
-  GSource *source;
+  Core *core = call->core;
+  GMainContext *context;
+  Delivery *delivery;
 
   if (call->sync)
     {
-      g_cond_signal (&call->cond);
+      if (call->polling)
+        {
+          guint64 one = 1;
+
+          if (write (call->wake_fd, &one, sizeof one) < 0)
+            { /* already signalled: the counter is not zero */ }
+        }
+      else
+        g_cond_signal (&call->cond);
       return;
     }
 
@@ -250,12 +290,30 @@ call_wake_locked (Call *call)
     return;
 
   call->deliver_scheduled = TRUE;
-  source = g_idle_source_new ();
-  g_source_set_priority (source, G_PRIORITY_DEFAULT);
-  g_source_set_static_name (source, "[afork] pool call");
-  g_source_set_callback (source, deliver_cb, call_ref (call), (GDestroyNotify) call_unref);
-  g_source_attach (source, g_task_get_context (call->task));
-  g_source_unref (source);
+  context = g_task_get_context (call->task);
+  delivery = g_hash_table_lookup (core->deliveries, context);
+  if (delivery == NULL)
+    {
+      delivery = g_new0 (Delivery, 1);
+      g_hash_table_insert (core->deliveries, g_main_context_ref (context), delivery);
+    }
+  g_queue_push_tail (&delivery->calls, call_ref (call));
+
+  if (delivery->source == NULL)
+    {
+      DeliveryKey *key = g_new (DeliveryKey, 1);
+
+      g_atomic_ref_count_inc (&core->ref);
+      key->core = core;
+      key->context = g_main_context_ref (context);
+      delivery->source = g_idle_source_new ();
+      g_source_set_priority (delivery->source, G_PRIORITY_DEFAULT);
+      g_source_set_static_name (delivery->source, "[afork] pool calls");
+      g_source_set_callback (delivery->source, deliveries_cb, key,
+                             (GDestroyNotify) delivery_key_free);
+      g_source_attach (delivery->source, context);
+      g_source_unref (delivery->source);
+    }
 }
 
 /* Sets the outcome of @call (taking @reply, @out_fds and @error), unless
@@ -282,10 +340,9 @@ call_finish_locked (Call        *call,
 }
 
 /* Delivers events and the outcome in the caller's context. */
-static gboolean
-deliver_cb (gpointer user_data)
+static void
+deliver (Call *call)
 {
-  Call *call = user_data;
   Core *core = call->core;
   GQueue events = G_QUEUE_INIT;
   g_autoptr(GTask) task = NULL;
@@ -305,7 +362,7 @@ deliver_cb (gpointer user_data)
   if (task == NULL)
     {
       g_queue_clear_full (&events, (GDestroyNotify) event_free);
-      return G_SOURCE_REMOVE;
+      return;
     }
 
   pool = g_task_get_source_object (task);
@@ -333,8 +390,39 @@ deliver_cb (gpointer user_data)
                                  (GDestroyNotify) g_variant_unref);
         }
     }
+}
+
+static gboolean
+deliveries_cb (gpointer user_data)
+{
+  DeliveryKey *key = user_data;
+  Core *core = key->core;
+  GQueue calls = G_QUEUE_INIT;
+  Delivery *delivery;
+  Call *call;
+
+  g_mutex_lock (&core->lock);
+  delivery = g_hash_table_lookup (core->deliveries, key->context);
+  calls = delivery->calls;
+  g_queue_init (&delivery->calls);
+  delivery->source = NULL;
+  g_mutex_unlock (&core->lock);
+
+  while ((call = g_queue_pop_head (&calls)) != NULL)
+    {
+      deliver (call);
+      call_unref (call);
+    }
 
   return G_SOURCE_REMOVE;
+}
+
+static void
+delivery_key_free (DeliveryKey *key)
+{
+  g_main_context_unref (key->context);
+  core_unref (key->core);
+  g_free (key);
 }
 
 static void
@@ -535,7 +623,12 @@ worker_update_source_locked (Worker *worker)
   ws = (WorkerSource *) worker->source;
   if (worker->out.length > 0 && !worker->write_failed)
     cond |= G_IO_OUT;
-  g_source_modify_unix_fd (worker->source, ws->tag, cond);
+  /* Each change wakes the pool thread: only when there is one. */
+  if (cond != ws->cond)
+    {
+      ws->cond = cond;
+      g_source_modify_unix_fd (worker->source, ws->tag, cond);
+    }
 }
 
 /* Sends the oldest queued calls to the least loaded workers that have
@@ -600,12 +693,15 @@ dispatch_locked (Core *core)
         }
 
       g_queue_push_tail (&best->out, frame);
-      if (best->out.length == 1 || frame->fds != NULL)
-        {
-          if (worker_flush_locked (best) != WRITE_DONE)
-            kick = TRUE;
-        }
-      else
+    }
+
+  /* One write per worker for all the calls just sent to it. */
+  for (guint i = 0; i < core->workers->len; i++)
+    {
+      Worker *worker = core->workers->pdata[i];
+
+      if (worker->out.length > 0 && !worker->write_failed &&
+          worker_flush_locked (worker) != WRITE_DONE)
         kick = TRUE;
     }
 
@@ -895,6 +991,9 @@ worker_lost_locked (Worker *worker,
 
   worker_ref (worker);
   worker_remove_locked (worker);
+  /* The pool replaces it now, not when the next call finds no room: the
+   * call after a crash then finds a worker ready, or nearly. */
+  core->n_to_replace++;
 
   if (head_error != NULL && worker->pid > 0)
     kill ((pid_t) worker->pid, SIGKILL);
@@ -912,6 +1011,8 @@ worker_lost_locked (Worker *worker,
       call->state = CALL_QUEUED;
       call->started = 0;
       g_queue_push_head (&core->queue, call);
+      if (call->sync && call->polling)
+        call_wake_locked (call);
     }
 
   if (head != NULL)
@@ -939,6 +1040,8 @@ worker_lost_locked (Worker *worker,
     }
 
   g_clear_error (&head_error);
+  /* The reference taken above, and the list's. */
+  worker_unref (worker);
   worker_unref (worker);
 }
 
@@ -974,7 +1077,10 @@ worker_run_cb (GObject      *object,
     {
       g_clear_object (&connection);
       if (worker->state != WORKER_GONE)
-        worker_remove_locked (worker);
+        {
+          worker_remove_locked (worker);
+          worker_unref (worker);  /* the list's; the run's is dropped below */
+        }
 
       /* No respawning for a template that fails: its error is every
        * call's, now (and for good if it never made a worker). */
@@ -1000,6 +1106,7 @@ worker_run_cb (GObject      *object,
       ws = (WorkerSource *) worker->source;
       ws->worker = worker;
       ws->tag = g_source_add_unix_fd (worker->source, worker->fd, G_IO_IN);
+      ws->cond = G_IO_IN;
       g_source_set_static_name (worker->source, "[afork] pool worker");
       g_source_attach (worker->source, pool_context ());
 
@@ -1143,7 +1250,14 @@ maintain_locked (Core *core)
           worker_spawn_locked (core);
           n_live++;
         }
+      while (!core->closing && core->n_to_replace > 0 && n_live < MAX (core->max_workers, 1))
+        {
+          worker_spawn_locked (core);
+          n_live++;
+          core->n_to_replace--;
+        }
     }
+  core->n_to_replace = 0;
 
   /* Idle workers: those used up, those above min-workers for too long,
    * and all of them when closing. */
@@ -1248,6 +1362,7 @@ core_unref (Core *core)
   g_clear_error (&core->template_error);
   g_ptr_array_unref (core->workers);
   g_ptr_array_unref (core->close_tasks);
+  g_hash_table_unref (core->deliveries);
   g_clear_pointer (&core->timer, g_source_unref);
   g_mutex_clear (&core->lock);
   g_free (core);
@@ -1453,6 +1568,8 @@ afork_pool_init (AforkPool *self)
   g_mutex_init (&core->lock);
   g_queue_init (&core->queue);
   core->workers = g_ptr_array_new ();
+  core->deliveries = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) g_main_context_unref,
+                                            (GDestroyNotify) delivery_free);
   core->close_tasks = g_ptr_array_new_with_free_func (g_object_unref);
   core->max_workers = MAX (g_get_num_processors (), 1);
   core->min_workers = 0;
@@ -1722,6 +1839,92 @@ afork_pool_call_finish (AforkPool     *self,
   return afork_pool_call_with_fds_finish (self, NULL, result, error);
 }
 
+static void
+close_wake_fd (gpointer data)
+{
+  close (GPOINTER_TO_INT (data) - 1);
+}
+
+static GPrivate wake_fd_key = G_PRIVATE_INIT (close_wake_fd);
+
+/* An eventfd of the calling thread, kept for its life; -1 if none can be
+ * made. */
+static int
+thread_wake_fd (void)
+{
+  gpointer data = g_private_get (&wake_fd_key);
+  int fd;
+
+  if (data != NULL)
+    return GPOINTER_TO_INT (data) - 1;
+
+  fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd >= 0)
+    g_private_set (&wake_fd_key, GINT_TO_POINTER (fd + 1));
+
+  return fd;
+}
+
+/* A synchronous call that its worker runs waits on the worker's socket
+ * itself, and reads the reply: the round trip then costs what a
+ * hand-written one does, without a hand-over through the pool thread.
+ * The pool thread watches the socket too; whichever takes the lock first
+ * reads, and it wakes the caller through its eventfd if it was first. A
+ * worker that dies is left to the pool thread. Returns FALSE when the
+ * call is not in that state (the caller waits on its condition). */
+static gboolean
+sync_read_reply_locked (Call *call)
+{
+  Core *core = call->core;
+  Worker *worker = call->worker;
+  struct pollfd pfds[2];
+  int wake_fd;
+
+  if (call->state != CALL_SENT || worker == NULL || worker->state != WORKER_READY ||
+      worker->doomed || g_queue_peek_head (&worker->calls) != call || worker->fd < 0)
+    return FALSE;
+
+  wake_fd = thread_wake_fd ();
+  if (wake_fd < 0)
+    return FALSE;
+
+  pfds[0].fd = worker->fd;
+  pfds[0].events = POLLIN;
+  pfds[1].fd = wake_fd;
+  pfds[1].events = POLLIN;
+  call->wake_fd = wake_fd;
+  call->polling = TRUE;
+  worker_ref (worker);
+  g_mutex_unlock (&core->lock);
+
+  while (poll (pfds, 2, -1) < 0 && errno == EINTR)
+    ;
+  if (pfds[1].revents != 0)
+    {
+      guint64 count;
+
+      if (read (wake_fd, &count, sizeof count) < 0)
+        { /* nothing to drain */ }
+    }
+
+  g_mutex_lock (&core->lock);
+  call->polling = FALSE;
+  if ((pfds[0].revents & POLLIN) && !call->finished && worker->state == WORKER_READY)
+    {
+      g_autoptr(GError) error = NULL;
+
+      /* End of stream (or a protocol error, which the pool thread meets
+       * in turn) is the pool thread's to handle. */
+      worker_read_locked (worker, &error);
+      dispatch_locked (core);
+      if (worker->calls.length == 0)
+        g_source_set_ready_time (core->timer, 0);
+    }
+  worker_unref (worker);
+
+  return TRUE;
+}
+
 /**
  * afork_pool_call_with_fds:
  * @self: an #AforkPool
@@ -1769,6 +1972,7 @@ afork_pool_call_with_fds (AforkPool     *self,
   core = self->core;
   call = call_new (self, function, parameters, fd_list, cancellable);
   call->sync = TRUE;
+  call->wake_fd = -1;
   g_cond_init (&call->cond);
 
   call_submit (call);
@@ -1794,7 +1998,8 @@ afork_pool_call_with_fds (AforkPool     *self,
         }
       if (call->finished)
         break;
-      g_cond_wait (&call->cond, &core->lock);
+      if (!sync_read_reply_locked (call))
+        g_cond_wait (&call->cond, &core->lock);
     }
   reply = g_steal_pointer (&call->reply);
   out_fds = g_steal_pointer (&call->out_fds);

@@ -612,11 +612,11 @@ _afork_wire_parse_pool_frame (guint8               command,
         goto malformed;
       break;
     case AFORK_WIRE_POOL_ERROR:
+      if (s[0].len == 0 || memchr (s[0].data, '\0', s[0].len) != NULL)
+        goto malformed;
       frame->code = _afork_wire_read_u32 (payload);
       frame->domain = g_utf8_make_valid ((const char *) s[0].data, s[0].len);
       frame->message = g_utf8_make_valid ((const char *) s[1].data, s[1].len);
-      if (frame->domain[0] == '\0' || strlen (frame->domain) != s[0].len)
-        goto malformed;
       break;
     case AFORK_WIRE_POOL_EVENT:
       frame->name = pool_string (&s[0]);

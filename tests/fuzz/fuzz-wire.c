@@ -7,7 +7,11 @@
  * The first byte of an input picks the mode:
  *   0  a command stream, as a server reads it
  *   1  a reply, as a parent reads it
- *   2  strings (separated by 0xff) encoded into a frame, then decoded */
+ *   2  strings (separated by 0xff) encoded into a frame, then decoded
+ *   3  a pool worker's stream: the next byte picks the direction (even:
+ *      calls, as a worker reads them; odd: replies, as the pool reads them)
+ *   4  a value built from the bytes (a string and a byte array) encoded
+ *      into each pool frame, then decoded */
 #include "afork-private.h"
 
 #include <stdint.h>
@@ -161,6 +165,136 @@ fuzz_round_trip (const guint8 *data,
     }
 }
 
+static void
+fuzz_pool_stream (const guint8 *data,
+                  gsize         size)
+{
+  gboolean from_worker;
+  gsize pos = 1;
+
+  if (size < 1)
+    return;
+  from_worker = data[0] & 1;
+
+  while (pos < size)
+    {
+      g_autoptr(GError) error = NULL;
+      AforkWirePoolFrame frame;
+      guint8 command = 0;
+      guint32 plen = 0;
+      AforkWireStatus status;
+
+      status = _afork_wire_parse_pool_header (data + pos, size - pos, from_worker,
+                                              &command, &plen, &error);
+      if (status == AFORK_WIRE_STATUS_NEED_MORE)
+        return;
+      if (status == AFORK_WIRE_STATUS_INVALID)
+        {
+          if (error == NULL || error->message[0] == '\0')
+            abort ();
+          return;
+        }
+      if (size - pos - AFORK_WIRE_HEADER_SIZE < plen)
+        return;
+
+      if (_afork_wire_parse_pool_frame (command, data + pos + AFORK_WIRE_HEADER_SIZE, plen,
+                                        &frame, &error))
+        {
+          /* What was accepted is usable: a value of a definite type, read
+           * through (GVariant copes with any serialised bytes). */
+          if (error != NULL || frame.n_fds > AFORK_MAX_FDS_PER_MESSAGE)
+            abort ();
+          if (frame.value != NULL)
+            {
+              g_autofree char *text = NULL;
+
+              if (!g_variant_type_is_definite (g_variant_get_type (frame.value)))
+                abort ();
+              text = g_variant_print (frame.value, TRUE);
+            }
+          if (frame.command == AFORK_WIRE_POOL_ERROR &&
+              (frame.domain == NULL || frame.message == NULL ||
+               !g_utf8_validate (frame.message, -1, NULL)))
+            abort ();
+          _afork_wire_pool_frame_clear (&frame);
+        }
+      else if (error == NULL)
+        abort ();
+
+      pos += AFORK_WIRE_HEADER_SIZE + plen;
+    }
+}
+
+static void
+fuzz_pool_round_trip (const guint8 *data,
+                      gsize         size)
+{
+  g_autofree char *text = g_utf8_make_valid ((const char *) data, size);
+  g_autofree char *name = NULL;
+  g_autoptr(GVariant) value = NULL;
+  g_autoptr(GByteArray) out = g_byte_array_new ();
+  g_autoptr(GError) domain_error = NULL;
+  gsize pos = 0;
+
+  /* No NUL in the names: cut at the first one. */
+  name = g_strdup (text[0] != '\0' ? text : "f");
+  value = g_variant_ref_sink (g_variant_new ("(s@ayu)", text,
+                                             g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                                        data, size, 1),
+                                             (guint32) size));
+  domain_error = g_error_new_literal (g_quark_from_string (name), (int) size, text);
+
+  if (!_afork_wire_put_pool_call (out, name, value, 3) ||
+      !_afork_wire_put_pool_result (out, value, 2) ||
+      !_afork_wire_put_pool_event (out, name, value))
+    abort ();
+  _afork_wire_put_pool_error (out, domain_error);
+
+  for (guint i = 0; i < 4; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      AforkWirePoolFrame frame;
+      guint8 command = 0;
+      guint32 plen = 0;
+
+      if (_afork_wire_parse_pool_header (out->data + pos, out->len - pos, i > 0,
+                                         &command, &plen, &error) != AFORK_WIRE_STATUS_OK ||
+          !_afork_wire_parse_pool_frame (command, out->data + pos + AFORK_WIRE_HEADER_SIZE,
+                                         plen, &frame, &error))
+        abort ();
+
+      switch (i)
+        {
+        case 0:
+          if (command != AFORK_WIRE_POOL_CALL || frame.n_fds != 3 ||
+              g_strcmp0 (frame.function, name) != 0 || !g_variant_equal (frame.value, value))
+            abort ();
+          break;
+        case 1:
+          if (command != AFORK_WIRE_POOL_RESULT || frame.n_fds != 2 ||
+              !g_variant_equal (frame.value, value))
+            abort ();
+          break;
+        case 2:
+          if (command != AFORK_WIRE_POOL_EVENT || g_strcmp0 (frame.name, name) != 0 ||
+              !g_variant_equal (frame.value, value))
+            abort ();
+          break;
+        default:
+          if (command != AFORK_WIRE_POOL_ERROR || frame.code != (guint32) size ||
+              (g_utf8_validate (name, -1, NULL) && strlen (name) <= 1024 &&
+               g_strcmp0 (frame.domain, name) != 0) ||
+              (strlen (text) <= 65536 && g_strcmp0 (frame.message, text) != 0))
+            abort ();
+          break;
+        }
+      _afork_wire_pool_frame_clear (&frame);
+      pos += AFORK_WIRE_HEADER_SIZE + plen;
+    }
+  if (pos != out->len)
+    abort ();
+}
+
 int
 LLVMFuzzerTestOneInput (const uint8_t *data,
                         size_t         size)
@@ -168,8 +302,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
   if (size < 1)
     return 0;
 
-  switch (data[0] % 3)
+  switch (data[0] % 5)
     {
+    case 3:
+      fuzz_pool_stream (data + 1, size - 1);
+      break;
+    case 4:
+      fuzz_pool_round_trip (data + 1, size - 1);
+      break;
     case 0:
       fuzz_commands (data + 1, size - 1);
       break;

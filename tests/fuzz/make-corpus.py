@@ -104,6 +104,20 @@ wire = {
     'reply-error-bad-domain': b'\x01' + frame('e', u32(16) + strings(b'g-io-error-qu\x99\x8dk', 'Broekn xipe')),
     'round-trip': b'\x02' + b'one\xfftwo\xff\xff' + b'bin\x00ary',
     'round-trip-empty': b'\x02',
+    # Pool frames: 3 then 0 (calls, as a worker reads them) or 1 (replies).
+    'pool-calls': b'\x03\x00' + frame('Q', u32(0) + strings('f', '(u)', u32(7)))
+                  + frame('Q', u32(2) + strings('g', '(hh)', u32(0) + u32(1))),
+    'pool-call-bad-type': b'\x03\x00' + frame('Q', u32(0) + strings('f', 'a', b'')),
+    'pool-call-indefinite': b'\x03\x00' + frame('Q', u32(0) + strings('f', '(*)', b'')),
+    'pool-call-nul-name': b'\x03\x00' + frame('Q', u32(0) + strings(b'f\x00g', '()', b'')),
+    'pool-call-too-many-fds': b'\x03\x00' + frame('Q', u32(1000) + strings('f', '()', b'')),
+    'pool-replies': b'\x03\x01' + frame('V', strings('progress', '(u)', u32(1)))
+                    + frame('R', u32(0) + strings('(s)', b'hi\x00\x00'))
+                    + frame('E', u32(42) + strings('my-domain', 'it failed')),
+    'pool-reply-garbage-value': b'\x03\x01' + frame('R', u32(0) + strings('(sas)', b'\xff' * 9)),
+    'pool-reply-wrong-letter': b'\x03\x01' + frame('Q', u32(0) + strings('f', '()', b'')),
+    'pool-round-trip': b'\x04' + b'name\x00with nul \xff\xfe bytes',
+    'pool-round-trip-empty': b'\x04',
 }
 
 outdir = sys.argv[1]

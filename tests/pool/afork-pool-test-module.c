@@ -213,3 +213,18 @@ pool_announce_sleep (AforkChild *child,
 
   return pool_sleep (child, parameters, error);
 }
+
+/* Writes bytes that are no frame on the socket: a protocol error. */
+EXPORT GVariant *pool_garbage (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_garbage (AforkChild               *child,
+              G_GNUC_UNUSED GVariant   *parameters,
+              G_GNUC_UNUSED GError    **error)
+{
+  static const char junk[] = "Xjunk not a frame";
+
+  if (write (afork_child_get_fd (child), junk, sizeof junk) != sizeof junk)
+    return NULL;
+
+  return g_variant_new ("()");
+}

@@ -576,6 +576,15 @@ test_missing_module (void)
     g_assert_null (reply);
     g_assert_error (error, AFORK_ERROR, AFORK_ERROR_MODULE_NOT_FOUND);
   }
+  /* Workers that were being started fail too, and none replaces them. */
+  {
+    gint64 deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+
+    while (afork_pool_get_n_workers (pool) > 0 && g_get_monotonic_time () < deadline)
+      g_usleep (10 * 1000);
+  }
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
+  g_usleep (200 * 1000);
   g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
 
   batch_clear (&batch);
@@ -889,6 +898,92 @@ test_random_deaths (void)
   g_assert_cmpuint (count_zombies (getpid ()), ==, 0);
 }
 
+static void
+test_protocol_error (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) after = NULL;
+
+  afork_pool_set_max_workers (pool, 1);
+  reply = afork_pool_call (pool, "pool_garbage", NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL);
+  g_clear_error (&error);
+
+  after = afork_pool_call (pool, "pool_echo", g_variant_new ("(i)", 9), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (after), ==, "(i)");
+}
+
+static void
+test_default_template (void)
+{
+  g_autoptr(AforkPool) pool = afork_pool_new (NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  /* Workers of the default template: nothing loaded, but they serve. */
+  reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 1);
+}
+
+static void
+notify_cb (G_GNUC_UNUSED GObject    *object,
+           G_GNUC_UNUSED GParamSpec *pspec,
+           gpointer                  user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+static void
+test_properties (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  guint notified = 0;
+  guint value = 0;
+
+  g_assert_cmpuint (afork_pool_get_max_workers (pool), ==, MAX (g_get_num_processors (), 1));
+  g_assert_cmpuint (afork_pool_get_min_workers (pool), ==, 0);
+  g_assert_cmpuint (afork_pool_get_load (pool), ==, 1);
+  g_assert_cmpuint (afork_pool_get_idle_timeout (pool), ==, 10000);
+  g_assert_cmpuint (afork_pool_get_max_calls_per_worker (pool), ==, 0);
+  g_assert_cmpuint (afork_pool_get_call_timeout (pool), ==, 0);
+
+  g_signal_connect (pool, "notify::load", G_CALLBACK (notify_cb), &notified);
+  afork_pool_set_load (pool, 8);
+  afork_pool_set_load (pool, 8);
+  g_assert_cmpuint (notified, ==, 1);
+  g_object_get (pool, "load", &value, NULL);
+  g_assert_cmpuint (value, ==, 8);
+  g_object_set (pool, "max-calls-per-worker", 3, "call-timeout", 500, NULL);
+  g_assert_cmpuint (afork_pool_get_max_calls_per_worker (pool), ==, 3);
+  g_assert_cmpuint (afork_pool_get_call_timeout (pool), ==, 500);
+}
+
+static void
+test_fresh_process_per_call (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GHashTable) pids = g_hash_table_new (NULL, NULL);
+
+  afork_pool_set_max_calls_per_worker (pool, 1);
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) reply = afork_pool_call (pool, "pool_pid", NULL, NULL, &error);
+      gint32 pid;
+
+      g_assert_no_error (error);
+      g_variant_get (reply, "(i)", &pid);
+      g_assert_false (g_hash_table_contains (pids, GINT_TO_POINTER (pid)));
+      g_hash_table_add (pids, GINT_TO_POINTER (pid));
+    }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -913,6 +1008,10 @@ main (int    argc,
   g_test_add_func ("/afork/pool/events", test_events);
   g_test_add_func ("/afork/pool/threads", test_threads);
   g_test_add_func ("/afork/pool/random-deaths", test_random_deaths);
+  g_test_add_func ("/afork/pool/call/protocol-error", test_protocol_error);
+  g_test_add_func ("/afork/pool/template/default", test_default_template);
+  g_test_add_func ("/afork/pool/properties", test_properties);
+  g_test_add_func ("/afork/pool/workers/fresh-per-call", test_fresh_process_per_call);
 
   return g_test_run ();
 }
