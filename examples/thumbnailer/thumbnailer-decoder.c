@@ -208,7 +208,15 @@ pool_call_done (GObject      *source,
   GVariant *reply;
 
   reply = afork_pool_call_with_fds_finish (AFORK_POOL (source), NULL, result, &error);
-  if (reply == NULL)
+  if (reply == NULL && error->domain == AFORK_ERROR && error->code != AFORK_ERROR_CHILD_EXITED)
+    {
+      /* Not the image's fault (no server, a missing module, a sandbox the
+       * kernel refuses): no fail entry for it. */
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED,
+                               _("The workers cannot decode: %s"), error->message);
+      g_error_free (error);
+    }
+  else if (reply == NULL)
     g_task_return_error (task, error);
   else if (!g_variant_is_of_type (reply, G_VARIANT_TYPE (THUMB_DECODE_REPLY_TYPE)))
     {

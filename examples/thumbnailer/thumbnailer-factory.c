@@ -156,6 +156,15 @@ decode_done (GObject      *source,
           finish_in_flight (task, THUMB_RESULT_ERROR, error);
           return;
         }
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED))
+        {
+          GError *wrapped = g_error_new (THUMB_ERROR, THUMB_ERROR_CONNECTION_FAILURE,
+                                         "%s", error->message);
+
+          g_error_free (error);
+          finish_in_flight (task, THUMB_RESULT_ERROR, wrapped);
+          return;
+        }
 
       GError *wrapped = g_error_new (THUMB_ERROR, THUMB_ERROR_INVALID_DATA,
                                      "%s", error->message);

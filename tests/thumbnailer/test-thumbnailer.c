@@ -393,6 +393,35 @@ test_hang (void)
   thumb_test_dir_clear (&dir);
 }
 
+/* Workers that cannot start (here, a module that does not exist) are not
+ * the images' fault: they fail, without a fail entry. */
+static void
+test_no_workers (void)
+{
+  ThumbTestDir dir;
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autofree char *photo = NULL;
+  g_autofree char *fail = NULL;
+
+  if (!thumb_test_isolated ())
+    {
+      g_test_skip ("images are decoded in the program itself (afork built without pools)");
+      return;
+    }
+
+  thumb_test_dir_init (&dir);
+  photo = thumb_test_write_image (dir.images, "photo.jpg", "jpeg", 64, 64);
+  launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+  g_subprocess_launcher_setenv (launcher, "AFORK_THUMBNAILER_MODULE",
+                                "/nonexistent/libafork-thumbnailer-worker.so", TRUE);
+
+  g_assert_cmpint (thumb_test_run (&dir, launcher, NULL, photo, NULL), ==, 1);
+  fail = thumb_test_fail_path (&dir, photo);
+  g_assert_false (g_file_test (fail, G_FILE_TEST_EXISTS));
+
+  thumb_test_dir_clear (&dir);
+}
+
 static gboolean
 is_descendant (GPid pid,
                GPid ancestor)
@@ -554,6 +583,7 @@ main (int   argc,
   g_test_add_func ("/thumbnailer/hostile/hang", test_hang);
   g_test_add_func ("/thumbnailer/hostile/unreadable", test_unreadable);
   g_test_add_func ("/thumbnailer/sandboxed", test_sandboxed);
+  g_test_add_func ("/thumbnailer/no-workers", test_no_workers);
 
   return g_test_run ();
 }
