@@ -265,6 +265,8 @@ fuzz_sandbox (const guint8 *data,
     abort ();
 
   _afork_wire_sandbox_clear (&sandbox);
+}
+
 static void
 fuzz_pool_stream (const guint8 *data,
                   gsize         size)

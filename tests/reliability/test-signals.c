@@ -114,7 +114,12 @@ test_exec_state (void)
   int fds[2];
 
   afork_test_pipe (fds);
-  connection = afork_process_exec (process, argv, NULL, NULL, -1, fds[1], -1, NULL, &error);
+  {
+    g_autoptr(AforkExecOptions) options = afork_exec_options_new ();
+
+    afork_exec_options_set_stdout_fd (options, fds[1]);
+    connection = afork_process_exec (process, argv, options, NULL, &error);
+  }
   g_assert_no_error (error);
   close (fds[1]);
   out = afork_test_read_fd_to_eof (fds[0]);

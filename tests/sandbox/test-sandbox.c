@@ -595,7 +595,7 @@ test_exec_command (Fixture       *f,
         }
       tmpl = sandboxed_template (sandbox);
       child = afork_process_fork (tmpl);
-      connection = afork_process_exec (child, argv, NULL, NULL, -1, -1, -1, NULL, &error);
+      connection = afork_process_exec (child, argv, NULL, NULL, &error);
       if (allowed)
         {
           g_assert_no_error (error);
