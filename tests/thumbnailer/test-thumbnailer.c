@@ -464,6 +464,7 @@ find_confined_descendant (GPid ancestor)
         continue;
       path = g_strdup_printf ("/proc/%d/status", pid);
       if (g_file_get_contents (path, &status, NULL, NULL) &&
+          strstr (status, "\nState:\tZ") == NULL &&
           strstr (status, "\nNoNewPrivs:\t1\n") != NULL &&
           strstr (status, "\nSeccomp:\t2\n") != NULL)
         return pid;
@@ -511,10 +512,15 @@ test_sandboxed (void)
         g_usleep (100000);
     }
 
-  /* The worker hangs on purpose: it is killed first, so that it does not
-   * outlive the test holding its output open. */
-  if (found > 0)
-    kill (found, SIGKILL);
+  /* The worker hangs on purpose: it (and the template, confined too) is
+   * killed first, so that it does not outlive the test holding its output
+   * open. */
+  for (GPid confined = found, i = 0; confined > 0 && i < 20;
+       confined = find_confined_descendant (pid), i++)
+    {
+      kill (confined, SIGKILL);
+      g_usleep (50000);
+    }
   g_subprocess_force_exit (process);
   g_subprocess_wait (process, NULL, NULL);
   g_assert_cmpint (found, >, 0);
