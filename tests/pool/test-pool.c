@@ -988,6 +988,49 @@ test_fresh_process_per_call (void)
     }
 }
 
+/* With a fresh process per call, calls queued behind busy workers all run:
+ * each used-up worker leaves room for its replacement. */
+static void
+test_fresh_process_per_call_queued (void)
+{
+  const guint max_workers[] = { 1, 2 };
+  const guint n_calls[] = { 3, 50 };
+
+  for (guint w = 0; w < G_N_ELEMENTS (max_workers); w++)
+    for (guint n = 0; n < G_N_ELEMENTS (n_calls); n++)
+      {
+        g_autoptr(AforkPool) pool = make_pool ();
+        g_autoptr(GHashTable) seen = g_hash_table_new (NULL, NULL);
+        Batch batch;
+
+        g_test_message ("max-workers %u, %u calls", max_workers[w], n_calls[n]);
+        afork_pool_set_max_workers (pool, max_workers[w]);
+        afork_pool_set_max_calls_per_worker (pool, 1);
+        batch_init (&batch);
+        for (guint i = 0; i < n_calls[n]; i++)
+          {
+            batch.pending++;
+            afork_pool_call_async (pool, "pool_echo", g_variant_new ("(u)", i), NULL,
+                                   batch_cb, &batch);
+          }
+        iterate_until_zero (NULL, &batch.pending);
+
+        g_assert_cmpuint (batch.errors->len, ==, 0);
+        g_assert_cmpuint (batch.ok, ==, n_calls[n]);
+        for (guint i = 0; i < batch.replies->len; i++)
+          {
+            guint32 value;
+
+            g_variant_get (batch.replies->pdata[i], "(u)", &value);
+            g_assert_cmpuint (value, <, n_calls[n]);
+            g_assert_false (g_hash_table_contains (seen, GUINT_TO_POINTER (value)));
+            g_hash_table_add (seen, GUINT_TO_POINTER (value));
+          }
+        g_assert_cmpuint (afork_pool_get_n_queued (pool), ==, 0);
+        batch_clear (&batch);
+      }
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1016,6 +1059,7 @@ main (int    argc,
   g_test_add_func ("/afork/pool/template/default", test_default_template);
   g_test_add_func ("/afork/pool/properties", test_properties);
   g_test_add_func ("/afork/pool/workers/fresh-per-call", test_fresh_process_per_call);
+  g_test_add_func ("/afork/pool/workers/fresh-per-call-queued", test_fresh_process_per_call_queued);
 
   return g_test_run ();
 }
