@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1031,10 +1032,76 @@ test_fresh_process_per_call_queued (void)
       }
 }
 
+/* The owner for /afork/pool/workers/owner-death: a call that sleeps for
+ * five minutes; the worker's pid on stdout once it runs. */
+static void
+owner_pid_cb (G_GNUC_UNUSED AforkPool *pool,
+              G_GNUC_UNUSED const char *name,
+              GVariant                *value,
+              G_GNUC_UNUSED gpointer   user_data)
+{
+  gint32 pid;
+
+  g_variant_get (value, "(i)", &pid);
+  printf ("%d\n", (int) pid);
+  fflush (stdout);
+}
+
+static int
+run_owner (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+
+  g_signal_connect (pool, "event::pid", G_CALLBACK (owner_pid_cb), NULL);
+  afork_pool_call_async (pool, "pool_announce_sleep", g_variant_new ("(u)", 300000), NULL,
+                         NULL, NULL);
+  for (;;)
+    g_main_context_iteration (NULL, TRUE);
+
+  return 0;
+}
+
+/* The owner is killed while its worker is in a long call: the worker does
+ * not live on. */
+static void
+test_owner_death (void)
+{
+  g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
+  g_autoptr(GSubprocess) owner = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  gboolean gone;
+  GPid worker;
+
+  g_assert_nonnull (exe);
+  owner = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, exe, "--pool-owner", NULL);
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (owner));
+  line = g_data_input_stream_read_line (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (line);
+  worker = (GPid) g_ascii_strtoll (line, NULL, 10);
+  g_assert_cmpint (worker, >, 0);
+  g_assert_false (afork_test_proc_gone (worker));
+
+  g_subprocess_force_exit (owner);
+  g_subprocess_wait (owner, NULL, &error);
+  g_assert_no_error (error);
+
+  gone = afork_test_wait_gone (worker, AFORK_TEST_WAIT_SECONDS);
+  if (!gone)
+    kill (worker, SIGKILL);
+  g_assert_true (gone);
+}
+
 int
 main (int    argc,
       char **argv)
 {
+  if (argc == 2 && g_str_equal (argv[1], "--pool-owner"))
+    return run_owner ();
+
   afork_test_init (&argc, &argv);
 
   g_test_add_func ("/afork/pool/call/types", test_types);
@@ -1060,6 +1127,7 @@ main (int    argc,
   g_test_add_func ("/afork/pool/properties", test_properties);
   g_test_add_func ("/afork/pool/workers/fresh-per-call", test_fresh_process_per_call);
   g_test_add_func ("/afork/pool/workers/fresh-per-call-queued", test_fresh_process_per_call_queued);
+  g_test_add_func ("/afork/pool/workers/owner-death", test_owner_death);
 
   return g_test_run ();
 }
