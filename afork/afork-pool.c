@@ -1229,6 +1229,11 @@ maintain_locked (Core *core)
 
       if (worker->doomed || worker->write_failed)
         continue;
+      /* A used-up idle worker is retired below: it leaves room for the
+       * worker that takes the calls still queued. */
+      if (worker->state == WORKER_READY && worker->calls.length == 0 &&
+          core->max_calls > 0 && worker->n_assigned >= core->max_calls)
+        continue;
       n_live++;
       if (worker->state == WORKER_STARTING)
         starting_room += core->max_calls > 0 ? MIN (core->load, core->max_calls) : core->load;

@@ -597,6 +597,16 @@ handle_run (AforkServer  *server,
   server->owner_pidfd = -1;
   signal (SIGCHLD, SIG_DFL);
   signal (SIGPIPE, SIG_DFL);
+  /* A pool worker may be in a long call when the owner dies: it goes
+   * with its template, which exits when the owner is gone. */
+  if (g_str_equal (name, AFORK_POOL_WORKER_FUNCTION))
+    {
+      pid_t parent = getppid ();
+
+      if (parent > 1 && prctl (PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == 0 &&
+          getppid () != parent)
+        _exit (1);
+    }
   _afork_server_set_title ("afork %d %s", (int) server->child.owner, name);
   _afork_fd_set_blocking (server->sock, TRUE);
   _afork_server_sandbox_enter_run ();

@@ -299,10 +299,9 @@ main (int   argc,
   g_debug ("decoding %s", thumb_decoder_describe (decoder));
 
   cache_dir = thumb_get_cache_dir ();
-  /* One call per worker at a time: the pool forks a fresh worker per
-   * call; a call queued behind the busy workers of a full pool with
-   * max-calls-per-worker 1 was seen to wait for ever. */
-  factory = thumb_factory_new (decoder, cache_dir, options.jobs);
+  /* Two calls per worker: the pool queues the second, which then goes
+   * to the next worker without a round trip through the factory. */
+  factory = thumb_factory_new (decoder, cache_dir, options.jobs * 2);
 
   if (opt_dbus)
     status = thumb_service_run (factory, (guint) opt_idle_timeout);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -988,10 +989,119 @@ test_fresh_process_per_call (void)
     }
 }
 
+/* With a fresh process per call, calls queued behind busy workers all run:
+ * each used-up worker leaves room for its replacement. */
+static void
+test_fresh_process_per_call_queued (void)
+{
+  const guint max_workers[] = { 1, 2 };
+  const guint n_calls[] = { 3, 50 };
+
+  for (guint w = 0; w < G_N_ELEMENTS (max_workers); w++)
+    for (guint n = 0; n < G_N_ELEMENTS (n_calls); n++)
+      {
+        g_autoptr(AforkPool) pool = make_pool ();
+        g_autoptr(GHashTable) seen = g_hash_table_new (NULL, NULL);
+        Batch batch;
+
+        g_test_message ("max-workers %u, %u calls", max_workers[w], n_calls[n]);
+        afork_pool_set_max_workers (pool, max_workers[w]);
+        afork_pool_set_max_calls_per_worker (pool, 1);
+        batch_init (&batch);
+        for (guint i = 0; i < n_calls[n]; i++)
+          {
+            batch.pending++;
+            afork_pool_call_async (pool, "pool_echo", g_variant_new ("(u)", i), NULL,
+                                   batch_cb, &batch);
+          }
+        iterate_until_zero (NULL, &batch.pending);
+
+        g_assert_cmpuint (batch.errors->len, ==, 0);
+        g_assert_cmpuint (batch.ok, ==, n_calls[n]);
+        for (guint i = 0; i < batch.replies->len; i++)
+          {
+            guint32 value;
+
+            g_variant_get (batch.replies->pdata[i], "(u)", &value);
+            g_assert_cmpuint (value, <, n_calls[n]);
+            g_assert_false (g_hash_table_contains (seen, GUINT_TO_POINTER (value)));
+            g_hash_table_add (seen, GUINT_TO_POINTER (value));
+          }
+        g_assert_cmpuint (afork_pool_get_n_queued (pool), ==, 0);
+        batch_clear (&batch);
+      }
+}
+
+/* The owner for /afork/pool/workers/owner-death: a call that sleeps for
+ * five minutes; the worker's pid on stdout once it runs. */
+static void
+owner_pid_cb (G_GNUC_UNUSED AforkPool *pool,
+              G_GNUC_UNUSED const char *name,
+              GVariant                *value,
+              G_GNUC_UNUSED gpointer   user_data)
+{
+  gint32 pid;
+
+  g_variant_get (value, "(i)", &pid);
+  printf ("%d\n", (int) pid);
+  fflush (stdout);
+}
+
+static int
+run_owner (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+
+  g_signal_connect (pool, "event::pid", G_CALLBACK (owner_pid_cb), NULL);
+  afork_pool_call_async (pool, "pool_announce_sleep", g_variant_new ("(u)", 300000), NULL,
+                         NULL, NULL);
+  for (;;)
+    g_main_context_iteration (NULL, TRUE);
+
+  return 0;
+}
+
+/* The owner is killed while its worker is in a long call: the worker does
+ * not live on. */
+static void
+test_owner_death (void)
+{
+  g_autofree char *exe = g_file_read_link ("/proc/self/exe", NULL);
+  g_autoptr(GSubprocess) owner = NULL;
+  g_autoptr(GDataInputStream) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *line = NULL;
+  gboolean gone;
+  GPid worker;
+
+  g_assert_nonnull (exe);
+  owner = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, exe, "--pool-owner", NULL);
+  g_assert_no_error (error);
+  out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (owner));
+  line = g_data_input_stream_read_line (out, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (line);
+  worker = (GPid) g_ascii_strtoll (line, NULL, 10);
+  g_assert_cmpint (worker, >, 0);
+  g_assert_false (afork_test_proc_gone (worker));
+
+  g_subprocess_force_exit (owner);
+  g_subprocess_wait (owner, NULL, &error);
+  g_assert_no_error (error);
+
+  gone = afork_test_wait_gone (worker, AFORK_TEST_WAIT_SECONDS);
+  if (!gone)
+    kill (worker, SIGKILL);
+  g_assert_true (gone);
+}
+
 int
 main (int    argc,
       char **argv)
 {
+  if (argc == 2 && g_str_equal (argv[1], "--pool-owner"))
+    return run_owner ();
+
   afork_test_init (&argc, &argv);
 
   g_test_add_func ("/afork/pool/call/types", test_types);
@@ -1016,6 +1126,8 @@ main (int    argc,
   g_test_add_func ("/afork/pool/template/default", test_default_template);
   g_test_add_func ("/afork/pool/properties", test_properties);
   g_test_add_func ("/afork/pool/workers/fresh-per-call", test_fresh_process_per_call);
+  g_test_add_func ("/afork/pool/workers/fresh-per-call-queued", test_fresh_process_per_call_queued);
+  g_test_add_func ("/afork/pool/workers/owner-death", test_owner_death);
 
   return g_test_run ();
 }

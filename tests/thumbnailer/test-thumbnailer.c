@@ -446,12 +446,13 @@ is_descendant (GPid pid,
   return FALSE;
 }
 
-/* Finds a process below @ancestor that is confined: no_new_privs and a
- * seccomp filter, as the sandbox sets them; 0 when none is. */
-static GPid
-find_confined_descendant (GPid ancestor)
+/* The processes below @ancestor that are confined: no_new_privs and a
+ * seccomp filter, as the sandbox sets them. */
+static GArray *
+find_confined_descendants (GPid ancestor)
 {
   g_autoptr(GDir) proc = g_dir_open ("/proc", 0, NULL);
+  GArray *found = g_array_new (FALSE, FALSE, sizeof (GPid));
   const char *name;
 
   while (proc != NULL && (name = g_dir_read_name (proc)) != NULL)
@@ -467,10 +468,19 @@ find_confined_descendant (GPid ancestor)
           strstr (status, "\nState:\tZ") == NULL &&
           strstr (status, "\nNoNewPrivs:\t1\n") != NULL &&
           strstr (status, "\nSeccomp:\t2\n") != NULL)
-        return pid;
+        g_array_append_val (found, pid);
     }
 
-  return 0;
+  return found;
+}
+
+/* A confined process below @ancestor, or 0 when none is. */
+static GPid
+find_confined_descendant (GPid ancestor)
+{
+  g_autoptr(GArray) found = find_confined_descendants (ancestor);
+
+  return found->len > 0 ? g_array_index (found, GPid, 0) : 0;
 }
 
 /* The worker decoding an image runs sandboxed: while one hangs on its
@@ -514,11 +524,16 @@ test_sandboxed (void)
 
   /* The worker hangs on purpose: it (and the template, confined too) is
    * killed first, so that it does not outlive the test holding its output
-   * open. */
-  for (GPid confined = found, i = 0; confined > 0 && i < 20;
-       confined = find_confined_descendant (pid), i++)
+   * open. All the confined processes are found before any is killed: a
+   * worker whose template dies first is no longer below the program. */
+  for (int i = 0; i < 20; i++)
     {
-      kill (confined, SIGKILL);
+      g_autoptr(GArray) confined = find_confined_descendants (pid);
+
+      if (confined->len == 0)
+        break;
+      for (guint j = 0; j < confined->len; j++)
+        kill (g_array_index (confined, GPid, j), SIGKILL);
       g_usleep (50000);
     }
   g_subprocess_force_exit (process);
