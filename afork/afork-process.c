@@ -298,8 +298,9 @@ new_from_shared_template (gboolean   for_exec,
  * of calls from a loop that does not let the processes run) does this
  * call wait for the template to catch up, as a write to a full pipe
  * would; other threads and main loops are not held up meanwhile. A
- * template that takes no request at all for ten seconds (a stopped
- * process) is replaced by a new one.
+ * template that takes no request at all for ten seconds while it is
+ * stopped (SIGSTOP, a debugger), or for a minute whatever its state, is
+ * replaced by a new one.
  *
  * Returns: (transfer full): the new process, or %NULL if the default
  *   template could not be started

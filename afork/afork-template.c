@@ -25,9 +25,33 @@ typedef struct
 } SharedTemplate;
 
 /* How long a template may take no request at all before it counts as
- * stuck (a stopped process, say) and is replaced. A busy template that
- * makes progress is waited for as long as it keeps making it. */
-#define TEMPLATE_STALL_MS 10000
+ * stuck and is replaced. A busy template that makes progress is waited
+ * for as long as it keeps making it; one that is seen stopped (SIGSTOP,
+ * a debugger) counts as stuck after TEMPLATE_STOPPED_MS. A
+ * template forking slowly (a large sanitizer build, say) may read
+ * nothing for seconds while it forks what it read. */
+#define TEMPLATE_STALL_MS   60000
+#define TEMPLATE_STOPPED_MS 10000
+
+/* Whether the process @pid is stopped or traced, from /proc. */
+static gboolean
+process_is_stopped (GPid pid)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *stat = NULL;
+  const char *end;
+
+  if (pid <= 0)
+    return FALSE;
+
+  path = g_strdup_printf ("/proc/%d/stat", (int) pid);
+  if (!g_file_get_contents (path, &stat, NULL, NULL))
+    return FALSE;
+
+  /* pid (comm) state …: the command may hold spaces and parentheses. */
+  end = strrchr (stat, ')');
+  return end != NULL && end[1] == ' ' && (end[2] == 'T' || end[2] == 't');
+}
 
 static GMutex registry_lock;
 static SharedTemplate default_template = { -1, NULL, 0, 0 };
@@ -305,7 +329,14 @@ wait_for_room (SharedTemplate *tmpl,
                int            *saved_errno)
 {
   struct pollfd pfd = { -1, POLLOUT, 0 };
+  const char *identifier = NULL;
+  GPid pid = 0;
   int res;
+  int waited = 0;
+
+  if (tmpl->subprocess != NULL &&
+      (identifier = g_subprocess_get_identifier (tmpl->subprocess)) != NULL)
+    pid = (GPid) atoi (identifier);
 
   if (!unlock)
     pfd.fd = tmpl->fd;
@@ -320,9 +351,18 @@ wait_for_room (SharedTemplate *tmpl,
       g_mutex_unlock (&registry_lock);
     }
 
-  do
-    res = poll (&pfd, 1, TEMPLATE_STALL_MS);
-  while (res < 0 && errno == EINTR);
+  for (;;)
+    {
+      res = poll (&pfd, 1, 1000);
+      if (res < 0 && errno == EINTR)
+        continue;
+      if (res != 0)
+        break;
+      waited += 1000;
+      if (waited >= TEMPLATE_STALL_MS ||
+          (waited >= TEMPLATE_STOPPED_MS && process_is_stopped (pid)))
+        break;
+    }
   *saved_errno = res < 0 ? errno : ETIMEDOUT;
 
   if (unlock)

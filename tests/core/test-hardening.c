@@ -5,6 +5,7 @@
 #include "core-util.h"
 
 #include <errno.h>
+#include <glib/gstdio.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <linux/capability.h>
@@ -130,14 +131,31 @@ test_send_error_reaches_finish (void)
 
       afork_test_wait_result (&result);
       connection = afork_process_run_finish (process, result, &error);
-      g_assert_null (connection);
+      if (connection != NULL)
+        {
+          /* The kernel's count of descriptors in flight is kept per user
+           * and drops as receivers read: the send went through, so this
+           * run cannot tell anything. Said, not passed. */
+          g_assert_true (g_file_set_contents (g_getenv ("AFORK_TEST_NOT_REACHED"), "", 0, NULL));
+          return;
+        }
       g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FAILED);
       g_assert_nonnull (strstr (error->message, g_strerror (ETOOMANYREFS)));
       return;
     }
 
-  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
-  g_test_trap_assert_passed ();
+  {
+    g_autofree char *marker = g_strdup_printf ("%s/afork-test-not-reached-%d",
+                                               g_get_tmp_dir (), (int) getpid ());
+
+    g_unlink (marker);
+    g_setenv ("AFORK_TEST_NOT_REACHED", marker, TRUE);
+    g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    g_test_trap_assert_passed ();
+    if (g_file_test (marker, G_FILE_TEST_EXISTS))
+      g_test_skip ("The descriptor was sent: the kernel did not refuse it with ETOOMANYREFS this time");
+    g_unlink (marker);
+  }
 }
 
 /* A TCP connection is nobody's process. */

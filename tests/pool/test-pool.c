@@ -656,8 +656,9 @@ event_cb (G_GNUC_UNUSED AforkPool *pool,
           gpointer                 user_data)
 {
   GPtrArray *log = user_data;
+  g_autofree char *printed = g_variant_print (value, FALSE);
 
-  g_ptr_array_add (log, g_strdup_printf ("%s %s", name, g_variant_print (value, FALSE)));
+  g_ptr_array_add (log, g_strdup_printf ("%s %s", name, printed));
 }
 
 static void
@@ -669,8 +670,11 @@ events_reply_cb (GObject      *object,
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = afork_pool_call_finish (AFORK_POOL (object), result, &error);
 
+  g_autofree char *printed = NULL;
+
   g_assert_no_error (error);
-  g_ptr_array_add (log, g_strdup_printf ("reply %s", g_variant_print (reply, FALSE)));
+  printed = g_variant_print (reply, FALSE);
+  g_ptr_array_add (log, g_strdup_printf ("reply %s", printed));
 }
 
 static void
