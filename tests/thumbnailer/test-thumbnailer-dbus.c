@@ -95,7 +95,7 @@ on_signal (G_GNUC_UNUSED GDBusConnection *connection,
       const char *message;
       gint32 code;
 
-      g_variant_get (parameters, "(u^a&sis)", NULL, &uris, &code, &message);
+      g_variant_get (parameters, "(u^a&si&s)", NULL, &uris, &code, &message);
       g_test_message ("Error %d: %s", code, message);
       for (guint i = 0; uris[i] != NULL; i++)
         g_hash_table_insert (log->failed, g_strdup (uris[i]), GINT_TO_POINTER (code));
