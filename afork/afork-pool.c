@@ -71,6 +71,7 @@ struct _Call
   GCond            cond;          /* a synchronous caller waits on it */
   int              wake_fd;       /* … or polls this and its worker's socket */
   gboolean         polling;
+  gboolean         waiting;       /* on cond: only then is it signalled */
 };
 
 typedef enum
@@ -109,6 +110,7 @@ struct _Worker
   guint              n_assigned;
   gint64             idle_since;
   gboolean           doomed;      /* killed: takes no more calls */
+  GError            *broken;      /* a protocol error met outside the pool thread */
   gboolean           write_failed;
   GQueue             out;         /* OutFrame * */
   GByteArray        *in;
@@ -171,6 +173,7 @@ enum
 static guint signals[N_SIGNALS];
 
 static void maintain_locked   (Core *core);
+static void worker_idle_locked (Worker *worker);
 static void worker_lost_locked (Worker *worker,
                                 GError *head_error);
 
@@ -285,7 +288,7 @@ call_wake_locked (Call *call)
           if (write (call->wake_fd, &one, sizeof one) < 0)
             { /* already signalled: the counter is not zero */ }
         }
-      else
+      else if (call->waiting)
         g_cond_signal (&call->cond);
       return;
     }
@@ -498,6 +501,7 @@ worker_unref (Worker *worker)
   g_assert (worker->source == NULL);
   g_queue_clear_full (&worker->out, (GDestroyNotify) out_frame_free);
   g_byte_array_unref (worker->in);
+  g_clear_error (&worker->broken);
   for (guint i = 0; i < worker->in_fds->len; i++)
     close (g_array_index (worker->in_fds, int, i));
   g_array_unref (worker->in_fds);
@@ -532,6 +536,17 @@ typedef enum
   WRITE_BLOCKED,
   WRITE_FAILED,
 } WriteResult;
+
+/* @call has become its worker's first: its time counts from now, and a
+ * synchronous caller waiting on its condition reads the reply from now on
+ * (sync_read_reply_locked ()). */
+static void
+call_starts_locked (Call *call)
+{
+  call->started = g_get_monotonic_time ();
+  if (call->sync && call->waiting)
+    g_cond_signal (&call->cond);
+}
 
 /* Writes what the socket takes of @worker's frames, without blocking. */
 static WriteResult
@@ -615,16 +630,36 @@ worker_flush_locked (Worker *worker)
   return WRITE_DONE;
 }
 
+/* Whether the pool thread reads @worker's socket. It does, except while
+ * the only call the worker has is a synchronous one: its caller reads the
+ * reply itself (sync_read_reply_locked ()), and a second reader would
+ * only be woken for nothing, once a call. An idle worker keeps what it
+ * had, so that calls of one kind in a row change nothing. A hang-up is
+ * seen either way. */
+static gboolean
+worker_wants_reader (Worker *worker)
+{
+  WorkerSource *ws = (WorkerSource *) worker->source;
+  Call *head = g_queue_peek_head (&worker->calls);
+
+  if (head == NULL)
+    return (ws->cond & G_IO_IN) != 0;
+
+  return worker->calls.length > 1 || !head->sync || head->wake_fd < 0;
+}
+
 static void
 worker_update_source_locked (Worker *worker)
 {
   WorkerSource *ws;
-  GIOCondition cond = G_IO_IN;
+  GIOCondition cond = 0;
 
   if (worker->source == NULL)
     return;
 
   ws = (WorkerSource *) worker->source;
+  if (worker_wants_reader (worker))
+    cond |= G_IO_IN;
   if (worker->out.length > 0 && !worker->write_failed)
     cond |= G_IO_OUT;
   /* Each change wakes the pool thread: only when there is one. */
@@ -691,7 +726,7 @@ dispatch_locked (Core *core)
       best->n_assigned++;
       if (best->calls.length == 1)
         {
-          call->started = g_get_monotonic_time ();
+          call_starts_locked (call);
           if (core->call_timeout > 0)
             kick = TRUE;
         }
@@ -707,6 +742,7 @@ dispatch_locked (Core *core)
       if (worker->out.length > 0 && !worker->write_failed &&
           worker_flush_locked (worker) != WRITE_DONE)
         kick = TRUE;
+      worker_update_source_locked (worker);
     }
 
   if (core->queue.length > 0)
@@ -797,7 +833,7 @@ worker_handle_input_locked (Worker  *worker,
 
           head = g_queue_peek_head (&worker->calls);
           if (head != NULL)
-            head->started = g_get_monotonic_time ();
+            call_starts_locked (head);
           else
             worker->idle_since = g_get_monotonic_time ();
         }
@@ -1191,6 +1227,14 @@ maintain_locked (Core *core)
 
 #define AT(t) G_STMT_START { if (next < 0 || (t) < next) next = (t); } G_STMT_END
 
+  for (guint i = core->workers->len; i > 0; i--)
+    {
+      Worker *worker = core->workers->pdata[i - 1];
+
+      if (worker->broken != NULL && worker->state == WORKER_READY)
+        worker_lost_locked (worker, g_steal_pointer (&worker->broken));
+    }
+
   for (guint i = 0; i < core->workers->len; i++)
     {
       Worker *worker = core->workers->pdata[i];
@@ -1318,6 +1362,32 @@ maintain_locked (Core *core)
     }
 
   g_source_set_ready_time (core->timer, next >= 0 ? MAX (next, now) : -1);
+}
+
+/* @worker has just answered its last call, outside the pool thread. The
+ * pool thread is woken only when something is to be done now; for the idle
+ * timeout, its timer is moved only when it would come too late, so a
+ * round trip after a round trip wakes nobody. */
+static void
+worker_idle_locked (Worker *worker)
+{
+  Core *core = worker->core;
+  gint64 deadline, ready;
+
+  if (core->closing || core->disposed || core->queue.length > 0 ||
+      worker->doomed || worker->write_failed ||
+      (core->max_calls > 0 && worker->n_assigned >= core->max_calls))
+    {
+      g_source_set_ready_time (core->timer, 0);
+      return;
+    }
+
+  worker_update_source_locked (worker);
+
+  deadline = worker->idle_since + (gint64) core->idle_timeout * 1000;
+  ready = g_source_get_ready_time (core->timer);
+  if (ready < 0 || ready > deadline)
+    g_source_set_ready_time (core->timer, deadline);
 }
 
 /* The core ------------------------------------------------------------ */
@@ -1877,10 +1947,13 @@ thread_wake_fd (void)
 /* A synchronous call that its worker runs waits on the worker's socket
  * itself, and reads the reply: the round trip then costs what a
  * hand-written one does, without a hand-over through the pool thread.
- * The pool thread watches the socket too; whichever takes the lock first
- * reads, and it wakes the caller through its eventfd if it was first. A
- * worker that dies is left to the pool thread. Returns FALSE when the
- * call is not in that state (the caller waits on its condition). */
+ * While it is the worker's only call, the pool thread does not read that
+ * socket (worker_wants_reader ()); when it does (calls behind, or before,
+ * this one), whichever takes the lock first reads, and the pool thread
+ * wakes the caller through its eventfd if it was first. A worker that
+ * dies is left to the pool thread. Returns FALSE when the call is not in
+ * that state (the caller waits on its condition, and is signalled when
+ * its call becomes the worker's first). */
 static gboolean
 sync_read_reply_locked (Call *call)
 {
@@ -1893,7 +1966,7 @@ sync_read_reply_locked (Call *call)
       worker->doomed || g_queue_peek_head (&worker->calls) != call || worker->fd < 0)
     return FALSE;
 
-  wake_fd = thread_wake_fd ();
+  wake_fd = call->wake_fd;
   if (wake_fd < 0)
     return FALSE;
 
@@ -1901,7 +1974,6 @@ sync_read_reply_locked (Call *call)
   pfds[0].events = POLLIN;
   pfds[1].fd = wake_fd;
   pfds[1].events = POLLIN;
-  call->wake_fd = wake_fd;
   call->polling = TRUE;
   worker_ref (worker);
   g_mutex_unlock (&core->lock);
@@ -1922,12 +1994,19 @@ sync_read_reply_locked (Call *call)
     {
       g_autoptr(GError) error = NULL;
 
-      /* End of stream (or a protocol error, which the pool thread meets
-       * in turn) is the pool thread's to handle. */
-      worker_read_locked (worker, &error);
+      /* End of stream is the pool thread's to handle: it sees the
+       * hang-up. A protocol error is handed to it. */
+      if (!worker_read_locked (worker, &error) && error != NULL && worker->broken == NULL)
+        {
+          worker->broken = g_steal_pointer (&error);
+          worker->doomed = TRUE;
+          g_source_set_ready_time (core->timer, 0);
+        }
       dispatch_locked (core);
       if (worker->calls.length == 0)
-        g_source_set_ready_time (core->timer, 0);
+        worker_idle_locked (worker);
+      else
+        worker_update_source_locked (worker);
     }
   worker_unref (worker);
 
@@ -1981,7 +2060,7 @@ afork_pool_call_with_fds (AforkPool     *self,
   core = self->core;
   call = call_new (self, function, parameters, fd_list, cancellable);
   call->sync = TRUE;
-  call->wake_fd = -1;
+  call->wake_fd = thread_wake_fd ();
   g_cond_init (&call->cond);
 
   call_submit (call);
@@ -2008,7 +2087,11 @@ afork_pool_call_with_fds (AforkPool     *self,
       if (call->finished)
         break;
       if (!sync_read_reply_locked (call))
-        g_cond_wait (&call->cond, &core->lock);
+        {
+          call->waiting = TRUE;
+          g_cond_wait (&call->cond, &core->lock);
+          call->waiting = FALSE;
+        }
     }
   reply = g_steal_pointer (&call->reply);
   out_fds = g_steal_pointer (&call->out_fds);

@@ -709,6 +709,7 @@ typedef struct
   AforkPool *pool;
   guint      index;
   guint      ok;
+  gboolean   sync_only;
 } ThreadData;
 
 static void
@@ -741,7 +742,7 @@ thread_func (gpointer user_data)
     {
       guint before = data->ok;
 
-      if (i % 2 == 0)
+      if (i % 2 == 0 && !data->sync_only)
         {
           afork_pool_call_async (data->pool, "pool_echo", g_variant_new ("(uu)", data->index, i),
                                  NULL, thread_call_cb, data);
@@ -763,25 +764,46 @@ thread_func (gpointer user_data)
   return NULL;
 }
 
-static void
-test_threads (void)
+typedef enum
 {
+  THREADS_MIXED,       /* three workers taking one call each */
+  THREADS_ONE_WORKER,  /* one worker taking eight calls at once */
+  THREADS_SYNC_ONLY,   /* the same, with synchronous calls only */
+} Threads;
+
+/* Eight threads, each alternating synchronous and asynchronous calls (or
+ * making synchronous ones only). On one worker, synchronous callers wait
+ * behind each other and behind asynchronous calls. */
+static void
+test_threads (gconstpointer user_data)
+{
+  Threads mode = GPOINTER_TO_INT (user_data);
   g_autoptr(AforkPool) pool = make_pool ();
   ThreadData data[8];
   GThread *threads[8];
 
-  afork_pool_set_max_workers (pool, 3);
-  for (guint i = 0; i < 8; i++)
+  /* A caller that waits behind another and finds itself alone with the
+   * worker must be told to read its reply: the last calls of a round show
+   * whether it is. */
+  guint rounds = mode == THREADS_SYNC_ONLY ? 10 : 1;
+
+  afork_pool_set_max_workers (pool, mode == THREADS_MIXED ? 3 : 1);
+  afork_pool_set_load (pool, mode == THREADS_MIXED ? 1 : 8);
+  for (guint round = 0; round < rounds; round++)
     {
-      data[i].pool = pool;
-      data[i].index = i;
-      data[i].ok = 0;
-      threads[i] = g_thread_new ("caller", thread_func, &data[i]);
-    }
-  for (guint i = 0; i < 8; i++)
-    {
-      g_thread_join (threads[i]);
-      g_assert_cmpuint (data[i].ok, ==, 300);
+      for (guint i = 0; i < 8; i++)
+        {
+          data[i].pool = pool;
+          data[i].index = i;
+          data[i].ok = 0;
+          data[i].sync_only = mode == THREADS_SYNC_ONLY;
+          threads[i] = g_thread_new ("caller", thread_func, &data[i]);
+        }
+      for (guint i = 0; i < 8; i++)
+        {
+          g_thread_join (threads[i]);
+          g_assert_cmpuint (data[i].ok, ==, 300);
+        }
     }
 }
 
@@ -1124,7 +1146,11 @@ main (int    argc,
   g_test_add_func ("/afork/pool/template/missing-module", test_missing_module);
   g_test_add_func ("/afork/pool/workers/grow-shrink", test_grow_shrink);
   g_test_add_func ("/afork/pool/events", test_events);
-  g_test_add_func ("/afork/pool/threads", test_threads);
+  g_test_add_data_func ("/afork/pool/threads", GINT_TO_POINTER (THREADS_MIXED), test_threads);
+  g_test_add_data_func ("/afork/pool/threads-one-worker", GINT_TO_POINTER (THREADS_ONE_WORKER),
+                        test_threads);
+  g_test_add_data_func ("/afork/pool/threads-sync-only", GINT_TO_POINTER (THREADS_SYNC_ONLY),
+                        test_threads);
   g_test_add_func ("/afork/pool/random-deaths", test_random_deaths);
   g_test_add_func ("/afork/pool/call/protocol-error", test_protocol_error);
   g_test_add_func ("/afork/pool/template/default", test_default_template);
