@@ -28,6 +28,68 @@ now (void)
   return g_get_monotonic_time () / 1e6;
 }
 
+/* The hand-written pipeline: as the ping-pong, with @load requests in
+ * flight. The parent writes what the window allows in one write and reads
+ * every answer there is; the child answers each request as soon as it has
+ * it, with a write of its own, as a worker must (an answer held back would
+ * die with the worker). The best the queued calls of a pool can hope for. */
+static double
+bench_pipeline (guint load)
+{
+  int sv[2];
+  pid_t pid;
+  guint64 sent = 0, got = 0;
+  double start;
+  char buf[64 * 1024] = { 0 };
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    g_error ("socketpair: %s", g_strerror (errno));
+
+  pid = fork ();
+  if (pid == 0)
+    {
+      gsize have = 0;
+
+      close (sv[0]);
+      for (;;)
+        {
+          gssize res = read (sv[1], buf + have, sizeof buf - have);
+          gsize pos;
+
+          if (res <= 0)
+            _exit (0);
+          have += res;
+          for (pos = 0; pos + 8 <= have; pos += 8)
+            if (write (sv[1], buf + pos, 8) != 8)
+              _exit (1);
+          memmove (buf, buf + pos, have - pos);
+          have -= pos;
+        }
+    }
+  close (sv[1]);
+
+  start = now ();
+  for (;;)
+    {
+      guint64 n = MIN (load - (sent - got), sizeof buf / 8);
+      gssize res;
+
+      if (n > 0 && write (sv[0], buf, n * 8) != (gssize) (n * 8))
+        g_error ("pipeline broke");
+      sent += n;
+      res = read (sv[0], buf, sizeof buf);
+      if (res <= 0 || res % 8 != 0)
+        g_error ("pipeline broke");
+      got += res / 8;
+      if (now () - start >= seconds)
+        break;
+    }
+  close (sv[0]);
+  waitpid (pid, NULL, 0);
+
+  return got / (now () - start);
+}
+
 /* The hand-written ping-pong: 8 bytes each way over a socketpair, blocking. */
 static double
 bench_pingpong (void)
@@ -371,7 +433,7 @@ main (int    argc,
 {
   const char *dir = g_getenv ("AFORK_BENCH_DIR");
   double pingpong[2], ppe[2], one[2];
-  double queued, fresh, fork_run, after_kill, memory;
+  double pipeline, queued, fresh, fork_run, after_kill, memory;
   guint n_queued = 10000;
 
   for (int i = 1; i < argc; i++)
@@ -414,6 +476,8 @@ main (int    argc,
   }
 
   printf ("\nunpinned\n");
+  pipeline = bench_pipeline (32);
+  printf ("  C pipeline, 32 in flight           %10.0f round trips/s\n", pipeline);
   queued = bench_pool_queued (n_queued);
   printf ("  %u calls queued, load 32          %10.0f calls/s\n", n_queued, queued);
   fresh = bench_pool_fresh ();
@@ -431,6 +495,8 @@ main (int    argc,
   if (ppe[0] > 0)
     printf ("  one at a time / ProcessPoolExecutor  %5.2f  [>= 3]\n", one[0] / ppe[0]);
   printf ("  queued (load 32) / one at a time     %5.2f  [>= 10]\n", queued / one[0]);
+  printf ("    for scale: C pipeline / ping-pong  %5.2f, queued / C pipeline %5.2f\n",
+          pipeline / pingpong[0], queued / pipeline);
   printf ("  fresh per call / fork + run          %5.2f  [>= 0.8]\n", fresh / fork_run);
   printf ("  call after SIGKILL                   %5.2f ms  [<= 5]\n", after_kill);
   printf ("  idle worker private dirty            %5.0f KiB  [< 300]\n", memory);
