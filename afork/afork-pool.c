@@ -745,7 +745,10 @@ dispatch_locked (Core *core)
       worker_update_source_locked (worker);
     }
 
-  if (core->queue.length > 0)
+  /* Calls left waiting: the pool thread may start a worker for them. When
+   * it cannot, a worker that answers, dies or starts is what lets them
+   * go, and the pool thread hears of that by itself. */
+  if (core->queue.length > 0 && core->workers->len < MAX (core->max_workers, 1))
     kick = TRUE;
 
   if (kick)
