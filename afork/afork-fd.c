@@ -27,6 +27,54 @@ _afork_fd_set_blocking (int      fd,
   return fcntl (fd, F_SETFL, flags) == 0;
 }
 
+/* Attaches @n_fds descriptors (at most AFORK_MAX_FDS_PER_MESSAGE) to
+ * @msg, in @control; none leaves @msg without control data. */
+void
+_afork_msg_put_fds (struct msghdr  *msg,
+                    AforkFdControl *control,
+                    const int      *fds,
+                    guint           n_fds)
+{
+  struct cmsghdr *cmsg;
+
+  g_assert (n_fds <= AFORK_MAX_FDS_PER_MESSAGE);
+
+  msg->msg_control = NULL;
+  msg->msg_controllen = 0;
+  if (n_fds == 0)
+    return;
+
+  memset (control, 0, sizeof *control);
+  msg->msg_control = control->buf;
+  msg->msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
+  cmsg = CMSG_FIRSTHDR (msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+  memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * n_fds);
+}
+
+/* Appends to @fds (an array of int) the descriptors that a recvmsg ()
+ * into @msg received. */
+void
+_afork_msg_take_fds (struct msghdr *msg,
+                     GArray        *fds)
+{
+  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR (msg); cmsg != NULL; cmsg = CMSG_NXTHDR (msg, cmsg))
+    if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+      {
+        guint n = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+
+        for (guint i = 0; i < n; i++)
+          {
+            int fd;
+
+            memcpy (&fd, CMSG_DATA (cmsg) + i * sizeof (int), sizeof fd);
+            g_array_append_val (fds, fd);
+          }
+      }
+}
+
 /* One sendmsg() with up to AFORK_MAX_FDS_PER_MESSAGE descriptors attached
  * to the first byte of @data. Never raises SIGPIPE. */
 gssize
@@ -37,32 +85,14 @@ _afork_sendmsg_fds (int         sock,
                     guint       n_fds,
                     int         flags)
 {
-  union {
-    char buf[CMSG_SPACE (sizeof (int) * AFORK_MAX_FDS_PER_MESSAGE)];
-    struct cmsghdr align;
-  } control;
+  AforkFdControl control;
   struct iovec iov = { (void *) data, len };
   struct msghdr msg = { 0 };
   gssize res;
 
-  g_assert (n_fds <= AFORK_MAX_FDS_PER_MESSAGE);
-
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-
-  if (n_fds > 0)
-    {
-      struct cmsghdr *cmsg;
-
-      memset (&control, 0, sizeof control);
-      msg.msg_control = control.buf;
-      msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
-      cmsg = CMSG_FIRSTHDR (&msg);
-      cmsg->cmsg_level = SOL_SOCKET;
-      cmsg->cmsg_type = SCM_RIGHTS;
-      cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
-      memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * n_fds);
-    }
+  _afork_msg_put_fds (&msg, &control, fds, n_fds);
 
   do
     res = sendmsg (sock, &msg, flags | MSG_NOSIGNAL);

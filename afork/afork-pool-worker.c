@@ -40,12 +40,8 @@ static void
 worker_receive (Worker *worker,
                 gsize   want)
 {
-  union {
-    char buf[CMSG_SPACE (sizeof (int) * AFORK_MAX_FDS_PER_MESSAGE)];
-    struct cmsghdr align;
-  } control;
+  AforkFdControl control;
   struct msghdr msg = { 0 };
-  struct cmsghdr *cmsg;
   struct iovec iov;
   guint old_len = worker->in->len;
   gssize res;
@@ -75,19 +71,7 @@ worker_receive (Worker *worker,
 
   g_byte_array_set_size (worker->in, old_len + (guint) res);
 
-  for (cmsg = CMSG_FIRSTHDR (&msg); cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
-    if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
-      {
-        guint n = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
-
-        for (guint i = 0; i < n; i++)
-          {
-            int fd;
-
-            memcpy (&fd, CMSG_DATA (cmsg) + i * sizeof (int), sizeof fd);
-            g_array_append_val (worker->fds, fd);
-          }
-      }
+  _afork_msg_take_fds (&msg, worker->fds);
 
   if (msg.msg_flags & MSG_CTRUNC)
     worker_die (_("Too many descriptors in one message from the parent"));

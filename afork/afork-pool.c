@@ -554,10 +554,7 @@ worker_flush_locked (Worker *worker)
 {
   while (worker->out.length > 0)
     {
-      union {
-        char buf[CMSG_SPACE (sizeof (int) * AFORK_MAX_FDS_PER_MESSAGE)];
-        struct cmsghdr align;
-      } control;
+      AforkFdControl control;
       struct iovec iov[MAX_IOV];
       struct msghdr msg = { 0 };
       guint n_iov = 0;
@@ -571,23 +568,12 @@ worker_flush_locked (Worker *worker)
             {
               int n_fds;
               const int *fds;
-              struct cmsghdr *cmsg;
 
               /* Descriptors ride on the first bytes of their frame. */
               if (n_iov > 0)
                 break;
               fds = g_unix_fd_list_peek_fds (frame->fds, &n_fds);
-              if (n_fds > 0)
-                {
-                  memset (&control, 0, sizeof control);
-                  msg.msg_control = control.buf;
-                  msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
-                  cmsg = CMSG_FIRSTHDR (&msg);
-                  cmsg->cmsg_level = SOL_SOCKET;
-                  cmsg->cmsg_type = SCM_RIGHTS;
-                  cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
-                  memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * n_fds);
-                }
+              _afork_msg_put_fds (&msg, &control, fds, (guint) n_fds);
             }
 
           iov[n_iov].iov_base = frame->data->data + frame->pos;
@@ -857,13 +843,9 @@ worker_read_locked (Worker  *worker,
 {
   for (;;)
     {
-      union {
-        char buf[CMSG_SPACE (sizeof (int) * AFORK_MAX_FDS_PER_MESSAGE)];
-        struct cmsghdr align;
-      } control;
+      AforkFdControl control;
       struct msghdr msg = { 0 };
       struct iovec iov;
-      struct cmsghdr *cmsg;
       guint old_len = worker->in->len;
       gsize want = READ_CHUNK;
       gssize res;
@@ -888,19 +870,7 @@ worker_read_locked (Worker  *worker,
       g_byte_array_set_size (worker->in, old_len + MAX (res, 0));
 
       if (res > 0)
-        for (cmsg = CMSG_FIRSTHDR (&msg); cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
-          if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
-            {
-              guint n = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
-
-              for (guint i = 0; i < n; i++)
-                {
-                  int fd;
-
-                  memcpy (&fd, CMSG_DATA (cmsg) + i * sizeof (int), sizeof fd);
-                  g_array_append_val (worker->in_fds, fd);
-                }
-            }
+        _afork_msg_take_fds (&msg, worker->in_fds);
 
       if (res < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return TRUE;

@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <glib/gi18n-lib.h>
 
@@ -38,5 +39,19 @@ gssize    _afork_sendmsg_fds        (int           sock,
                                      guint         n_fds,
                                      int           flags);
 void      _afork_close_fds_from     (int           lowfd);
+
+/* Room for the descriptors of one message. */
+typedef union
+{
+  char           buf[CMSG_SPACE (sizeof (int) * AFORK_MAX_FDS_PER_MESSAGE)];
+  struct cmsghdr align;
+} AforkFdControl;
+
+void      _afork_msg_put_fds        (struct msghdr  *msg,
+                                     AforkFdControl *control,
+                                     const int      *fds,
+                                     guint           n_fds);
+void      _afork_msg_take_fds       (struct msghdr  *msg,
+                                     GArray         *fds);
 
 G_END_DECLS

@@ -842,13 +842,9 @@ static gsize
 receive (AforkServer *server,
          gsize        want)
 {
-  union {
-    char buf[CMSG_SPACE (sizeof (int) * AFORK_MAX_FDS_PER_MESSAGE)];
-    struct cmsghdr align;
-  } control;
+  AforkFdControl control;
   struct msghdr msg = { 0 };
   struct iovec iov;
-  struct cmsghdr *cmsg;
   guint old_len = server->in->len;
   gssize res;
 
@@ -882,21 +878,7 @@ receive (AforkServer *server,
 
   g_byte_array_set_size (server->in, old_len + res);
 
-  for (cmsg = CMSG_FIRSTHDR (&msg); cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
-    {
-      if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
-        {
-          guint n = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
-          const int *fds = (const int *) CMSG_DATA (cmsg);
-
-          for (guint i = 0; i < n; i++)
-            {
-              int fd;
-              memcpy (&fd, fds + i, sizeof fd);
-              g_array_append_val (server->fds, fd);
-            }
-        }
-    }
+  _afork_msg_take_fds (&msg, server->fds);
 
   if (msg.msg_flags & MSG_CTRUNC)
     _afork_server_die (server, _("Too many descriptors in one message from the parent"));
