@@ -206,9 +206,32 @@ loader_require (const char  *name,
   return ok && check_single_threaded (name, error);
 }
 
-/* Imports the module part of "pkg.mod.function" and finds the function. */
+/* The module @name: from sys.modules when the process has it (a template
+ * imported it), which runs no Python code (the import machinery would, and
+ * a fresh worker would pay for every page that code writes); imported
+ * otherwise, with *@imported set. */
+static PyObject *
+get_module (const char *name,
+            gboolean   *imported)
+{
+  PyObject *key = PyUnicode_FromString (name);
+  PyObject *module = NULL;
+
+  if (key != NULL)
+    module = PyImport_GetModule (key);
+  Py_XDECREF (key);
+  if (module != NULL || PyErr_Occurred ())
+    return module;
+
+  *imported = TRUE;
+  return PyImport_ImportModule (name);
+}
+
+/* Imports the module part of "pkg.mod.function" and finds the function.
+ * *@imported is set when Python code may have run (an import). */
 static PyObject *
 find_function (const char  *name,
+               gboolean    *imported,
                GError     **error)
 {
   const char *dot = strrchr (name, '.');
@@ -225,7 +248,7 @@ find_function (const char  *name,
     }
 
   module_name = g_strndup (name, dot - name);
-  module = PyImport_ImportModule (module_name);
+  module = get_module (module_name, imported);
   if (module != NULL)
     function = PyObject_GetAttrString (module, dot + 1);
   Py_XDECREF (module);
@@ -260,6 +283,7 @@ loader_resolve (const char  *name,
 {
   PyGILState_STATE gil;
   PyObject *function;
+  gboolean imported = FALSE;
 
   if (!start_interpreter (error))
     return NULL;
@@ -269,8 +293,9 @@ loader_resolve (const char  *name,
     return function;
 
   gil = PyGILState_Ensure ();
-  function = find_function (name, error);
-  flush_std_streams ();
+  function = find_function (name, &imported, error);
+  if (imported)
+    flush_std_streams ();
   PyGILState_Release (gil);
 
   if (function != NULL)
