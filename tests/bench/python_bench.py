@@ -11,6 +11,9 @@
 #                     submit().result() in a loop, the same Python function
 #   fresh-python      afork pool with max-calls-per-worker 1: a fresh
 #                     Python worker (a fork of the template) per call
+#   fresh-c           the same with a template that has no interpreter,
+#                     calling the C function: what a fresh worker costs
+#                     without Python, the most fresh-python could reach
 #   forkserver        multiprocessing's forkserver at its best:
 #                     Process(target=f).start(); join(), with f in a module
 #                     the fork server preloaded and the main script not
@@ -69,6 +72,11 @@ class Rows:
         self.fresh_pool.props.max_workers = 1
         self.fresh_pool.props.max_calls_per_worker = 1
 
+        fresh_c_template = Afork.Process.new().require("afork-bench-python")
+        self.fresh_c_pool = Afork.Pool.new(fresh_c_template)
+        self.fresh_c_pool.props.max_workers = 1
+        self.fresh_c_pool.props.max_calls_per_worker = 1
+
         import multiprocessing
         import tempfile
         from concurrent.futures import ProcessPoolExecutor
@@ -98,6 +106,7 @@ class Rows:
             self.pool_c()
             self.executor_call()
             self.fresh_python()
+            self.fresh_c()
             self.forkserver()
 
     def call(self, pool, function):
@@ -117,6 +126,9 @@ class Rows:
 
     def fresh_python(self):
         self.call(self.fresh_pool, "python:python_bench_functions.echo")
+
+    def fresh_c(self):
+        self.call(self.fresh_c_pool, "bench_python_echo")
 
     def forkserver(self):
         process = self.mp_context.Process(target=self.functions.nothing)
@@ -146,6 +158,7 @@ class Rows:
                            ("pool-c", self.pool_c),
                            ("executor", self.executor_call),
                            ("fresh-python", self.fresh_python),
+                           ("fresh-c", self.fresh_c),
                            ("forkserver", self.forkserver)]:
             rates[name] = rate_of(self.seconds, step)
         rates["hash-afork"] = self.hash_afork()
@@ -157,6 +170,8 @@ RATIOS = [
     ("pool-python / executor", "pool-python", "executor", 3.0),
     ("pool-python / pool-c", "pool-python", "pool-c", 0.6),
     ("fresh-python / forkserver", "fresh-python", "forkserver", 10.0),
+    ("fresh-python / fresh-c", "fresh-python", "fresh-c", None),
+    ("fresh-c / forkserver", "fresh-c", "forkserver", None),
     ("hash-afork / hash-executor", "hash-afork", "hash-executor", None),
 ]
 
