@@ -238,54 +238,54 @@ loader_require (const char  *name,
   return ok && check_single_threaded (name, error);
 }
 
-/* The value of the str key @key in @dict (borrowed), found by reading the
- * dictionary only: no key object is made, nothing is written (a lookup by
- * name would allocate the name and write its hash). NULL when absent. */
-static PyObject *
-dict_find (PyObject   *dict,
-           const char *key)
-{
-  Py_ssize_t pos = 0;
-  PyObject *k, *v;
-
-  while (PyDict_Next (dict, &pos, &k, &v))
-    if (PyUnicode_CheckExact (k) && PyUnicode_CompareWithASCIIString (k, key) == 0)
-      return v;
-
-  return NULL;
-}
-
 /* The module @name (a new reference): from sys.modules when the process
  * has it (a template imported it), which runs no Python code (the import
- * machinery would, and a fresh worker would pay for every page that code
+ * machinery would, and a fresh worker pays for every page that code
  * writes); imported otherwise, with *@imported set. */
 static PyObject *
 get_module (const char *name,
             gboolean   *imported)
 {
-  PyObject *module = NULL;
+  PyObject *key = PyUnicode_FromString (name);
+  PyObject *module;
 
-  if (g_str_is_ascii (name))
-    module = dict_find (PyImport_GetModuleDict (), name);
-  if (module != NULL && PyModule_Check (module))
-    return Py_NewRef (module);
+  if (key == NULL)
+    return NULL;
+  module = PyImport_GetModule (key);
+  Py_DECREF (key);
+  /* None: an import that sys.modules blocks, which the import reports. */
+  if (module == Py_None)
+    Py_CLEAR (module);
+  else if (module != NULL || PyErr_Occurred ())
+    return module;
 
   *imported = TRUE;
   return PyImport_ImportModule (name);
 }
 
-/* The attribute @name of @module (a new reference), from the module's
- * dictionary when it is there, as get_module () takes the module. */
+/* The attribute @name of @module (a new reference): from the module's
+ * dictionary when it is there (a lookup that leaves the type cache
+ * alone), else as any attribute (a module's __getattr__, a module object
+ * of another type). */
 static PyObject *
 get_function (PyObject   *module,
               const char *name)
 {
   PyObject *function = NULL;
 
-  if (PyModule_Check (module) && g_str_is_ascii (name))
-    function = dict_find (PyModule_GetDict (module), name);
-  if (function != NULL)
-    return Py_NewRef (function);
+  if (PyModule_CheckExact (module))
+    {
+      PyObject *key = PyUnicode_FromString (name);
+
+      if (key == NULL)
+        return NULL;
+      function = PyDict_GetItemWithError (PyModule_GetDict (module), key);
+      Py_DECREF (key);
+      if (function != NULL)
+        return Py_NewRef (function);
+      if (PyErr_Occurred ())
+        return NULL;
+    }
 
   return PyObject_GetAttrString (module, name);
 }
