@@ -4,39 +4,40 @@
 # Python workers, side by side in one run (Debian's python3 through GI):
 #
 #   pool-python       afork pool, one worker, calls one at a time to a
-#                     Python function (python:python_bench.echo)
+#                     Python function (python:python_bench_functions.echo)
 #   pool-c            the same pool calling a C function that does the
 #                     same (bench_python_echo in libafork-bench-python)
 #   executor          ProcessPoolExecutor, forkserver, max_workers=1,
 #                     submit().result() in a loop, the same Python function
 #   fresh-python      afork pool with max-calls-per-worker 1: a fresh
 #                     Python worker (a fork of the template) per call
-#   forkserver        multiprocessing's forkserver as usually written:
-#                     Process(target=f).start(); join(), f in the script
+#   fresh-c           the same with a template that has no interpreter,
+#                     calling the C function: what a fresh worker costs
+#                     without Python, the most fresh-python could reach
+#   forkserver        multiprocessing's forkserver at its best:
+#                     Process(target=f).start(); join(), with f in a module
+#                     the fork server preloaded and the main script not
+#                     executed again in each child (see below)
 #   hash-afork        hash_files.py (introspection/examples) on 200 files
 #   hash-executor     hash-files-executor.py on the same files
 #
 #   python_bench.py [--quick] [SECONDS [ROUNDS]]
 #
+# Every row runs the functions of python_bench_functions.py, a module that
+# imports nothing: the afork templates import it, the fork server preloads
+# it. Python 3.11's fork server does not preload the main module as it
+# means to, and each of its children executes the main script again unless
+# the script has no __file__ (forkserver_bench.py does the same); this
+# script imports what it needs in its functions, so that nothing of it is
+# paid in a child either way.
+#
 # Prints "row NAME round R rate X" (calls, processes or files per second)
 # for every round, then the ratios the targets are about, computed round
 # by round (drift between rounds cancels) and reported as the median.
 
-import multiprocessing
 import os
-import statistics
 import sys
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-
-
-def echo(value):
-    return value
-
-
-def nothing():
-    pass
 
 
 def rate_of(seconds, step):
@@ -61,17 +62,33 @@ class Rows:
         self.GLib = GLib
         self.seconds = seconds
 
-        template = Afork.Process.new().require("python:python_bench").require(
+        template = Afork.Process.new().require("python:python_bench_functions").require(
             "afork-bench-python")
         self.pool = Afork.Pool.new(template)
         self.pool.props.max_workers = 1
 
-        fresh_template = Afork.Process.new().require("python:python_bench")
+        fresh_template = Afork.Process.new().require("python:python_bench_functions")
         self.fresh_pool = Afork.Pool.new(fresh_template)
         self.fresh_pool.props.max_workers = 1
         self.fresh_pool.props.max_calls_per_worker = 1
 
+        fresh_c_template = Afork.Process.new().require("afork-bench-python")
+        self.fresh_c_pool = Afork.Pool.new(fresh_c_template)
+        self.fresh_c_pool.props.max_workers = 1
+        self.fresh_c_pool.props.max_calls_per_worker = 1
+
+        import multiprocessing
+        import tempfile
+        from concurrent.futures import ProcessPoolExecutor
+        import python_bench_functions
+
+        self.functions = python_bench_functions
         context = multiprocessing.get_context("forkserver")
+        # The fork server imports the functions once; the children find
+        # them there (PYTHONPATH: the fork server ignores the sys.path it
+        # is given) and are not asked to run this script again.
+        context.set_forkserver_preload(["python_bench_functions"])
+        del sys.modules["__main__"].__file__
         self.executor = ProcessPoolExecutor(max_workers=1, mp_context=context)
         self.mp_context = context
 
@@ -89,6 +106,7 @@ class Rows:
             self.pool_c()
             self.executor_call()
             self.fresh_python()
+            self.fresh_c()
             self.forkserver()
 
     def call(self, pool, function):
@@ -97,20 +115,23 @@ class Rows:
             raise SystemExit("%s replied %r" % (function, reply))
 
     def pool_python(self):
-        self.call(self.pool, "python:python_bench.echo")
+        self.call(self.pool, "python:python_bench_functions.echo")
 
     def pool_c(self):
         self.call(self.pool, "bench_python_echo")
 
     def executor_call(self):
-        if self.executor.submit(echo, 7).result() != 7:
+        if self.executor.submit(self.functions.echo, 7).result() != 7:
             raise SystemExit("the executor's call failed")
 
     def fresh_python(self):
-        self.call(self.fresh_pool, "python:python_bench.echo")
+        self.call(self.fresh_pool, "python:python_bench_functions.echo")
+
+    def fresh_c(self):
+        self.call(self.fresh_c_pool, "bench_python_echo")
 
     def forkserver(self):
-        process = self.mp_context.Process(target=nothing)
+        process = self.mp_context.Process(target=self.functions.nothing)
         process.start()
         process.join()
         if process.exitcode != 0:
@@ -137,6 +158,7 @@ class Rows:
                            ("pool-c", self.pool_c),
                            ("executor", self.executor_call),
                            ("fresh-python", self.fresh_python),
+                           ("fresh-c", self.fresh_c),
                            ("forkserver", self.forkserver)]:
             rates[name] = rate_of(self.seconds, step)
         rates["hash-afork"] = self.hash_afork()
@@ -148,11 +170,15 @@ RATIOS = [
     ("pool-python / executor", "pool-python", "executor", 3.0),
     ("pool-python / pool-c", "pool-python", "pool-c", 0.6),
     ("fresh-python / forkserver", "fresh-python", "forkserver", 10.0),
+    ("fresh-python / fresh-c", "fresh-python", "fresh-c", None),
+    ("fresh-c / forkserver", "fresh-c", "forkserver", None),
     ("hash-afork / hash-executor", "hash-afork", "hash-executor", None),
 ]
 
 
 def main():
+    import statistics
+
     args = sys.argv[1:]
     quick = "--quick" in args
     args = [a for a in args if a != "--quick"]
@@ -163,7 +189,8 @@ def main():
     examples = os.environ.get("AFORK_PYTHON_EXAMPLES",
                               os.path.join(here, "..", "..", "introspection", "examples"))
     sys.path.insert(0, examples)
-    # The templates import python_bench and hash_files through PYTHONPATH.
+    # The templates and the fork server import python_bench_functions and
+    # hash_files through PYTHONPATH.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [here, examples, os.environ.get("PYTHONPATH")]))
 

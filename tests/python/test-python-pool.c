@@ -246,6 +246,74 @@ test_pool_fresh_workers (void)
   g_assert_cmpuint (g_hash_table_size (pids), ==, 20);
 }
 
+/* A fresh worker takes its function from the module the template imported
+ * (and from a module's __getattr__, which the module's dictionary does
+ * not hold), and a function in a module the template never imported is
+ * imported in the worker. */
+static void
+test_pool_fresh_resolve (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  const char *functions[] = { "python:pyworker.add", "python:pyworker.dynamic_answer",
+                              "python:pyworker_counted.no_such_function" };
+
+  afork_pool_set_max_calls_per_worker (pool, 1);
+  for (guint round = 0; round < 2; round++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) sum = pool_call (pool, functions[0],
+                                           g_variant_new ("(ii)", 2, 3), &error);
+      g_autoptr(GVariant) dynamic = NULL;
+      g_autoptr(GVariant) missing = NULL;
+
+      g_assert_no_error (error);
+      g_assert_cmpint (g_variant_get_int64 (sum), ==, 5);
+
+      dynamic = pool_call (pool, functions[1], NULL, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (g_variant_get_string (dynamic, NULL), ==, "dynamic_answer");
+
+      missing = pool_call (pool, functions[2], NULL, &error);
+      g_assert_null (missing);
+      g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+      g_assert_nonnull (strstr (error->message, "no_such_function"));
+    }
+}
+
+/* A fresh worker imports a module its template did not import. */
+static void
+test_pool_fresh_lazy_import (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  afork_pool_set_max_calls_per_worker (pool, 1);
+  reply = pool_call (pool, "python:pyworker.lazy_module_answer", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_get_boolean (reply));
+}
+
+/* The objects a worker inherits are frozen (its collections leave the
+ * template's pages alone); its own cycles are still collected. */
+static void
+test_pool_frozen_gc (void)
+{
+  g_autoptr(AforkPool) pool = new_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) state = NULL;
+  gint64 frozen = 0;
+  gboolean collected = FALSE;
+
+  afork_pool_set_max_calls_per_worker (pool, 1);
+  state = pool_call (pool, "python:pyworker.gc_state", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (state), ==, "(xb)");
+  g_variant_get (state, "(xb)", &frozen, &collected);
+  g_assert_cmpint (frozen, >, 1000);
+  g_assert_true (collected);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -260,6 +328,9 @@ main (int   argc,
   g_test_add_func ("/afork/python/pool/thousand-calls", test_pool_thousand_calls);
   g_test_add_func ("/afork/python/pool/fds", test_pool_fds);
   g_test_add_func ("/afork/python/pool/fresh-workers", test_pool_fresh_workers);
+  g_test_add_func ("/afork/python/pool/fresh-resolve", test_pool_fresh_resolve);
+  g_test_add_func ("/afork/python/pool/fresh-lazy-import", test_pool_fresh_lazy_import);
+  g_test_add_func ("/afork/python/pool/frozen-gc", test_pool_frozen_gc);
 
   return g_test_run ();
 }

@@ -29,6 +29,7 @@ G_DEFINE_QUARK (afork-python-error-quark, afork_python_error)
 static gboolean started;
 static GHashTable *functions;   /* name → PyObject *, for the process's life */
 static PyGILState_STATE fork_gil;
+static PyObject *gc_freeze;     /* gc.freeze, for every child */
 
 static gboolean
 start_interpreter (GError **error)
@@ -69,6 +70,14 @@ start_interpreter (GError **error)
     PyGILState_Ensure ();
 
   ok = _afork_python_module_install ();
+  if (ok)
+    {
+      PyObject *gc = PyImport_ImportModule ("gc");
+
+      gc_freeze = gc != NULL ? PyObject_GetAttrString (gc, "freeze") : NULL;
+      Py_XDECREF (gc);
+      ok = gc_freeze != NULL;
+    }
   if (!ok)
     {
       g_autofree char *message = _afork_python_describe_error ();
@@ -88,21 +97,44 @@ start_interpreter (GError **error)
 
 /* Flushes sys.stdout and sys.stderr, after each entry: a fork must not
  * inherit Python's buffers (they would be written once per child), and a
- * process that ends with _exit () must not lose them. */
+ * process that ends with _exit () must not lose them.
+ *
+ * The names are made once, interned, in the template: a fresh worker
+ * then finds both methods in the interpreter's type cache, as the
+ * template left it, instead of allocating its own names and missing the
+ * cache (each a write to a page it shares with the template). */
 static void
 flush_std_streams (void)
 {
-  static const char *const names[] = { "stdout", "stderr" };
+  static PyObject *sys_module, *flush_name, *stream_names[2];
 
-  for (guint i = 0; i < G_N_ELEMENTS (names); i++)
+  if (flush_name == NULL)
     {
-      PyObject *stream = PySys_GetObject (names[i]);   /* borrowed */
-      PyObject *res;
+      sys_module = PyImport_ImportModule ("sys");
+      flush_name = PyUnicode_InternFromString ("flush");
+      stream_names[0] = PyUnicode_InternFromString ("stdout");
+      stream_names[1] = PyUnicode_InternFromString ("stderr");
+      if (sys_module == NULL || flush_name == NULL ||
+          stream_names[0] == NULL || stream_names[1] == NULL)
+        {
+          Py_CLEAR (sys_module);
+          Py_CLEAR (flush_name);
+          Py_CLEAR (stream_names[0]);
+          Py_CLEAR (stream_names[1]);
+          PyErr_Clear ();
+          return;
+        }
+    }
 
-      if (stream == NULL || stream == Py_None)
-        continue;
-      res = PyObject_CallMethod (stream, "flush", NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (stream_names); i++)
+    {
+      PyObject *stream = PyObject_GetAttr (sys_module, stream_names[i]);
+      PyObject *res = NULL;
+
+      if (stream != NULL && stream != Py_None)
+        res = PyObject_CallMethodNoArgs (stream, flush_name);
       Py_XDECREF (res);
+      Py_XDECREF (stream);
       PyErr_Clear ();
     }
 }
@@ -206,9 +238,63 @@ loader_require (const char  *name,
   return ok && check_single_threaded (name, error);
 }
 
-/* Imports the module part of "pkg.mod.function" and finds the function. */
+/* The module @name (a new reference): from sys.modules when the process
+ * has it (a template imported it), which runs no Python code (the import
+ * machinery would, and a fresh worker pays for every page that code
+ * writes); imported otherwise, with *@imported set. */
+static PyObject *
+get_module (const char *name,
+            gboolean   *imported)
+{
+  PyObject *key = PyUnicode_FromString (name);
+  PyObject *module;
+
+  if (key == NULL)
+    return NULL;
+  module = PyImport_GetModule (key);
+  Py_DECREF (key);
+  /* None: an import that sys.modules blocks, which the import reports. */
+  if (module == Py_None)
+    Py_CLEAR (module);
+  else if (module != NULL || PyErr_Occurred ())
+    return module;
+
+  *imported = TRUE;
+  return PyImport_ImportModule (name);
+}
+
+/* The attribute @name of @module (a new reference): from the module's
+ * dictionary when it is there (a lookup that leaves the type cache
+ * alone), else as any attribute (a module's __getattr__, a module object
+ * of another type). */
+static PyObject *
+get_function (PyObject   *module,
+              const char *name)
+{
+  PyObject *function = NULL;
+
+  if (PyModule_CheckExact (module))
+    {
+      PyObject *key = PyUnicode_FromString (name);
+
+      if (key == NULL)
+        return NULL;
+      function = PyDict_GetItemWithError (PyModule_GetDict (module), key);
+      Py_DECREF (key);
+      if (function != NULL)
+        return Py_NewRef (function);
+      if (PyErr_Occurred ())
+        return NULL;
+    }
+
+  return PyObject_GetAttrString (module, name);
+}
+
+/* Imports the module part of "pkg.mod.function" and finds the function.
+ * *@imported is set when Python code may have run (an import). */
 static PyObject *
 find_function (const char  *name,
+               gboolean    *imported,
                GError     **error)
 {
   const char *dot = strrchr (name, '.');
@@ -225,9 +311,9 @@ find_function (const char  *name,
     }
 
   module_name = g_strndup (name, dot - name);
-  module = PyImport_ImportModule (module_name);
+  module = get_module (module_name, imported);
   if (module != NULL)
-    function = PyObject_GetAttrString (module, dot + 1);
+    function = get_function (module, dot + 1);
   Py_XDECREF (module);
 
   if (function == NULL)
@@ -260,6 +346,7 @@ loader_resolve (const char  *name,
 {
   PyGILState_STATE gil;
   PyObject *function;
+  gboolean imported = FALSE;
 
   if (!start_interpreter (error))
     return NULL;
@@ -269,8 +356,9 @@ loader_resolve (const char  *name,
     return function;
 
   gil = PyGILState_Ensure ();
-  function = find_function (name, error);
-  flush_std_streams ();
+  function = find_function (name, &imported, error);
+  if (imported)
+    flush_std_streams ();
   PyGILState_Release (gil);
 
   if (function != NULL)
@@ -433,6 +521,32 @@ loader_pool_call (gpointer     handle,
   return reply;
 }
 
+/* What a new child does before it is asked anything. Once a template
+ * forks ahead, this runs in the spare, while it waits to be handed over:
+ * - gc.freeze (): the objects inherited from the template go to the
+ *   permanent generation, so that the child's collections never walk
+ *   them; a collection writes to every object it walks, and each such
+ *   page, shared with the template, would be copied (this is what
+ *   Python's documentation advises for a process that forks without
+ *   exec).
+ * - the first flush of sys.stdout and sys.stderr, which every entry ends
+ *   with: the template's streams are empty (each entry flushed them), so
+ *   this writes nothing, but it copies the pages of the stream objects
+ *   now rather than during the first call. */
+static void
+prepare_child (void)
+{
+  if (gc_freeze != NULL)
+    {
+      PyObject *res = PyObject_CallNoArgs (gc_freeze);
+
+      Py_XDECREF (res);
+      PyErr_Clear ();
+    }
+
+  flush_std_streams ();
+}
+
 /* The interpreter's own fork protocol, as os.fork () follows it: the GIL
  * and the import lock held across the fork, os.register_at_fork ()
  * handlers run (random reseeds itself in the child), the child's state
@@ -466,6 +580,7 @@ loader_after_fork_child (void)
     return;
 
   PyOS_AfterFork_Child ();
+  prepare_child ();
   PyGILState_Release (fork_gil);
 }
 

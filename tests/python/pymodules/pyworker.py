@@ -146,6 +146,33 @@ def unconvertible():
     return NotConvertible()
 
 
+def gc_state():
+    """The number of objects frozen in this process, and whether a cycle
+    made here is still collected."""
+    import gc
+
+    class Node:
+        pass
+
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    del a, b
+    return (gc.get_freeze_count(), gc.collect() > 0)
+
+
+def lazy_module_answer():
+    """Imports a module the template did not import, and calls it."""
+    import pyworker_counted
+    return pyworker_counted.imported_in_pid == os.getpid()
+
+
+def __getattr__(name):
+    """Module attributes made on demand: only "dynamic_*"."""
+    if name.startswith("dynamic_"):
+        return lambda: name
+    raise AttributeError("module 'pyworker' has no attribute %r" % name)
+
+
 def glib_variant():
     from gi.repository import GLib
     return GLib.Variant("(uq)", (7, 8))
