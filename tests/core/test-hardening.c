@@ -587,29 +587,55 @@ burst_thread (gpointer user_data)
   return NULL;
 }
 
+/* The stopped template is replaced after ten seconds: far more than this
+ * means the library hangs. */
+#define STOPPED_TEMPLATE_LIMIT_S 120
+
 /* A stopped default template whose socket is full: the request waits a
  * bounded time without the registry lock (another thread goes on using
  * the library meanwhile), then a new template takes the old one's place. */
 static void
 test_stopped_template (void)
 {
+  g_autofree char *dir = NULL;
+  g_autofree char *file = NULL;
+  g_autofree char *text = NULL;
+  g_autoptr(GError) error = NULL;
+
   if (g_test_subprocess ())
     {
       g_autoptr(AforkProcess) first = NULL;
       g_autoptr(AforkProcess) other = NULL;
       g_autoptr(AforkProcess) after = NULL;
-      g_autoptr(GError) error = NULL;
       g_auto(GStrv) lines = NULL;
       Burst burst = { 0, 0, NULL };
       GThread *thread;
       GPid stopped;
       gint seen = -1;
+      int saved_out, saved_err, null;
 
+      /* The template to be stopped must not hold the output of this
+       * process, which the test's parent reads to its end: it gets
+       * /dev/null as its own. */
+      g_assert_cmpint (saved_out = fcntl (1, F_DUPFD_CLOEXEC, 3), >=, 0);
+      g_assert_cmpint (saved_err = fcntl (2, F_DUPFD_CLOEXEC, 3), >=, 0);
+      g_assert_cmpint (null = open ("/dev/null", O_WRONLY | O_CLOEXEC), >=, 0);
+      dup2 (null, 1);
+      dup2 (null, 2);
       first = afork_process_new (&error);
+      dup2 (saved_out, 1);
+      dup2 (saved_err, 2);
+      close (saved_out);
+      close (saved_err);
+      close (null);
       g_assert_no_error (error);
       stopped = find_default_template ();
       g_assert_cmpint (stopped, >, 0);
       g_assert_cmpint (kill (stopped, SIGSTOP), ==, 0);
+      /* For the test's parent to kill, should this process be killed. */
+      text = g_strdup_printf ("%d", (int) stopped);
+      g_file_set_contents (g_getenv ("AFORK_TEST_STOPPED_FILE"), text, -1, &error);
+      g_assert_no_error (error);
 
       /* Requests until the socket is full and one of them waits. */
       thread = g_thread_new ("afork-t-burst", burst_thread, &burst);
@@ -642,7 +668,22 @@ test_stopped_template (void)
       return;
     }
 
-  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  dir = g_dir_make_tmp ("afork-stopped-XXXXXX", &error);
+  g_assert_no_error (error);
+  file = g_build_filename (dir, "pid", NULL);
+  g_setenv ("AFORK_TEST_STOPPED_FILE", file, TRUE);
+
+  /* Bounded: a library that holds a lock while it waits for the stopped
+   * template blocks every thread, and never gets to fail an assertion. */
+  g_test_trap_subprocess (NULL, STOPPED_TEMPLATE_LIMIT_S * G_USEC_PER_SEC,
+                          G_TEST_SUBPROCESS_DEFAULT);
+  g_unsetenv ("AFORK_TEST_STOPPED_FILE");
+  if (g_test_trap_reached_timeout ())
+    g_test_message ("the library still waited after %d s", STOPPED_TEMPLATE_LIMIT_S);
+  if (!g_test_trap_has_passed () && g_file_get_contents (file, &text, NULL, NULL))
+    kill ((GPid) g_ascii_strtoll (text, NULL, 10), SIGKILL);
+  g_remove (file);
+  g_rmdir (dir);
   g_test_trap_assert_passed ();
 }
 
