@@ -356,6 +356,11 @@ finish_reply_cb (int                         fd,
                                 &pid, &error))
     goto failed;
 
+  /* A hand-over reads a reply only after its process left (see
+   * finish_written()): an acknowledgement does not bring it back. */
+  if (data->mode == FINISH_HAND_OVER)
+    goto exited;
+
   _afork_process_set_pid (self, pid);
 
   connection = take_connection (self, &error);
@@ -404,25 +409,25 @@ finish_written (FinishData *data)
 
   /* Writing failed for another reason than the process leaving (which
    * its reply, or its end of file, tells better): the process never got
-   * its last command, so no reply will come. */
+   * its last command, so no reply will come; nor when the socket is
+   * closed already. */
   if (self->error != NULL &&
-      !g_error_matches (self->error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED))
+      (self->fd < 0 || !g_error_matches (self->error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED)))
     {
       finish_return (data, NULL, g_steal_pointer (&self->error));
       return;
     }
 
-  if (data->mode != FINISH_HAND_OVER)
+  /* Either way, the reply (or the reason for leaving) counts now. A
+   * hand-over waits for no reply, but when the process left while its
+   * commands were written, what it said before leaving (a template that
+   * could not fork it replies with the reason, then closes the socket)
+   * is read all the same: the socket is closed at the other end, so this
+   * ends at once. */
+  if (data->mode != FINISH_HAND_OVER || self->error != NULL)
     {
-      /* Either way, the reply (or the reason for leaving) counts now. */
       _afork_process_discard_queue (self);
       finish_watch (data, self->fd, G_IO_IN, finish_reply_cb);
-      return;
-    }
-
-  if (self->error != NULL)
-    {
-      finish_return (data, NULL, g_steal_pointer (&self->error));
       return;
     }
 
@@ -499,7 +504,11 @@ finish_begin (FinishData    *data,
   data->upstream_sources = _afork_process_flush_upstream_in (self, data->context);
   g_clear_object (&self->upstream);
 
-  if (self->error != NULL)
+  /* A process that left while its commands were written may have said
+   * why before it closed the socket (a template that could not fork it
+   * does): finish_written() reads that. Any other error is final. */
+  if (self->error != NULL &&
+      !g_error_matches (self->error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED))
     {
       finish_return (data, NULL, g_steal_pointer (&self->error));
       return;

@@ -393,3 +393,70 @@ rel_run_signal_state (AforkChild *child)
 
   afork_test_write_all (afork_child_get_fd (child), out->str, out->len);
 }
+
+/* The log of the "record" calls: where a template reports the commands it
+ * received, one line of REL_LOG_LINE bytes each. */
+static int log_fd = -1;
+
+/* Keeps the descriptor argument as the log. */
+EXPORT gboolean rel_call_log_open (AforkChild *, const char * const *, GError **);
+gboolean
+rel_call_log_open (AforkChild                       *child,
+                   G_GNUC_UNUSED const char * const *args,
+                   G_GNUC_UNUSED GError            **error)
+{
+  for (guint i = 0; i < afork_child_get_n_args (child) && log_fd < 0; i++)
+    if (afork_child_arg_is_fd (child, i))
+      log_fd = afork_child_steal_fd (child, i);
+  afork_child_clear_args (child);
+
+  return TRUE;
+}
+
+/* args: a sequence number, a length and a payload of that length, whose
+ * byte i must be 'a' + (number + i) % 26. Logs "%08u ok\n" when it is, "%08u no\n" when
+ * it is not: a command cut, mixed with another or duplicated shows. */
+EXPORT gboolean rel_call_log_record (AforkChild *, const char * const *, GError **);
+gboolean
+rel_call_log_record (G_GNUC_UNUSED AforkChild *child,
+                     const char * const       *args,
+                     G_GNUC_UNUSED GError    **error)
+{
+  guint number = 0;
+  gboolean ok = (args[0] != NULL && args[1] != NULL && args[2] != NULL &&
+                 args[3] == NULL);
+  char line[16];
+
+  if (ok)
+    {
+      number = (guint) strtoul (args[0], NULL, 10);
+      ok = strlen (args[2]) == strtoul (args[1], NULL, 10);
+    }
+  if (ok)
+    {
+      for (gsize i = 0; args[2][i] != '\0'; i++)
+        if (args[2][i] != (char) ('a' + (number + i) % 26))
+          {
+            ok = FALSE;
+            break;
+          }
+    }
+  snprintf (line, sizeof line, "%08u %s\n", number % 100000000, ok ? "ok" : "no");
+  afork_test_write_all (log_fd, line, 12);
+
+  return TRUE;
+}
+
+/* Closes the log. */
+EXPORT gboolean rel_call_log_close (AforkChild *, const char * const *, GError **);
+gboolean
+rel_call_log_close (G_GNUC_UNUSED AforkChild         *child,
+                    G_GNUC_UNUSED const char * const *args,
+                    G_GNUC_UNUSED GError            **error)
+{
+  if (log_fd >= 0)
+    close (log_fd);
+  log_fd = -1;
+
+  return TRUE;
+}

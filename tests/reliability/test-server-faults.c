@@ -92,10 +92,108 @@ call_and_wait (AforkProcess       *template,
   g_assert_cmpstr (done, ==, "done\n");
 }
 
+/* How a refused process is finished, and when. */
+typedef enum
+{
+  REFUSED_RUN,                  /* run at once: races the refusal */
+  REFUSED_REQUIRE_RUN,          /* a command first, then run at once */
+  REFUSED_WAIT_RUN,             /* run once the template closed the socket */
+  REFUSED_REQUIRE_WAIT_RUN,     /* the socket closed with a command unread */
+  REFUSED_WAIT_EXEC,            /* exec once the template closed the socket */
+  REFUSED_WAIT_HAND_OVER,       /* a command once the template closed the
+                                 * socket, then hand over (which writes
+                                 * nothing itself) */
+  N_REFUSED_WAYS
+} RefusedWay;
+
+/* The number of refused forks per limit: enough for the race between the
+ * refusal and the parent's writes to show. */
+#define N_REFUSALS 200
+
+static GSocketConnection *
+exec_bounded (AforkProcess *process,
+              GError      **error)
+{
+  const char *argv[] = { "true", NULL };
+  GAsyncResult *result = NULL;
+  GSocketConnection *connection;
+
+  afork_process_exec_async (process, argv, NULL, NULL, afork_test_store_result_cb, &result);
+  afork_test_wait_result (&result);
+  connection = afork_process_exec_finish (process, result, error);
+  g_object_unref (result);
+
+  return connection;
+}
+
+static GSocketConnection *
+hand_over_bounded (AforkProcess *process,
+                   GError      **error)
+{
+  GAsyncResult *result = NULL;
+  GSocketConnection *connection;
+
+  afork_process_hand_over_async (process, NULL, afork_test_store_result_cb, &result);
+  afork_test_wait_result (&result);
+  connection = afork_process_hand_over_finish (process, result, error);
+  g_object_unref (result);
+
+  return connection;
+}
+
+/* A fork of @template that the template refuses, finished in @way: the
+ * template's reply is what the parent reports, however the parent's
+ * writes met the socket the template closed (written before, refused
+ * with EPIPE, or with ECONNRESET when the template closed it unread). */
+static void
+assert_refused (AforkProcess *template,
+                RefusedWay    way)
+{
+  g_autoptr(AforkProcess) refused = afork_process_fork (template);
+  g_autoptr(GSocketConnection) connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *module = rel_module_path ("afork-rel-module");
+  gboolean waited = FALSE;
+
+  if (way == REFUSED_REQUIRE_RUN || way == REFUSED_REQUIRE_WAIT_RUN)
+    afork_process_require (refused, module);
+
+  /* Its wait ends with an error, as there is no status to give; it ends
+   * once the template has replied and closed the socket. */
+  if (way >= REFUSED_WAIT_RUN)
+    {
+      g_assert_false (wait_bounded (refused, &error));
+      g_assert_nonnull (error);
+      g_clear_error (&error);
+      waited = TRUE;
+    }
+
+  if (way == REFUSED_WAIT_EXEC)
+    connection = exec_bounded (refused, &error);
+  else if (way == REFUSED_WAIT_HAND_OVER)
+    {
+      afork_process_require (refused, module);
+      connection = hand_over_bounded (refused, &error);
+    }
+  else
+    connection = run_bounded (refused, "rel_run_pid", &error);
+  g_assert_null (connection);
+  if (!g_error_matches (error, AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED))
+    g_test_message ("refused in way %d", (int) way);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED);
+  g_clear_error (&error);
+
+  if (!waited)
+    {
+      g_assert_false (wait_bounded (refused, &error));
+      g_assert_nonnull (error);
+    }
+}
+
 /* @data names the call function that limits the template ("tight") and
- * lifts the limit ("restore"): the next fork request fails, with a clear
- * error for its run and an end for its wait; then the template forks as
- * before. */
+ * lifts the limit ("restore"): the next fork requests fail, with the
+ * template's reason for their run, exec or hand-over and an end for their
+ * wait; then the template forks as before. */
 static void
 test_exhaustion (gconstpointer data)
 {
@@ -103,9 +201,6 @@ test_exhaustion (gconstpointer data)
   const char *tight[] = { "tight", NULL };
   const char *restore[] = { "restore", NULL };
   g_autoptr(AforkProcess) template = user_template ();
-  g_autoptr(AforkProcess) refused = NULL;
-  g_autoptr(GSocketConnection) connection = NULL;
-  g_autoptr(GError) error = NULL;
 
   /* The descriptor limit is met by the first fork (which makes the pipe
    * a template reaps with); the process limit by any, the spare's too. */
@@ -116,22 +211,8 @@ test_exhaustion (gconstpointer data)
    * must not be received before. */
   call_and_wait (template, limit, tight);
 
-  refused = afork_process_fork (template);
-  connection = run_bounded (refused, "rel_run_pid", &error);
-  g_assert_null (connection);
-  g_assert_nonnull (error);
-  g_test_message ("refused: %s", error->message);
-  /* The template answers with the reason and closes the socket; a parent
-   * whose commands were still being written when it closed may see the
-   * close first. */
-  g_assert_true (g_error_matches (error, AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED) ||
-                 g_error_matches (error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED));
-  g_clear_error (&error);
-
-  /* Its wait ends: with an error, as there is no status to give. */
-  g_assert_false (wait_bounded (refused, &error));
-  g_assert_nonnull (error);
-  g_clear_error (&error);
+  for (guint i = 0; i < N_REFUSALS; i++)
+    assert_refused (template, i % N_REFUSED_WAYS);
 
   call_and_wait (template, limit, restore);
   assert_forks (template);
