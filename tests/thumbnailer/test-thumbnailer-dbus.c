@@ -10,7 +10,11 @@
 #define BUS_NAME "org.freedesktop.thumbnails.Thumbnailer1"
 #define OBJECT_PATH "/org/freedesktop/thumbnails/Thumbnailer1"
 #define INTERFACE BUS_NAME
+/* The idle time of the service in the test of its idle exit; the other
+ * tests give it a long one, so that preparing their images (slow under a
+ * sanitizer) cannot outlast it. */
 #define IDLE_TIMEOUT "4"
+#define LONG_IDLE_TIMEOUT "600"
 #define WAIT_SECONDS 180
 
 typedef struct {
@@ -144,10 +148,15 @@ owned_by (GDBusConnection *bus,
          (guint32) atoi (g_subprocess_get_identifier (service)) == pid;
 }
 
+/* @data: the service's idle time in seconds (a string), or %NULL for a
+ * long one. */
 static void
 fixture_setup (Fixture       *fixture,
-               G_GNUC_UNUSED gconstpointer data)
+               gconstpointer  data)
 {
+  g_autofree char *idle_option = g_strconcat ("--idle-timeout=",
+                                              data != NULL ? (const char *) data : LONG_IDLE_TIMEOUT,
+                                              NULL);
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autoptr(GError) error = NULL;
   gboolean timed_out = FALSE;
@@ -166,8 +175,7 @@ fixture_setup (Fixture       *fixture,
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_NONE);
   g_subprocess_launcher_setenv (launcher, "XDG_CACHE_HOME", fixture->dir.cache_home, TRUE);
   fixture->service = g_subprocess_launcher_spawn (launcher, &error, thumb_test_program (),
-                                                  "--dbus", "--jobs=2",
-                                                  "--idle-timeout=" IDLE_TIMEOUT, NULL);
+                                                  "--dbus", "--jobs=2", idle_option, NULL);
   g_assert_no_error (error);
 
   id = g_timeout_add_seconds (WAIT_SECONDS, on_timeout, &timed_out);
@@ -453,7 +461,8 @@ main (int   argc,
   g_test_add ("/thumbnailer/dbus/queue", Fixture, NULL, fixture_setup, test_queue, fixture_teardown);
   g_test_add ("/thumbnailer/dbus/dequeue", Fixture, NULL, fixture_setup, test_dequeue, fixture_teardown);
   g_test_add ("/thumbnailer/dbus/supported", Fixture, NULL, fixture_setup, test_supported, fixture_teardown);
-  g_test_add ("/thumbnailer/dbus/idle-exit", Fixture, NULL, fixture_setup, test_idle_exit, fixture_teardown);
+  g_test_add ("/thumbnailer/dbus/idle-exit", Fixture, IDLE_TIMEOUT, fixture_setup, test_idle_exit,
+              fixture_teardown);
 
   return g_test_run ();
 }
