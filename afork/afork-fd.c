@@ -54,25 +54,61 @@ _afork_msg_put_fds (struct msghdr  *msg,
   memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * n_fds);
 }
 
-/* Appends to @fds (an array of int) the descriptors that a recvmsg ()
- * into @msg received. */
-void
-_afork_msg_take_fds (struct msghdr *msg,
-                     GArray        *fds)
+/* One recvmsg () of up to @want bytes, appended to @in, the descriptors
+ * that came with them appended to @fds (an array of int), close-on-exec;
+ * retried on EINTR. *@truncated tells whether descriptors were lost for
+ * want of room. Returns what recvmsg () does, errno kept. */
+gssize
+_afork_recv_fds (int         sock,
+                 GByteArray *in,
+                 gsize       want,
+                 GArray     *fds,
+                 int         flags,
+                 gboolean   *truncated)
 {
-  for (struct cmsghdr *cmsg = CMSG_FIRSTHDR (msg); cmsg != NULL; cmsg = CMSG_NXTHDR (msg, cmsg))
-    if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
-      {
-        guint n = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+  AforkFdControl control;
+  struct msghdr msg = { 0 };
+  struct iovec iov;
+  guint old_len = in->len;
+  gssize res;
+  int saved_errno;
 
-        for (guint i = 0; i < n; i++)
-          {
-            int fd;
+  g_byte_array_set_size (in, old_len + want);
+  iov.iov_base = in->data + old_len;
+  iov.iov_len = want;
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
 
-            memcpy (&fd, CMSG_DATA (cmsg) + i * sizeof (int), sizeof fd);
-            g_array_append_val (fds, fd);
-          }
-      }
+  do
+    {
+      msg.msg_control = control.buf;
+      msg.msg_controllen = sizeof control.buf;
+      res = recvmsg (sock, &msg, flags | MSG_CMSG_CLOEXEC);
+    }
+  while (res < 0 && errno == EINTR);
+  saved_errno = errno;
+
+  g_byte_array_set_size (in, old_len + MAX (res, 0));
+  *truncated = res > 0 && (msg.msg_flags & MSG_CTRUNC) != 0;
+
+  if (res > 0)
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg); cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
+      if (cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS)
+        {
+          guint n = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+
+          for (guint i = 0; i < n; i++)
+            {
+              int fd;
+
+              memcpy (&fd, CMSG_DATA (cmsg) + i * sizeof (int), sizeof fd);
+              g_array_append_val (fds, fd);
+            }
+        }
+
+  errno = saved_errno;
+
+  return res;
 }
 
 /* One sendmsg() with up to AFORK_MAX_FDS_PER_MESSAGE descriptors attached

@@ -40,26 +40,10 @@ static void
 worker_receive (Worker *worker,
                 gsize   want)
 {
-  AforkFdControl control;
-  struct msghdr msg = { 0 };
-  struct iovec iov;
-  guint old_len = worker->in->len;
+  gboolean truncated;
   gssize res;
 
-  g_byte_array_set_size (worker->in, old_len + want);
-  iov.iov_base = worker->in->data + old_len;
-  iov.iov_len = want;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-
-  do
-    {
-      msg.msg_control = control.buf;
-      msg.msg_controllen = sizeof control.buf;
-      res = recvmsg (worker->sock, &msg, MSG_CMSG_CLOEXEC);
-    }
-  while (res < 0 && errno == EINTR);
-
+  res = _afork_recv_fds (worker->sock, worker->in, want, worker->fds, 0, &truncated);
   if (res <= 0)
     {
       if (res < 0 && errno != ECONNRESET)
@@ -69,11 +53,7 @@ worker_receive (Worker *worker,
       _exit (0);
     }
 
-  g_byte_array_set_size (worker->in, old_len + (guint) res);
-
-  _afork_msg_take_fds (&msg, worker->fds);
-
-  if (msg.msg_flags & MSG_CTRUNC)
+  if (truncated)
     worker_die (_("Too many descriptors in one message from the parent"));
 }
 

@@ -843,11 +843,9 @@ worker_read_locked (Worker  *worker,
 {
   for (;;)
     {
-      AforkFdControl control;
-      struct msghdr msg = { 0 };
-      struct iovec iov;
       guint old_len = worker->in->len;
       gsize want = READ_CHUNK;
+      gboolean truncated;
       gssize res;
 
       /* A large frame is read in larger steps. */
@@ -855,23 +853,8 @@ worker_read_locked (Worker  *worker,
         want = MAX (want, MIN ((gsize) _afork_wire_read_u32 (worker->in->data + 1) +
                                AFORK_WIRE_HEADER_SIZE - old_len, (gsize) 4 * 1024 * 1024));
 
-      g_byte_array_set_size (worker->in, old_len + want);
-      iov.iov_base = worker->in->data + old_len;
-      iov.iov_len = want;
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      msg.msg_control = control.buf;
-      msg.msg_controllen = sizeof control.buf;
-
-      do
-        res = recvmsg (worker->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-      while (res < 0 && errno == EINTR);
-
-      g_byte_array_set_size (worker->in, old_len + MAX (res, 0));
-
-      if (res > 0)
-        _afork_msg_take_fds (&msg, worker->in_fds);
-
+      res = _afork_recv_fds (worker->fd, worker->in, want, worker->in_fds, MSG_DONTWAIT,
+                             &truncated);
       if (res < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         return TRUE;
       if (res <= 0)

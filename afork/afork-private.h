@@ -51,7 +51,11 @@ void      _afork_msg_put_fds        (struct msghdr  *msg,
                                      AforkFdControl *control,
                                      const int      *fds,
                                      guint           n_fds);
-void      _afork_msg_take_fds       (struct msghdr  *msg,
-                                     GArray         *fds);
+gssize    _afork_recv_fds           (int             sock,
+                                     GByteArray     *in,
+                                     gsize           want,
+                                     GArray         *fds,
+                                     int             flags,
+                                     gboolean       *truncated);
 
 G_END_DECLS

@@ -842,30 +842,18 @@ static gsize
 receive (AforkServer *server,
          gsize        want)
 {
-  AforkFdControl control;
-  struct msghdr msg = { 0 };
-  struct iovec iov;
-  guint old_len = server->in->len;
+  gboolean truncated;
   gssize res;
-
-  g_byte_array_set_size (server->in, old_len + want);
-  iov.iov_base = server->in->data + old_len;
-  iov.iov_len = want;
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
 
   /* Try first: the commands are usually there already. Wait (and reap
    * children meanwhile) only when they are not. */
   for (;;)
     {
-      msg.msg_controllen = sizeof control.buf;
-      res = recvmsg (server->sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-      if (res >= 0 || (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK))
+      res = _afork_recv_fds (server->sock, server->in, want, server->fds, MSG_DONTWAIT,
+                             &truncated);
+      if (res >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
         break;
-      if (errno != EINTR)
-        wait_readable (server);
+      wait_readable (server);
     }
 
   if (res < 0)
@@ -876,11 +864,7 @@ receive (AforkServer *server,
       _afork_server_die (server, message);
     }
 
-  g_byte_array_set_size (server->in, old_len + res);
-
-  _afork_msg_take_fds (&msg, server->fds);
-
-  if (msg.msg_flags & MSG_CTRUNC)
+  if (truncated)
     _afork_server_die (server, _("Too many descriptors in one message from the parent"));
 
   return (gsize) res;
