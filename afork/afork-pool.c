@@ -72,6 +72,7 @@ struct _Call
   int              wake_fd;       /* … or polls this and its worker's socket */
   gboolean         polling;
   gboolean         waiting;       /* on cond: only then is it signalled */
+  Call            *next_submitted;
 };
 
 typedef enum
@@ -122,6 +123,7 @@ struct _Core
 {
   gatomicrefcount  ref;
   GMutex           lock;
+  Call            *submitted;        /* atomic: asynchronous calls not taken in yet, newest first */
   AforkProcess    *template_process;
   GError          *template_error;   /* the template cannot produce workers */
   gboolean         ever_ready;
@@ -178,6 +180,69 @@ static void worker_lost_locked (Worker *worker,
                                 GError *head_error);
 
 /* The pool thread ---------------------------------------------------------- */
+
+static void submit_locked   (Call *call);
+static void dispatch_locked (Core *core);
+
+/* The lock ---------------------------------------------------------------
+ *
+ * An asynchronous call does not wait for the lock: it is pushed onto
+ * core->submitted, and whoever holds the lock takes it in before letting
+ * go (core_unlock ()). A thread that submits a flood of calls while the
+ * pool thread reads replies is then never put to sleep, and the pool
+ * thread sends the calls in batches. */
+
+/* Moves the submitted calls, oldest first, to the queue. */
+static void
+take_submitted_locked (Core *core)
+{
+  Call *call, *fifo = NULL;
+
+  call = g_atomic_pointer_exchange (&core->submitted, NULL);
+  if (call == NULL)
+    return;
+
+  while (call != NULL)
+    {
+      Call *next = call->next_submitted;
+
+      call->next_submitted = fifo;
+      fifo = call;
+      call = next;
+    }
+
+  while (fifo != NULL)
+    {
+      call = fifo;
+      fifo = call->next_submitted;
+      call->next_submitted = NULL;
+      submit_locked (call);
+    }
+
+  dispatch_locked (core);
+}
+
+static void
+core_lock (Core *core)
+{
+  g_mutex_lock (&core->lock);
+  take_submitted_locked (core);
+}
+
+static void
+core_unlock (Core *core)
+{
+  do
+    {
+      take_submitted_locked (core);
+      g_mutex_unlock (&core->lock);
+      /* A call pushed while the lock was held, by a thread that found it
+       * taken, is this thread's to take in. */
+      __atomic_thread_fence (__ATOMIC_SEQ_CST);
+    }
+  while (g_atomic_pointer_get (&core->submitted) != NULL &&
+         g_mutex_trylock (&core->lock));
+}
 
 static gpointer
 pool_thread_func (gpointer data)
@@ -356,7 +421,7 @@ deliver (Call *call)
   AforkPool *pool;
   Event *event;
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
   call->deliver_scheduled = FALSE;
   events = call->events;
   g_queue_init (&call->events);
@@ -364,7 +429,7 @@ deliver (Call *call)
     task = g_steal_pointer (&call->task);
   else
     task = call->task != NULL ? g_object_ref (call->task) : NULL;
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 
   if (task == NULL)
     {
@@ -408,12 +473,12 @@ deliveries_cb (gpointer user_data)
   Delivery *delivery;
   Call *call;
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
   delivery = g_hash_table_lookup (core->deliveries, key->context);
   calls = delivery->calls;
   g_queue_init (&delivery->calls);
   delivery->source = NULL;
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 
   while ((call = g_queue_pop_head (&calls)) != NULL)
     {
@@ -440,10 +505,10 @@ cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
   Core *core = call->core;
   GError *error;
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
   if (call->finished)
     {
-      g_mutex_unlock (&core->lock);
+      core_unlock (core);
       return;
     }
 
@@ -472,7 +537,7 @@ cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
     }
 
   call_finish_locked (call, NULL, NULL, error);
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 }
 
 /* Workers ---------------------------------------------------------------- */
@@ -877,7 +942,7 @@ worker_source_dispatch (GSource                 *source,
   GIOCondition revents = g_source_query_unix_fd (source, ws->tag);
   g_autoptr(GError) error = NULL;
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
 
   if ((revents & G_IO_OUT) && worker_flush_locked (worker) == WRITE_DONE)
     dispatch_locked (core);
@@ -888,7 +953,7 @@ worker_source_dispatch (GSource                 *source,
         {
           worker_lost_locked (worker, g_steal_pointer (&error));
           maintain_locked (core);
-          g_mutex_unlock (&core->lock);
+          core_unlock (core);
           return G_SOURCE_CONTINUE;
         }
       dispatch_locked (core);
@@ -896,13 +961,13 @@ worker_source_dispatch (GSource                 *source,
       if (worker->calls.length == 0)
         {
           maintain_locked (core);
-          g_mutex_unlock (&core->lock);
+          core_unlock (core);
           return G_SOURCE_CONTINUE;
         }
     }
 
   worker_update_source_locked (worker);
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 
   return G_SOURCE_CONTINUE;
 }
@@ -966,9 +1031,9 @@ lost_wait_cb (GObject      *object,
     error = g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
                          _("Worker process %d exited during the call"), (int) data->pid);
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
   call_finish_locked (data->call, NULL, NULL, error);
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 
   call_unref (data->call);
   g_free (data);
@@ -1067,7 +1132,7 @@ worker_run_cb (GObject      *object,
 
   connection = afork_process_run_finish (AFORK_PROCESS (object), result, &error);
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
 
   if (connection == NULL || worker->state == WORKER_GONE || core->disposed)
     {
@@ -1104,6 +1169,11 @@ worker_run_cb (GObject      *object,
       ws->tag = g_source_add_unix_fd (worker->source, worker->fd, G_IO_IN);
       ws->cond = G_IO_IN;
       g_source_set_static_name (worker->source, "[afork] pool worker");
+      /* Not blocked while dispatched: blocking takes the descriptor out of
+       * the context's poll set and puts it back, and each of those changes
+       * wakes the pool thread again for nothing. Nothing iterates the pool
+       * context from inside a dispatch. */
+      g_source_set_can_recurse (worker->source, TRUE);
       g_source_attach (worker->source, pool_context ());
 
       dispatch_locked (core);
@@ -1111,7 +1181,7 @@ worker_run_cb (GObject      *object,
     }
 
   maintain_locked (core);
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 
   worker_unref (worker);
 }
@@ -1144,10 +1214,10 @@ exit_wait_cb (GObject      *object,
 
   afork_process_wait_finish (AFORK_PROCESS (object), result, NULL);
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
   core->n_exiting--;
   maintain_locked (core);
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 
   core_unref (core);
 }
@@ -1364,12 +1434,12 @@ timer_dispatch (GSource                  *source,
 
   g_source_set_ready_time (source, -1);
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
   maintain_locked (core);
   done = core->disposed && core->workers->len == 0;
   if (done)
     g_clear_object (&core->template_process);
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 
   if (done)
     {
@@ -1415,11 +1485,11 @@ afork_pool_dispose (GObject *object)
     {
       /* No call is pending (each holds a reference): let the workers go
        * without waiting for them. The pool thread drops the rest. */
-      g_mutex_lock (&core->lock);
+      core_lock (core);
       core->closing = TRUE;
       core->disposed = TRUE;
       g_source_set_ready_time (core->timer, 0);
-      g_mutex_unlock (&core->lock);
+      core_unlock (core);
       self->core = NULL;
       core_unref (core);
     }
@@ -1705,17 +1775,13 @@ call_new (AforkPool    *self,
   return call;
 }
 
-/* Queues @call (the caller keeps its own reference). */
+/* Takes @call, and a reference to it, into the queue unless it cannot be
+ * made. dispatch_locked () sends it. */
 static void
-call_submit (Call *call)
+submit_locked (Call *call)
 {
   Core *core = call->core;
 
-  if (call->cancellable != NULL)
-    call->cancel_id = g_cancellable_connect (call->cancellable, G_CALLBACK (cancelled_cb),
-                                             call_ref (call), (GDestroyNotify) call_unref);
-
-  g_mutex_lock (&core->lock);
   if (call->finished)
     ;  /* cancelled already */
   else if (call->fd_list != NULL &&
@@ -1732,10 +1798,50 @@ call_submit (Call *call)
     call_finish_locked (call, NULL, NULL, g_error_copy (core->template_error));
   else
     {
-      g_queue_push_tail (&core->queue, call_ref (call));
-      dispatch_locked (core);
+      g_queue_push_tail (&core->queue, call);
+      return;
     }
-  g_mutex_unlock (&core->lock);
+
+  call_unref (call);
+}
+
+/* Queues @call (the caller keeps its own reference). */
+static void
+call_submit (Call *call)
+{
+  Core *core = call->core;
+  Call *head;
+
+  if (call->cancellable != NULL)
+    call->cancel_id = g_cancellable_connect (call->cancellable, G_CALLBACK (cancelled_cb),
+                                             call_ref (call), (GDestroyNotify) call_unref);
+
+  if (call->sync)
+    {
+      /* It waits for the lock anyway. */
+      core_lock (core);
+      submit_locked (call_ref (call));
+      dispatch_locked (core);
+      core_unlock (core);
+      return;
+    }
+
+  call_ref (call);
+  do
+    {
+      head = g_atomic_pointer_get (&core->submitted);
+      call->next_submitted = head;
+    }
+  while (!g_atomic_pointer_compare_and_exchange (&core->submitted, head, call));
+
+  if (g_mutex_trylock (&core->lock))
+    core_unlock (core);
+  else if (head == NULL)
+    {
+      /* The holder takes it in, unless it lets go of the lock in
+       * g_cond_wait (): the pool thread then does. */
+      g_source_set_ready_time (core->timer, 0);
+    }
 }
 
 /**
@@ -1932,7 +2038,7 @@ sync_read_reply_locked (Call *call)
   pfds[1].events = POLLIN;
   call->polling = TRUE;
   worker_ref (worker);
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 
   while (poll (pfds, 2, -1) < 0 && errno == EINTR)
     ;
@@ -1944,7 +2050,7 @@ sync_read_reply_locked (Call *call)
         { /* nothing to drain */ }
     }
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
   call->polling = FALSE;
   if ((pfds[0].revents & POLLIN) && !call->finished && worker->state == WORKER_READY)
     {
@@ -2021,7 +2127,7 @@ afork_pool_call_with_fds (AforkPool     *self,
 
   call_submit (call);
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
   for (;;)
     {
       if (call->events.length > 0)
@@ -2030,14 +2136,14 @@ afork_pool_call_with_fds (AforkPool     *self,
           Event *event;
 
           g_queue_init (&call->events);
-          g_mutex_unlock (&core->lock);
+          core_unlock (core);
           while ((event = g_queue_pop_head (&events)) != NULL)
             {
               g_signal_emit (self, signals[SIGNAL_EVENT], g_quark_from_string (event->name),
                              event->name, event->value);
               event_free (event);
             }
-          g_mutex_lock (&core->lock);
+          core_lock (core);
           continue;
         }
       if (call->finished)
@@ -2052,7 +2158,7 @@ afork_pool_call_with_fds (AforkPool     *self,
   reply = g_steal_pointer (&call->reply);
   out_fds = g_steal_pointer (&call->out_fds);
   call_error = g_steal_pointer (&call->error);
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 
   if (call->cancel_id != 0)
     g_cancellable_disconnect (call->cancellable, call->cancel_id);
@@ -2130,11 +2236,11 @@ afork_pool_close_async (AforkPool           *self,
   g_task_set_source_tag (task, afork_pool_close_async);
   g_task_set_name (task, "[afork] pool close");
 
-  g_mutex_lock (&core->lock);
+  core_lock (core);
   core->closing = TRUE;
   g_ptr_array_add (core->close_tasks, task);
   g_source_set_ready_time (core->timer, 0);
-  g_mutex_unlock (&core->lock);
+  core_unlock (core);
 }
 
 /**
@@ -2177,9 +2283,9 @@ afork_pool_get_n_workers (AforkPool *self)
 
   g_return_val_if_fail (AFORK_IS_POOL (self), 0);
 
-  g_mutex_lock (&self->core->lock);
+  core_lock (self->core);
   n = self->core->workers->len;
-  g_mutex_unlock (&self->core->lock);
+  core_unlock (self->core);
 
   return n;
 }
@@ -2202,9 +2308,9 @@ afork_pool_get_n_queued (AforkPool *self)
 
   g_return_val_if_fail (AFORK_IS_POOL (self), 0);
 
-  g_mutex_lock (&self->core->lock);
+  core_lock (self->core);
   n = self->core->queue.length;
-  g_mutex_unlock (&self->core->lock);
+  core_unlock (self->core);
 
   return n;
 }
@@ -2215,9 +2321,9 @@ get_uint (AforkPool *self,
 {
   guint value;
 
-  g_mutex_lock (&self->core->lock);
+  core_lock (self->core);
   value = G_STRUCT_MEMBER (guint, self->core, offset);
-  g_mutex_unlock (&self->core->lock);
+  core_unlock (self->core);
 
   return value;
 }
@@ -2230,12 +2336,12 @@ set_uint (AforkPool *self,
 {
   gboolean changed;
 
-  g_mutex_lock (&self->core->lock);
+  core_lock (self->core);
   changed = G_STRUCT_MEMBER (guint, self->core, offset) != value;
   G_STRUCT_MEMBER (guint, self->core, offset) = value;
   if (changed)
     g_source_set_ready_time (self->core->timer, 0);
-  g_mutex_unlock (&self->core->lock);
+  core_unlock (self->core);
 
   if (changed)
     g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);

@@ -764,6 +764,88 @@ thread_func (gpointer user_data)
   return NULL;
 }
 
+typedef struct
+{
+  AforkPool *pool;
+  guint      index;
+  guint      n;
+  guint      next;       /* the number of the reply expected next */
+} FloodData;
+
+static void
+flood_cb (GObject      *object,
+          GAsyncResult *result,
+          gpointer      user_data)
+{
+  FloodData *data = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = afork_pool_call_finish (AFORK_POOL (object), result, &error);
+  guint32 a, b;
+
+  g_assert_no_error (error);
+  g_variant_get (reply, "(uu)", &a, &b);
+  g_assert_cmpuint (a, ==, data->index);
+  /* One worker runs the calls in the order each thread made them. */
+  g_assert_cmpuint (b, ==, data->next);
+  data->next++;
+}
+
+static gpointer
+flood_thread_func (gpointer user_data)
+{
+  FloodData *data = user_data;
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  guint32 a, b;
+
+  g_main_context_push_thread_default (context);
+  for (guint i = 0; i < data->n; i++)
+    afork_pool_call_async (data->pool, "pool_echo", g_variant_new ("(uu)", data->index, i),
+                           NULL, flood_cb, data);
+
+  /* A synchronous call made after them runs after them. */
+  reply = afork_pool_call (data->pool, "pool_echo", g_variant_new ("(uu)", data->index, data->n),
+                           NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(uu)", &a, &b);
+  g_assert_cmpuint (b, ==, data->n);
+
+  while (data->next < data->n)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+
+  return NULL;
+}
+
+/* Four threads submit thousands of asynchronous calls each without
+ * waiting, to one worker: none is lost, none runs twice and each thread's
+ * run in its order, whoever takes them in. */
+static void
+test_threads_flood (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  FloodData data[4];
+  GThread *threads[4];
+
+  afork_pool_set_max_workers (pool, 1);
+  afork_pool_set_load (pool, 32);
+  for (guint i = 0; i < G_N_ELEMENTS (data); i++)
+    {
+      data[i].pool = pool;
+      data[i].index = i;
+      data[i].n = 3000;
+      data[i].next = 0;
+      threads[i] = g_thread_new ("flood", flood_thread_func, &data[i]);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (data); i++)
+    {
+      g_thread_join (threads[i]);
+      g_assert_cmpuint (data[i].next, ==, data[i].n);
+    }
+  g_assert_cmpuint (afork_pool_get_n_queued (pool), ==, 0);
+}
+
 typedef enum
 {
   THREADS_MIXED,       /* three workers taking one call each */
@@ -1151,6 +1233,7 @@ main (int    argc,
                         test_threads);
   g_test_add_data_func ("/afork/pool/threads-sync-only", GINT_TO_POINTER (THREADS_SYNC_ONLY),
                         test_threads);
+  g_test_add_func ("/afork/pool/threads-flood", test_threads_flood);
   g_test_add_func ("/afork/pool/random-deaths", test_random_deaths);
   g_test_add_func ("/afork/pool/call/protocol-error", test_protocol_error);
   g_test_add_func ("/afork/pool/template/default", test_default_template);
