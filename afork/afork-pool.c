@@ -52,7 +52,9 @@ struct _Call
   gatomicrefcount  ref;
   Core            *core;          /* owned */
   char            *function;
-  GVariant        *parameters;    /* sunk */
+  GByteArray      *frame;         /* the call frame, or NULL when it cannot be made */
+  gsize            frame_pos;     /* what its worker took of it */
+  gboolean         fds_sent;
   GUnixFDList     *fd_list;
   GCancellable    *cancellable;
   gulong           cancel_id;
@@ -65,7 +67,10 @@ struct _Call
   GVariant        *reply;
   GUnixFDList     *out_fds;
   GError          *error;
-  GTask           *task;          /* an asynchronous call */
+  AforkPool           *pool;      /* an asynchronous call not handed over yet */
+  GAsyncReadyCallback  callback;
+  gpointer             user_data;
+  GMainContext        *context;   /* where it is handed over */
   gboolean         deliver_scheduled;
   gboolean         sync;
   GCond            cond;          /* a synchronous caller waits on it */
@@ -81,14 +86,6 @@ typedef enum
   WORKER_READY,
   WORKER_GONE,
 } WorkerState;
-
-typedef struct
-{
-  GByteArray  *data;
-  gsize        pos;
-  GUnixFDList *fds;
-  gboolean     fds_sent;
-} OutFrame;
 
 typedef struct
 {
@@ -113,7 +110,7 @@ struct _Worker
   gboolean           doomed;      /* killed: takes no more calls */
   GError            *broken;      /* a protocol error met outside the pool thread */
   gboolean           write_failed;
-  GQueue             out;         /* OutFrame * */
+  GQueue             out;         /* Call * (owned) whose frames are not all written */
   GByteArray        *in;
   GArray            *in_fds;
   GSource           *source;
@@ -298,14 +295,15 @@ call_unref (Call *call)
     return;
 
   g_free (call->function);
-  g_clear_pointer (&call->parameters, g_variant_unref);
+  g_clear_pointer (&call->frame, g_byte_array_unref);
   g_clear_object (&call->fd_list);
   g_clear_object (&call->cancellable);
   g_queue_clear_full (&call->events, (GDestroyNotify) event_free);
   g_clear_pointer (&call->reply, g_variant_unref);
   g_clear_object (&call->out_fds);
   g_clear_error (&call->error);
-  g_clear_object (&call->task);
+  g_clear_object (&call->pool);
+  g_clear_pointer (&call->context, g_main_context_unref);
   if (call->sync)
     g_cond_clear (&call->cond);
   core_unref (call->core);
@@ -358,11 +356,11 @@ call_wake_locked (Call *call)
       return;
     }
 
-  if (call->deliver_scheduled || call->task == NULL)
+  if (call->deliver_scheduled || call->pool == NULL)
     return;
 
   call->deliver_scheduled = TRUE;
-  context = g_task_get_context (call->task);
+  context = call->context;
   delivery = g_hash_table_lookup (core->deliveries, context);
   if (delivery == NULL)
     {
@@ -411,57 +409,144 @@ call_finish_locked (Call        *call,
   call_wake_locked (call);
 }
 
-/* Delivers events and the outcome in the caller's context. */
-static void
-deliver (Call *call)
+/* The outcome of an asynchronous call, made only when it is handed to
+ * its caller: a call waiting in the queue stays small, and the object is
+ * freed soon after it is made, in the same thread. */
+typedef struct
 {
-  Core *core = call->core;
-  GQueue events = G_QUEUE_INIT;
-  g_autoptr(GTask) task = NULL;
-  AforkPool *pool;
+  GObject      parent_instance;
+  AforkPool   *pool;
+  gpointer     user_data;
+  GVariant    *reply;
+  GUnixFDList *out_fds;
+  GError      *error;
+  gboolean     propagated;
+} AforkPoolResult;
+
+typedef GObjectClass AforkPoolResultClass;
+
+G_GNUC_INTERNAL GType afork_pool_result_get_type (void);
+static void afork_pool_result_iface_init (GAsyncResultIface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (AforkPoolResult, afork_pool_result, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_ASYNC_RESULT,
+                                                      afork_pool_result_iface_init))
+
+static void
+afork_pool_result_finalize (GObject *object)
+{
+  AforkPoolResult *self = (AforkPoolResult *) object;
+
+  g_clear_object (&self->pool);
+  g_clear_pointer (&self->reply, g_variant_unref);
+  g_clear_object (&self->out_fds);
+  g_clear_error (&self->error);
+
+  G_OBJECT_CLASS (afork_pool_result_parent_class)->finalize (object);
+}
+
+static void
+afork_pool_result_class_init (AforkPoolResultClass *klass)
+{
+  klass->finalize = afork_pool_result_finalize;
+}
+
+static void
+afork_pool_result_init (G_GNUC_UNUSED AforkPoolResult *self)
+{
+}
+
+static gpointer
+afork_pool_result_get_user_data (GAsyncResult *result)
+{
+  return ((AforkPoolResult *) result)->user_data;
+}
+
+static GObject *
+afork_pool_result_get_source_object (GAsyncResult *result)
+{
+  return g_object_ref (G_OBJECT (((AforkPoolResult *) result)->pool));
+}
+
+static gboolean
+afork_pool_result_is_tagged (G_GNUC_UNUSED GAsyncResult *result,
+                             gpointer                    source_tag)
+{
+  return source_tag == afork_pool_call_with_fds_async;
+}
+
+static void
+afork_pool_result_iface_init (GAsyncResultIface *iface)
+{
+  iface->get_user_data = afork_pool_result_get_user_data;
+  iface->get_source_object = afork_pool_result_get_source_object;
+  iface->is_tagged = afork_pool_result_is_tagged;
+}
+
+/* What one call has to hand its caller, taken under the lock. */
+typedef struct
+{
+  Call      *call;      /* owned */
+  GQueue     events;    /* Event * */
+  AforkPool *pool;      /* owned, or NULL: nothing more to hand over */
+  gboolean   finished;  /* the outcome goes too */
+} Handover;
+
+static void
+handover_take_locked (Handover *handover,
+                      Call     *call)
+{
+  handover->call = call;
+  call->deliver_scheduled = FALSE;
+  handover->events = call->events;
+  g_queue_init (&call->events);
+  handover->finished = call->finished && call->pool != NULL;
+  if (handover->finished)
+    handover->pool = g_steal_pointer (&call->pool);
+  else
+    handover->pool = call->pool != NULL ? g_object_ref (call->pool) : NULL;
+}
+
+/* Emits the events of a call and hands over its outcome, in the caller's
+ * context, outside the lock. */
+static void
+handover_deliver (Handover *handover)
+{
+  Call *call = handover->call;
+  AforkPool *pool = handover->pool;
   Event *event;
 
-  core_lock (core);
-  call->deliver_scheduled = FALSE;
-  events = call->events;
-  g_queue_init (&call->events);
-  if (call->finished)
-    task = g_steal_pointer (&call->task);
-  else
-    task = call->task != NULL ? g_object_ref (call->task) : NULL;
-  core_unlock (core);
-
-  if (task == NULL)
+  if (pool != NULL)
     {
-      g_queue_clear_full (&events, (GDestroyNotify) event_free);
-      return;
-    }
-
-  pool = g_task_get_source_object (task);
-  while ((event = g_queue_pop_head (&events)) != NULL)
-    {
-      g_signal_emit (pool, signals[SIGNAL_EVENT], g_quark_from_string (event->name),
-                     event->name, event->value);
-      event_free (event);
-    }
-
-  if (call->finished && task != NULL && !g_task_get_completed (task) &&
-      call->task == NULL)
-    {
-      if (call->cancel_id != 0)
-        g_cancellable_disconnect (call->cancellable, call->cancel_id);
-      call->cancel_id = 0;
-
-      if (call->error != NULL)
-        g_task_return_error (task, g_steal_pointer (&call->error));
-      else
+      while ((event = g_queue_pop_head (&handover->events)) != NULL)
         {
-          if (call->out_fds != NULL)
-            g_task_set_task_data (task, g_steal_pointer (&call->out_fds), g_object_unref);
-          g_task_return_pointer (task, g_steal_pointer (&call->reply),
-                                 (GDestroyNotify) g_variant_unref);
+          g_signal_emit (pool, signals[SIGNAL_EVENT], g_quark_from_string (event->name),
+                         event->name, event->value);
+          event_free (event);
         }
+
+      if (handover->finished)
+        {
+          AforkPoolResult *result = g_object_new (afork_pool_result_get_type (), NULL);
+
+          if (call->cancel_id != 0)
+            g_cancellable_disconnect (call->cancellable, call->cancel_id);
+          call->cancel_id = 0;
+
+          result->pool = g_steal_pointer (&pool);
+          result->user_data = call->user_data;
+          result->reply = g_steal_pointer (&call->reply);
+          result->out_fds = g_steal_pointer (&call->out_fds);
+          result->error = g_steal_pointer (&call->error);
+          if (call->callback != NULL)
+            call->callback (G_OBJECT (result->pool), G_ASYNC_RESULT (result), call->user_data);
+          g_object_unref (result);
+        }
+      g_clear_object (&pool);
     }
+
+  g_queue_clear_full (&handover->events, (GDestroyNotify) event_free);
+  call_unref (call);
 }
 
 static gboolean
@@ -469,22 +554,22 @@ deliveries_cb (gpointer user_data)
 {
   DeliveryKey *key = user_data;
   Core *core = key->core;
-  GQueue calls = G_QUEUE_INIT;
+  Handover *handovers;
   Delivery *delivery;
-  Call *call;
+  guint n = 0;
 
+  /* One turn of the lock for all the calls the source hands over. */
   core_lock (core);
   delivery = g_hash_table_lookup (core->deliveries, key->context);
-  calls = delivery->calls;
-  g_queue_init (&delivery->calls);
+  handovers = g_new (Handover, MAX (delivery->calls.length, 1));
+  for (Call *call; (call = g_queue_pop_head (&delivery->calls)) != NULL; n++)
+    handover_take_locked (&handovers[n], call);
   delivery->source = NULL;
   core_unlock (core);
 
-  while ((call = g_queue_pop_head (&calls)) != NULL)
-    {
-      deliver (call);
-      call_unref (call);
-    }
+  for (guint i = 0; i < n; i++)
+    handover_deliver (&handovers[i]);
+  g_free (handovers);
 
   return G_SOURCE_REMOVE;
 }
@@ -542,14 +627,6 @@ cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
 
 /* Workers ---------------------------------------------------------------- */
 
-static void
-out_frame_free (OutFrame *frame)
-{
-  g_byte_array_unref (frame->data);
-  g_clear_object (&frame->fds);
-  g_free (frame);
-}
-
 static Worker *
 worker_ref (Worker *worker)
 {
@@ -564,7 +641,7 @@ worker_unref (Worker *worker)
     return;
 
   g_assert (worker->source == NULL);
-  g_queue_clear_full (&worker->out, (GDestroyNotify) out_frame_free);
+  g_queue_clear_full (&worker->out, (GDestroyNotify) call_unref);
   g_byte_array_unref (worker->in);
   g_clear_error (&worker->broken);
   for (guint i = 0; i < worker->in_fds->len; i++)
@@ -627,9 +704,9 @@ worker_flush_locked (Worker *worker)
 
       for (GList *l = worker->out.head; l != NULL && n_iov < MAX_IOV; l = l->next)
         {
-          OutFrame *frame = l->data;
+          Call *call = l->data;
 
-          if (frame->fds != NULL && !frame->fds_sent)
+          if (call->fd_list != NULL && !call->fds_sent)
             {
               int n_fds;
               const int *fds;
@@ -637,12 +714,12 @@ worker_flush_locked (Worker *worker)
               /* Descriptors ride on the first bytes of their frame. */
               if (n_iov > 0)
                 break;
-              fds = g_unix_fd_list_peek_fds (frame->fds, &n_fds);
+              fds = g_unix_fd_list_peek_fds (call->fd_list, &n_fds);
               _afork_msg_put_fds (&msg, &control, fds, (guint) n_fds);
             }
 
-          iov[n_iov].iov_base = frame->data->data + frame->pos;
-          iov[n_iov].iov_len = frame->data->len - frame->pos;
+          iov[n_iov].iov_base = call->frame->data + call->frame_pos;
+          iov[n_iov].iov_len = call->frame->len - call->frame_pos;
           n_iov++;
         }
 
@@ -664,17 +741,17 @@ worker_flush_locked (Worker *worker)
 
       while (res > 0)
         {
-          OutFrame *frame = g_queue_peek_head (&worker->out);
-          gsize left = frame->data->len - frame->pos;
+          Call *call = g_queue_peek_head (&worker->out);
+          gsize left = call->frame->len - call->frame_pos;
 
-          frame->fds_sent = TRUE;
+          call->fds_sent = TRUE;
           if ((gsize) res < left)
             {
-              frame->pos += res;
+              call->frame_pos += res;
               break;
             }
           res -= left;
-          out_frame_free (g_queue_pop_head (&worker->out));
+          call_unref (g_queue_pop_head (&worker->out));
         }
     }
 
@@ -733,8 +810,6 @@ dispatch_locked (Core *core)
       Worker *best = NULL;
       guint best_room = 0;
       Call *call;
-      OutFrame *frame;
-      int n_fds;
 
       for (guint i = 0; i < core->workers->len; i++)
         {
@@ -752,24 +827,8 @@ dispatch_locked (Core *core)
         break;
 
       call = g_queue_pop_head (&core->queue);
-      n_fds = call->fd_list != NULL ? g_unix_fd_list_get_length (call->fd_list) : 0;
-
-      frame = g_new0 (OutFrame, 1);
-      frame->data = g_byte_array_new ();
-      if (!_afork_wire_put_pool_call (frame->data, call->function, call->parameters,
-                                      (guint32) n_fds))
-        {
-          out_frame_free (frame);
-          call->state = CALL_DONE;
-          call_finish_locked (call, NULL, NULL,
-                              g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
-                                           _("The parameters of “%s” are too large"),
-                                           call->function));
-          call_unref (call);
-          continue;
-        }
-      if (n_fds > 0)
-        frame->fds = g_object_ref (call->fd_list);
+      call->frame_pos = 0;
+      call->fds_sent = FALSE;
 
       call->state = CALL_SENT;
       call->worker = best;
@@ -782,7 +841,7 @@ dispatch_locked (Core *core)
             kick = TRUE;
         }
 
-      g_queue_push_tail (&best->out, frame);
+      g_queue_push_tail (&best->out, call_ref (call));
     }
 
   /* One write per worker for all the calls just sent to it. */
@@ -1052,6 +1111,8 @@ worker_lost_locked (Worker *worker,
 
   worker_ref (worker);
   worker_remove_locked (worker);
+  /* Calls not all written are sent again, whole, to another worker. */
+  g_queue_clear_full (&worker->out, (GDestroyNotify) call_unref);
   /* The pool replaces it now, not when the next call finds no room: the
    * call after a crash then finds a worker ready, or nearly. */
   core->n_to_replace++;
@@ -1764,10 +1825,21 @@ call_new (AforkPool    *self,
   g_atomic_ref_count_inc (&self->core->ref);
   call->core = self->core;
   call->function = g_strdup (function);
-  call->parameters = parameters != NULL ? g_variant_ref_sink (parameters)
-                                        : g_variant_ref_sink (g_variant_new ("()"));
   if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
     call->fd_list = g_object_ref (fd_list);
+
+  /* Made here, in the caller's thread: what GVariant allocates to
+   * serialise the parameters is freed in the thread that allocated it. */
+  if (parameters != NULL)
+    g_variant_ref_sink (parameters);
+  else
+    parameters = g_variant_ref_sink (g_variant_new ("()"));
+  call->frame = g_byte_array_new ();
+  if (!_afork_wire_put_pool_call (call->frame, function, parameters,
+                                  call->fd_list != NULL ?
+                                  (guint32) g_unix_fd_list_get_length (call->fd_list) : 0))
+    g_clear_pointer (&call->frame, g_byte_array_unref);
+  g_variant_unref (parameters);
   call->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
   call->state = CALL_QUEUED;
   g_queue_init (&call->events);
@@ -1784,6 +1856,11 @@ submit_locked (Call *call)
 
   if (call->finished)
     ;  /* cancelled already */
+  else if (call->frame == NULL)
+    call_finish_locked (call, NULL, NULL,
+                        g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
+                                     _("The parameters of “%s” are too large"),
+                                     call->function));
   else if (call->fd_list != NULL &&
            g_unix_fd_list_get_length (call->fd_list) > AFORK_MAX_FDS_PER_MESSAGE)
     call_finish_locked (call, NULL, NULL,
@@ -1886,10 +1963,12 @@ afork_pool_call_with_fds_async (AforkPool           *self,
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
   call = call_new (self, function, parameters, fd_list, cancellable);
-  call->task = g_task_new (self, cancellable, callback, user_data);
-  g_task_set_source_tag (call->task, afork_pool_call_with_fds_async);
-  g_task_set_name (call->task, "[afork] pool call");
-  g_task_set_check_cancellable (call->task, FALSE);
+  /* As a GTask would: the pool lives until the call is handed over, in
+   * the thread-default context of now. */
+  call->pool = g_object_ref (self);
+  call->callback = callback;
+  call->user_data = user_data;
+  call->context = g_main_context_ref_thread_default ();
 
   call_submit (call);
   call_unref (call);
@@ -1917,20 +1996,28 @@ afork_pool_call_with_fds_finish (AforkPool     *self,
                                  GAsyncResult  *result,
                                  GError       **error)
 {
-  GVariant *reply;
+  AforkPoolResult *res = (AforkPoolResult *) result;
 
   g_return_val_if_fail (AFORK_IS_POOL (self), NULL);
-  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+  g_return_val_if_fail (G_TYPE_CHECK_INSTANCE_TYPE (result, afork_pool_result_get_type ()), NULL);
+  g_return_val_if_fail (res->pool == self, NULL);
+  g_return_val_if_fail (!res->propagated, NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
+  res->propagated = TRUE;
   if (out_fd_list != NULL)
     *out_fd_list = NULL;
 
-  reply = g_task_propagate_pointer (G_TASK (result), error);
-  if (reply != NULL && out_fd_list != NULL && g_task_get_task_data (G_TASK (result)) != NULL)
-    *out_fd_list = g_object_ref (g_task_get_task_data (G_TASK (result)));
+  if (res->error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&res->error));
+      return NULL;
+    }
 
-  return reply;
+  if (out_fd_list != NULL)
+    *out_fd_list = g_steal_pointer (&res->out_fds);
+
+  return g_steal_pointer (&res->reply);
 }
 
 /**

@@ -575,11 +575,14 @@ static GVariant *
 pool_variant (const AforkWireString *type,
               const AforkWireString *data)
 {
-  g_autofree char *type_str = pool_string (type);
+  const char *type_str = (const char *) type->data;
+  const char *end = NULL;
   g_autoptr(GBytes) bytes = NULL;
 
-  if (type_str == NULL || type->len == 0 ||
-      !g_variant_type_string_is_valid (type_str) ||
+  /* One complete type, the whole string: a GVariantType needs no NUL. */
+  if (type->len == 0 ||
+      !g_variant_type_string_scan (type_str, type_str + type->len, &end) ||
+      end != type_str + type->len ||
       !g_variant_type_is_definite ((const GVariantType *) type_str))
     return NULL;
 
@@ -589,6 +592,30 @@ pool_variant (const AforkWireString *type,
 
   return g_variant_ref_sink (g_variant_new_from_bytes ((const GVariantType *) type_str,
                                                        bytes, FALSE));
+}
+
+/* Splits @payload into exactly @n_strings strings. */
+static gboolean
+pool_strings (const guint8    *payload,
+              gsize            len,
+              AforkWireString *strings,
+              guint            n_strings)
+{
+  gsize pos = 0;
+
+  for (guint i = 0; i < n_strings; i++)
+    {
+      if (len - pos < 4)
+        return FALSE;
+      strings[i].len = _afork_wire_read_u32 (payload + pos);
+      pos += 4;
+      if (strings[i].len > len - pos)
+        return FALSE;
+      strings[i].data = payload + pos;
+      pos += strings[i].len;
+    }
+
+  return pos == len;
 }
 
 void
@@ -609,8 +636,7 @@ _afork_wire_parse_pool_frame (guint8               command,
                               AforkWirePoolFrame  *frame,
                               GError             **error)
 {
-  g_autoptr(GArray) strings = g_array_new (FALSE, FALSE, sizeof (AforkWireString));
-  const AforkWireString *s;
+  AforkWireString s[3];
   gsize skip = 0;
   guint want;
 
@@ -638,10 +664,8 @@ _afork_wire_parse_pool_frame (guint8               command,
       goto malformed;
     }
 
-  if (len < skip || !_afork_wire_parse_strings (payload + skip, len - skip, strings, NULL) ||
-      strings->len != want)
+  if (len < skip || !pool_strings (payload + skip, len - skip, s, want))
     goto malformed;
-  s = (const AforkWireString *) (gpointer) strings->data;
 
   switch (command)
     {
