@@ -22,7 +22,10 @@
 # include <sched.h>
 # include <sys/ioctl.h>
 # include <sys/personality.h>
+# include <linux/filter.h>
+# include <linux/seccomp.h>
 # include <seccomp.h>
+# include <sys/wait.h>
 #endif
 
 /* Landlock, from the kernel's UAPI (include/uapi/linux/landlock.h), kept
@@ -484,39 +487,30 @@ static const guint64 denied_ioctls[] = { TIOCSTI, TIOCLINUX };
 # define CLONE_FLAGS_ARG 0
 #endif
 
-static gboolean
-seccomp_failed (scmp_filter_ctx   ctx,
-                int               res,
-                const char       *what,
-                GError          **error)
+/* Names the step that failed, for the message. */
+static int
+filter_failed (const char **what,
+               const char  *step,
+               int          res)
 {
-  seccomp_release (ctx);
-  set_errno_error (error, -res, what);
-  return FALSE;
+  *what = step;
+  return res;
 }
 
-static gboolean
-apply_seccomp (const AforkWireSandbox  *sandbox,
-               gboolean                 threads,
-               GError                 **error)
+/* Adds the rules of @sandbox to @ctx. Returns 0, or a negative errno
+ * value with the step that failed in @what. */
+static int
+add_filter_rules (scmp_filter_ctx          ctx,
+                  const AforkWireSandbox  *sandbox,
+                  const char             **what)
 {
-  scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
   int res;
-
-  if (ctx == NULL)
-    {
-      set_errno_error (error, ENOMEM, "seccomp_init");
-      return FALSE;
-    }
 
   /* A system call of another architecture (int 0x80 in a 64-bit
    * process) would escape rules written for this one: refuse them all,
-   * without killing. NO_NEW_PRIVS is set already. */
-  if ((res = seccomp_attr_set (ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ERRNO (ENOSYS))) < 0 ||
-      (res = seccomp_attr_set (ctx, SCMP_FLTATR_CTL_NNP, 0)) < 0)
-    return seccomp_failed (ctx, res, "seccomp_attr_set", error);
-  if (threads && (res = seccomp_attr_set (ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
-    return seccomp_failed (ctx, res, "seccomp_attr_set", error);
+   * without killing. */
+  if ((res = seccomp_attr_set (ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_ERRNO (ENOSYS))) < 0)
+    return filter_failed (what, "seccomp_attr_set", res);
 
   for (gsize i = 0; i < G_N_ELEMENTS (deny_list); i++)
     {
@@ -527,7 +521,7 @@ apply_seccomp (const AforkWireSandbox  *sandbox,
       res = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (deny_list[i].errnum), nr, 0);
       /* A pseudo-syscall libseccomp cannot place on this architecture. */
       if (res < 0 && res != -EDOM && res != -EOPNOTSUPP)
-        return seccomp_failed (ctx, res, deny_list[i].name, error);
+        return filter_failed (what, deny_list[i].name, res);
     }
 
   for (gsize i = 0; i < G_N_ELEMENTS (clone_namespace_flags); i++)
@@ -537,7 +531,7 @@ apply_seccomp (const AforkWireSandbox  *sandbox,
       res = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EPERM), SCMP_SYS (clone), 1,
                               SCMP_CMP (CLONE_FLAGS_ARG, SCMP_CMP_MASKED_EQ, flag, flag));
       if (res < 0)
-        return seccomp_failed (ctx, res, "clone", error);
+        return filter_failed (what, "clone", res);
     }
 
   /* Only PER_LINUX, what every process has; a filter cannot compare one
@@ -546,14 +540,14 @@ apply_seccomp (const AforkWireSandbox  *sandbox,
   res = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EPERM), SCMP_SYS (personality), 1,
                           SCMP_A0 (SCMP_CMP_NE, PER_LINUX));
   if (res < 0)
-    return seccomp_failed (ctx, res, "personality", error);
+    return filter_failed (what, "personality", res);
 
   for (gsize i = 0; i < G_N_ELEMENTS (denied_ioctls); i++)
     {
       res = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EPERM), SCMP_SYS (ioctl), 1,
                               SCMP_A1 (SCMP_CMP_MASKED_EQ, 0xffffffffu, denied_ioctls[i]));
       if (res < 0)
-        return seccomp_failed (ctx, res, "ioctl", error);
+        return filter_failed (what, "ioctl", res);
     }
 
   /* Without the network, a socket is a unix socket. */
@@ -562,21 +556,160 @@ apply_seccomp (const AforkWireSandbox  *sandbox,
       res = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EAFNOSUPPORT), SCMP_SYS (socket), 1,
                               SCMP_A0 (SCMP_CMP_NE, AF_UNIX));
       if (res < 0)
-        return seccomp_failed (ctx, res, "socket", error);
+        return filter_failed (what, "socket", res);
     }
 
   if (!(sandbox->flags & AFORK_WIRE_SANDBOX_EXEC))
     {
       if ((res = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EPERM), SCMP_SYS (execve), 0)) < 0 ||
           (res = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (EPERM), SCMP_SYS (execveat), 0)) < 0)
-        return seccomp_failed (ctx, res, "execve", error);
+        return filter_failed (what, "execve", res);
     }
 
-  res = seccomp_load (ctx);
-  if (res < 0)
-    return seccomp_failed (ctx, res, "seccomp_load", error);
+  return 0;
+}
 
-  seccomp_release (ctx);
+/* What the child that builds the filter sends first. */
+typedef struct
+{
+  gint32 res;        /* 0, or a negative errno value */
+  char   what[48];   /* the step that failed */
+} FilterHeader;
+
+/* libseccomp makes and frees many blocks while it builds a filter. Done
+ * in the template, that leaves its heap in pieces, and every process
+ * forked from it then writes to more pages of it (each a copy): a fifth
+ * of the rate of forks, measured on a paravirtualised machine. So the
+ * filter is built by a short-lived child, and only its instructions come
+ * back, into static storage. */
+static struct sock_filter filter_insns[BPF_MAXINSNS];
+
+static gboolean
+read_full (int     fd,
+           void   *buf,
+           gsize   len,
+           gsize  *got)
+{
+  *got = 0;
+  while (*got < len)
+    {
+      gssize res = read (fd, (char *) buf + *got, len - *got);
+
+      if (res < 0 && errno == EINTR)
+        continue;
+      if (res < 0)
+        return FALSE;
+      if (res == 0)
+        break;
+      *got += (gsize) res;
+    }
+
+  return TRUE;
+}
+
+G_GNUC_NORETURN static void
+build_filter_child (int                     fd,
+                    const AforkWireSandbox *sandbox)
+{
+  scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
+  FilterHeader header = { 0 };
+  const char *what = "seccomp_init";
+  const char *p;
+  gsize left;
+
+  header.res = ctx != NULL ? add_filter_rules (ctx, sandbox, &what) : -ENOMEM;
+  if (header.res < 0)
+    g_strlcpy (header.what, what, sizeof header.what);
+
+  for (p = (const char *) &header, left = sizeof header; left > 0;)
+    {
+      gssize res = write (fd, p, left);
+
+      if (res < 0 && errno == EINTR)
+        continue;
+      if (res <= 0)
+        _exit (1);
+      p += res;
+      left -= (gsize) res;
+    }
+
+  if (header.res == 0 && seccomp_export_bpf (ctx, fd) < 0)
+    _exit (1);
+
+  _exit (0);
+}
+
+static gboolean
+apply_seccomp (const AforkWireSandbox  *sandbox,
+               gboolean                 threads,
+               GError                 **error)
+{
+  struct sock_fprog prog = { 0 };
+  FilterHeader header = { 0 };
+  gsize got = 0, insns_len = 0;
+  gboolean read_ok;
+  int fds[2];
+  pid_t pid;
+
+  if (pipe2 (fds, O_CLOEXEC) != 0)
+    {
+      set_errno_error (error, errno, "pipe2");
+      return FALSE;
+    }
+
+  pid = fork ();
+  if (pid < 0)
+    {
+      int saved_errno = errno;
+
+      close (fds[0]);
+      close (fds[1]);
+      set_errno_error (error, saved_errno, "fork");
+      return FALSE;
+    }
+  if (pid == 0)
+    {
+      close (fds[0]);
+      build_filter_child (fds[1], sandbox);
+    }
+
+  close (fds[1]);
+  read_ok = read_full (fds[0], &header, sizeof header, &got) && got == sizeof header;
+  if (read_ok && header.res == 0)
+    {
+      char extra;
+
+      /* The whole program, and nothing after it. */
+      read_ok = read_full (fds[0], filter_insns, sizeof filter_insns, &insns_len) &&
+                insns_len > 0 && insns_len % sizeof (struct sock_filter) == 0 &&
+                (insns_len < sizeof filter_insns ||
+                 (read_full (fds[0], &extra, 1, &got) && got == 0));
+    }
+  close (fds[0]);
+  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+    ;
+
+  if (!read_ok)
+    {
+      set_errno_error (error, EPIPE, "seccomp_export_bpf");
+      return FALSE;
+    }
+  if (header.res < 0)
+    {
+      header.what[sizeof header.what - 1] = '\0';
+      set_errno_error (error, -header.res, header.what);
+      return FALSE;
+    }
+
+  prog.len = (unsigned short) (insns_len / sizeof (struct sock_filter));
+  prog.filter = filter_insns;
+  /* NO_NEW_PRIVS is set already; other threads get the filter too. */
+  if (syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+               threads ? SECCOMP_FILTER_FLAG_TSYNC : 0, &prog) != 0)
+    {
+      set_errno_error (error, errno, "seccomp");
+      return FALSE;
+    }
 
   return TRUE;
 }
