@@ -727,6 +727,8 @@ thread_call_cb (GObject      *object,
   g_assert_true (g_main_context_is_owner (g_main_context_get_thread_default ()));
   g_variant_get (reply, "(uu)", &a, &b);
   g_assert_cmpuint (a, ==, data->index);
+  /* Calls numbered from 0, each thread's answered in its order. */
+  g_assert_cmpuint (b, ==, data->ok);
   data->ok++;
 }
 
@@ -764,54 +766,30 @@ thread_func (gpointer user_data)
   return NULL;
 }
 
-typedef struct
-{
-  AforkPool *pool;
-  guint      index;
-  guint      n;
-  guint      next;       /* the number of the reply expected next */
-} FloodData;
-
-static void
-flood_cb (GObject      *object,
-          GAsyncResult *result,
-          gpointer      user_data)
-{
-  FloodData *data = user_data;
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = afork_pool_call_finish (AFORK_POOL (object), result, &error);
-  guint32 a, b;
-
-  g_assert_no_error (error);
-  g_variant_get (reply, "(uu)", &a, &b);
-  g_assert_cmpuint (a, ==, data->index);
-  /* One worker runs the calls in the order each thread made them. */
-  g_assert_cmpuint (b, ==, data->next);
-  data->next++;
-}
+#define FLOOD_CALLS 3000
 
 static gpointer
 flood_thread_func (gpointer user_data)
 {
-  FloodData *data = user_data;
+  ThreadData *data = user_data;
   g_autoptr(GMainContext) context = g_main_context_new ();
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GError) error = NULL;
   guint32 a, b;
 
   g_main_context_push_thread_default (context);
-  for (guint i = 0; i < data->n; i++)
+  for (guint i = 0; i < FLOOD_CALLS; i++)
     afork_pool_call_async (data->pool, "pool_echo", g_variant_new ("(uu)", data->index, i),
-                           NULL, flood_cb, data);
+                           NULL, thread_call_cb, data);
 
   /* A synchronous call made after them runs after them. */
-  reply = afork_pool_call (data->pool, "pool_echo", g_variant_new ("(uu)", data->index, data->n),
-                           NULL, &error);
+  reply = afork_pool_call (data->pool, "pool_echo",
+                           g_variant_new ("(uu)", data->index, FLOOD_CALLS), NULL, &error);
   g_assert_no_error (error);
   g_variant_get (reply, "(uu)", &a, &b);
-  g_assert_cmpuint (b, ==, data->n);
+  g_assert_cmpuint (b, ==, FLOOD_CALLS);
 
-  while (data->next < data->n)
+  while (data->ok < FLOOD_CALLS)
     g_main_context_iteration (context, TRUE);
   g_main_context_pop_thread_default (context);
 
@@ -825,7 +803,7 @@ static void
 test_threads_flood (void)
 {
   g_autoptr(AforkPool) pool = make_pool ();
-  FloodData data[4];
+  ThreadData data[4];
   GThread *threads[4];
 
   afork_pool_set_max_workers (pool, 1);
@@ -834,14 +812,14 @@ test_threads_flood (void)
     {
       data[i].pool = pool;
       data[i].index = i;
-      data[i].n = 3000;
-      data[i].next = 0;
+      data[i].ok = 0;
+      data[i].sync_only = FALSE;
       threads[i] = g_thread_new ("flood", flood_thread_func, &data[i]);
     }
   for (guint i = 0; i < G_N_ELEMENTS (data); i++)
     {
       g_thread_join (threads[i]);
-      g_assert_cmpuint (data[i].next, ==, data[i].n);
+      g_assert_cmpuint (data[i].ok, ==, FLOOD_CALLS);
     }
   g_assert_cmpuint (afork_pool_get_n_queued (pool), ==, 0);
 }
