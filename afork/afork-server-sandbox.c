@@ -4,8 +4,8 @@
  * inherited by fork(), so a template builds the walls once for all the
  * processes forked from it. See docs/sandboxing.md. */
 #include "afork-server-sandbox-private.h"
+#include "afork-threads-private.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -173,25 +173,6 @@ set_errno_error (GError     **error,
                what, g_strerror (saved_errno));
 }
 
-/* Threads: Landlock and seccomp confine the calling thread only; the
- * processes forked from it are single-threaded and confined all the same,
- * but other threads of the template itself would not be. */
-static guint
-count_threads (void)
-{
-  DIR *dir = opendir ("/proc/self/task");
-  struct dirent *entry;
-  guint n = 0;
-
-  if (dir == NULL)
-    return 1;
-  while ((entry = readdir (dir)) != NULL)
-    if (entry->d_name[0] != '.')
-      n++;
-  closedir (dir);
-
-  return MAX (n, 1);
-}
 
 /* Resource limits */
 
@@ -730,7 +711,10 @@ _afork_server_sandbox_apply (const AforkWireSandbox  *sandbox,
   gboolean best_effort = (sandbox->flags & AFORK_WIRE_SANDBOX_BEST_EFFORT) != 0;
   guint required_abi = MAX (sandbox->landlock_abi, 1);
   guint abi = landlock_abi ();
-  guint threads = count_threads ();
+  /* Landlock and seccomp confine the calling thread only: the processes
+   * forked from it are single-threaded and confined all the same, but
+   * other threads of the template itself would not be. */
+  guint threads = _afork_count_threads ();
   gboolean use_seccomp = FALSE;
   g_autoptr(GError) local_error = NULL;
   Shortfall shortfall;

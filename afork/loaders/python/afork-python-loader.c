@@ -9,7 +9,6 @@
 
 #include "afork-python-private.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 
 #include "afork-error.h"
 #include "afork-loader-private.h"
+#include "afork-threads-private.h"
 
 /* afork's own domain, named rather than linked: the server provides no
  * afork_error_quark () to its plugins. */
@@ -165,23 +165,6 @@ take_exception (GError **error)
   g_set_error_literal (error, AFORK_PYTHON_ERROR, AFORK_PYTHON_ERROR_EXCEPTION, message);
 }
 
-/* Number of threads of this process, from /proc/self/task. */
-static guint
-count_threads (void)
-{
-  DIR *dir = opendir ("/proc/self/task");
-  struct dirent *entry;
-  guint n = 0;
-
-  if (dir == NULL)
-    return 1;
-  while ((entry = readdir (dir)) != NULL)
-    if (entry->d_name[0] != '.')
-      n++;
-  closedir (dir);
-
-  return n;
-}
 
 /* A template must stay single-threaded to fork safely: Python code run in
  * it that starts a thread is an error, as a threaded program asking to
@@ -190,7 +173,7 @@ static gboolean
 check_single_threaded (const char  *what,
                        GError     **error)
 {
-  if (count_threads () <= 1)
+  if (_afork_count_threads () <= 1)
     return TRUE;
 
   if (what != NULL)
