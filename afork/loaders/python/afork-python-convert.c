@@ -42,6 +42,30 @@ handle_from_variant (gint32      handle,
   return PyLong_FromLong (handle);
 }
 
+/* Fills @seq, a new list or tuple as long as @value has children, with
+ * them converted; NULL (with a Python exception) when @seq is NULL or a
+ * child cannot be converted. */
+static PyObject *
+fill_sequence (PyObject   *seq,
+               GVariant   *value,
+               AforkChild *child)
+{
+  for (gsize i = 0; seq != NULL && i < g_variant_n_children (value); i++)
+    {
+      g_autoptr(GVariant) item = g_variant_get_child_value (value, i);
+      PyObject *pi = _afork_python_from_variant (item, child);
+
+      if (pi == NULL)
+        Py_CLEAR (seq);
+      else if (PyTuple_Check (seq))
+        PyTuple_SET_ITEM (seq, (Py_ssize_t) i, pi);
+      else
+        PyList_SET_ITEM (seq, (Py_ssize_t) i, pi);
+    }
+
+  return seq;
+}
+
 PyObject *
 _afork_python_from_variant (GVariant   *value,
                             AforkChild *child)
@@ -121,37 +145,11 @@ _afork_python_from_variant (GVariant   *value,
             return result;
           }
 
-        result = PyList_New ((Py_ssize_t) n);
-        for (gsize i = 0; result != NULL && i < n; i++)
-          {
-            g_autoptr(GVariant) item = g_variant_get_child_value (value, i);
-            PyObject *pi = _afork_python_from_variant (item, child);
-
-            if (pi == NULL)
-              Py_CLEAR (result);
-            else
-              PyList_SET_ITEM (result, (Py_ssize_t) i, pi);
-          }
-        return result;
+        return fill_sequence (PyList_New ((Py_ssize_t) n), value, child);
       }
     case G_VARIANT_CLASS_TUPLE:
     case G_VARIANT_CLASS_DICT_ENTRY:
-      {
-        gsize n = g_variant_n_children (value);
-
-        result = PyTuple_New ((Py_ssize_t) n);
-        for (gsize i = 0; result != NULL && i < n; i++)
-          {
-            g_autoptr(GVariant) item = g_variant_get_child_value (value, i);
-            PyObject *pi = _afork_python_from_variant (item, child);
-
-            if (pi == NULL)
-              Py_CLEAR (result);
-            else
-              PyTuple_SET_ITEM (result, (Py_ssize_t) i, pi);
-          }
-        return result;
-      }
+      return fill_sequence (PyTuple_New ((Py_ssize_t) g_variant_n_children (value)), value, child);
     default:
       raise_error (PyExc_TypeError, _("cannot convert a GVariant of type %s"),
                     g_variant_get_type_string (value));
