@@ -550,74 +550,35 @@ add_filter_rules (scmp_filter_ctx          ctx,
   return 0;
 }
 
-/* What the child that builds the filter sends first. */
-typedef struct
-{
-  gint32 res;        /* 0, or a negative errno value */
-  char   what[48];   /* the step that failed */
-} FilterHeader;
-
 /* libseccomp makes and frees many blocks while it builds a filter. Done
  * in the template, that leaves its heap in pieces, and every process
  * forked from it then writes to more pages of it (each a copy): a fifth
  * of the rate of forks, measured on a paravirtualised machine. So the
  * filter is built by a short-lived child, and only its instructions come
- * back, into static storage. */
-static struct sock_filter filter_insns[BPF_MAXINSNS];
+ * back, into static storage (one more than a program may have, so that
+ * a longer one shows). */
+static struct sock_filter filter_insns[BPF_MAXINSNS + 1];
 
-static gboolean
-read_full (int     fd,
-           void   *buf,
-           gsize   len,
-           gsize  *got)
-{
-  *got = 0;
-  while (*got < len)
-    {
-      gssize res = read (fd, (char *) buf + *got, len - *got);
-
-      if (res < 0 && errno == EINTR)
-        continue;
-      if (res < 0)
-        return FALSE;
-      if (res == 0)
-        break;
-      *got += (gsize) res;
-    }
-
-  return TRUE;
-}
-
+/* Writes the program to @fd and exits 0; or exits with the errno value
+ * of the step that failed, after writing the step's name. */
 G_GNUC_NORETURN static void
 build_filter_child (int                     fd,
                     const AforkWireSandbox *sandbox)
 {
   scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
-  FilterHeader header = { 0 };
   const char *what = "seccomp_init";
-  const char *p;
-  gsize left;
+  int res = ctx != NULL ? add_filter_rules (ctx, sandbox, &what) : -ENOMEM;
 
-  header.res = ctx != NULL ? add_filter_rules (ctx, sandbox, &what) : -ENOMEM;
-  if (header.res < 0)
-    g_strlcpy (header.what, what, sizeof header.what);
-
-  for (p = (const char *) &header, left = sizeof header; left > 0;)
+  if (res < 0)
     {
-      gssize res = write (fd, p, left);
-
-      if (res < 0 && errno == EINTR)
-        continue;
-      if (res <= 0)
-        _exit (1);
-      p += res;
-      left -= (gsize) res;
+      /* Shorter than PIPE_BUF: one write takes it all. */
+      if (write (fd, what, strlen (what)) < 0)
+        { /* the parent reports the errno value alone */ }
+      _exit (MIN (-res, 255));
     }
 
-  if (header.res == 0 && seccomp_export_bpf (ctx, fd) < 0)
-    _exit (1);
-
-  _exit (0);
+  res = seccomp_export_bpf (ctx, fd);
+  _exit (res < 0 ? MIN (-res, 255) : 0);
 }
 
 static gboolean
@@ -626,10 +587,9 @@ apply_seccomp (const AforkWireSandbox  *sandbox,
                GError                 **error)
 {
   struct sock_fprog prog = { 0 };
-  FilterHeader header = { 0 };
-  gsize got = 0, insns_len = 0;
-  gboolean read_ok;
+  gsize len = 0;
   int fds[2];
+  int status;
   pid_t pid;
 
   if (pipe2 (fds, O_CLOEXEC) != 0)
@@ -654,35 +614,47 @@ apply_seccomp (const AforkWireSandbox  *sandbox,
       build_filter_child (fds[1], sandbox);
     }
 
+  /* To the end of the stream, or until the buffer is full: closing the
+   * pipe then ends a child that would write more. */
   close (fds[1]);
-  read_ok = read_full (fds[0], &header, sizeof header, &got) && got == sizeof header;
-  if (read_ok && header.res == 0)
+  while (len < sizeof filter_insns)
     {
-      char extra;
+      gssize res = read (fds[0], (char *) filter_insns + len, sizeof filter_insns - len);
 
-      /* The whole program, and nothing after it. */
-      read_ok = read_full (fds[0], filter_insns, sizeof filter_insns, &insns_len) &&
-                insns_len > 0 && insns_len % sizeof (struct sock_filter) == 0 &&
-                (insns_len < sizeof filter_insns ||
-                 (read_full (fds[0], &extra, 1, &got) && got == 0));
+      if (res < 0 && errno == EINTR)
+        continue;
+      if (res <= 0)
+        break;
+      len += (gsize) res;
     }
   close (fds[0]);
-  while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
-    ;
 
-  if (!read_ok)
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      {
+        set_errno_error (error, errno, "waitpid");
+        return FALSE;
+      }
+
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
     {
-      set_errno_error (error, EPIPE, "seccomp_export_bpf");
+      char what[64];
+      gsize n = MIN (len, sizeof what - 1);
+
+      memcpy (what, filter_insns, n);
+      what[n] = '\0';
+      set_errno_error (error, WIFEXITED (status) ? WEXITSTATUS (status) : EPIPE,
+                       n > 0 ? what : "seccomp_export_bpf");
       return FALSE;
     }
-  if (header.res < 0)
+  if (len == 0 || len % sizeof (struct sock_filter) != 0 ||
+      len > BPF_MAXINSNS * sizeof (struct sock_filter))
     {
-      header.what[sizeof header.what - 1] = '\0';
-      set_errno_error (error, -header.res, header.what);
+      set_errno_error (error, EINVAL, "seccomp_export_bpf");
       return FALSE;
     }
 
-  prog.len = (unsigned short) (insns_len / sizeof (struct sock_filter));
+  prog.len = (unsigned short) (len / sizeof (struct sock_filter));
   prog.filter = filter_insns;
   /* NO_NEW_PRIVS is set already; other threads get the filter too. */
   if (syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER,
