@@ -195,6 +195,10 @@ take_submitted_locked (Core *core)
 {
   Call *call, *fifo = NULL;
 
+  /* Every turn of the lock comes here: a load, not an exchange, when the
+   * list is empty. */
+  if (g_atomic_pointer_get (&core->submitted) == NULL)
+    return;
   call = g_atomic_pointer_exchange (&core->submitted, NULL);
   if (call == NULL)
     return;
