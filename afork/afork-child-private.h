@@ -2,6 +2,7 @@
 #pragma once
 
 #include "afork-child.h"
+#include "afork-ring-private.h"
 
 G_BEGIN_DECLS
 
@@ -22,6 +23,7 @@ struct _AforkChild
   GArray *call_fds;   /* int: the call's descriptors, -1 once stolen */
   GArray *reply_fds;  /* int: owned copies for the reply */
   GByteArray *pool_out;  /* replies not written yet: events go after them */
+  AforkRing  *pool_ring;   /* where they go, when not on the socket */
 };
 
 void  _afork_child_init          (AforkChild   *child,

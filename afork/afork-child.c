@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "afork-child-private.h"
+#include "afork-ring-private.h"
 #include "afork-wire-private.h"
 
 static void
@@ -424,6 +425,15 @@ afork_child_emit_event (AforkChild *child,
   if (!_afork_wire_put_pool_event (frame, name, owned))
     {
       g_critical ("afork_child_emit_event(): the value is too large");
+      return;
+    }
+
+  /* The parent being gone, the call loop sees it next. */
+  if (child->pool_ring != NULL)
+    {
+      if (_afork_ring_write (child->pool_ring, child->fd, frame->data, frame->len))
+        _afork_ring_notify (child->pool_ring, child->fd);
+      g_byte_array_set_size (frame, 0);
       return;
     }
 

@@ -13,6 +13,7 @@
 #include "afork-child-private.h"
 #include "afork-loader-private.h"
 #include "afork-pool-worker-private.h"
+#include "afork-ring-private.h"
 #include "afork-wire-private.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -25,6 +26,7 @@ typedef struct
   GArray     *fds;        /* received, not yet claimed by a call */
   GHashTable *functions;  /* name → AforkFunction *, or NULL if not found */
   GByteArray *out;
+  AforkRing  *ring;       /* where replies go, once the pool sent one */
 } Worker;
 
 G_GNUC_NORETURN static void
@@ -57,6 +59,32 @@ worker_receive (Worker *worker,
     worker_die (_("Too many descriptors in one message from the parent"));
 }
 
+/* The pool went away, or the socket failed. */
+G_GNUC_NORETURN static void
+worker_send_failed (void)
+{
+  if (errno == EPIPE || errno == ECONNRESET)
+    _exit (0);
+  worker_die (g_strerror (errno));
+}
+
+/* With a ring, the bytes go there and the socket carries the descriptors
+ * (ahead of the bytes of their frame) and wake-ups. */
+static void
+worker_send_ring (Worker       *worker,
+                  const guint8 *data,
+                  gsize         len,
+                  const int    *fds,
+                  guint         n_fds)
+{
+  if (n_fds > 0 && _afork_sendmsg_fds (worker->sock, "f", 1, fds, n_fds, MSG_NOSIGNAL) != 1)
+    worker_send_failed ();
+
+  if (!_afork_ring_write (worker->ring, worker->sock, data, len) ||
+      !_afork_ring_notify (worker->ring, worker->sock))
+    worker_send_failed ();
+}
+
 static void
 worker_send (Worker       *worker,
              const guint8 *data,
@@ -64,6 +92,12 @@ worker_send (Worker       *worker,
              const int    *fds,
              guint         n_fds)
 {
+  if (worker->ring != NULL)
+    {
+      worker_send_ring (worker, data, len, fds, n_fds);
+      return;
+    }
+
   while (len > 0)
     {
       gssize res = _afork_sendmsg_fds (worker->sock, data, len, fds, n_fds, MSG_NOSIGNAL);
@@ -71,11 +105,7 @@ worker_send (Worker       *worker,
       if (res < 0 && errno == EINTR)
         continue;
       if (res < 0)
-        {
-          if (errno == EPIPE || errno == ECONNRESET)
-            _exit (0);
-          worker_die (g_strerror (errno));
-        }
+        worker_send_failed ();
       data += res;
       len -= res;
       fds = NULL;
@@ -133,6 +163,26 @@ close_fds (GArray *fds)
     if (g_array_index (fds, int, i) >= 0)
       close (g_array_index (fds, int, i));
   g_array_set_size (fds, 0);
+}
+
+/* The pool's first frame, when it wants the replies in shared memory. */
+static void
+worker_handle_ring (Worker             *worker,
+                    AforkWirePoolFrame *frame)
+{
+  g_autoptr(GError) error = NULL;
+  int fd;
+
+  if (worker->ring != NULL || worker->out->len > 0 || worker->fds->len < 1)
+    worker_die (_("Unexpected ring frame from the parent"));
+
+  fd = g_array_index (worker->fds, int, 0);
+  g_array_remove_index (worker->fds, 0);
+  worker->ring = _afork_ring_map (fd, frame->ring_size, &error);
+  close (fd);
+  if (worker->ring == NULL)
+    worker_die (error->message);
+  worker->child->pool_ring = worker->ring;
 }
 
 static void
@@ -264,7 +314,10 @@ _afork_pool_worker_run (AforkChild *child)
             worker_die (error->message);
           pos += AFORK_WIRE_HEADER_SIZE + plen;
 
-          worker_handle_call (&worker, &frame);
+          if (frame.command == AFORK_WIRE_POOL_RING)
+            worker_handle_ring (&worker, &frame);
+          else
+            worker_handle_call (&worker, &frame);
           _afork_wire_pool_frame_clear (&frame);
           continue;
         }

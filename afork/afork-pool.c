@@ -25,6 +25,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "afork-pool-worker-private.h"
+#include "afork-ring-private.h"
 #include "afork-wire-private.h"
 
 #define READ_CHUNK (64 * 1024)
@@ -113,6 +114,8 @@ struct _Worker
   GQueue             out;         /* Call * (owned) whose frames are not all written */
   GByteArray        *in;
   GArray            *in_fds;
+  AforkRing         *ring;        /* its replies, when not on the socket */
+  GByteArray        *wakes;       /* with a ring, what the socket carries */
   GSource           *source;
 };
 
@@ -651,6 +654,8 @@ worker_unref (Worker *worker)
   for (guint i = 0; i < worker->in_fds->len; i++)
     close (g_array_index (worker->in_fds, int, i));
   g_array_unref (worker->in_fds);
+  g_clear_pointer (&worker->ring, _afork_ring_free);
+  g_clear_pointer (&worker->wakes, g_byte_array_unref);
   g_clear_object (&worker->connection);
   g_clear_object (&worker->process);
   core_unref (worker->core);
@@ -964,11 +969,81 @@ worker_handle_input_locked (Worker  *worker,
   return ok;
 }
 
+/* Reads the socket of a worker with a ring: the descriptors, and the
+ * bytes that carry them or wake the reader, which are dropped. Returns
+ * FALSE at end of stream (*@open FALSE) or on other bytes. */
+static gboolean
+worker_drain_socket_locked (Worker    *worker,
+                            gboolean  *open,
+                            GError   **error)
+{
+  *open = TRUE;
+
+  for (;;)
+    {
+      guint n_fds = worker->in_fds->len;
+      gboolean truncated;
+      gssize res;
+
+      g_byte_array_set_size (worker->wakes, 0);
+      res = _afork_recv_fds (worker->fd, worker->wakes, 64, worker->in_fds, MSG_DONTWAIT,
+                             &truncated);
+      if (res < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return TRUE;
+      if (res <= 0)
+        {
+          *open = FALSE;
+          return FALSE;
+        }
+      for (gssize i = 0; i < res; i++)
+        if (worker->wakes->data[i] != 'w' && worker->wakes->data[i] != 'f')
+          {
+            g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                                 _("A pool worker wrote on its socket what belongs in its ring"));
+            return FALSE;
+          }
+      /* A read stops after descriptors; short of that, a short read
+       * took all there was. */
+      if (worker->in_fds->len == n_fds && res < 64)
+        return TRUE;
+    }
+}
+
+/* worker_read_locked () with a ring. The descriptors of a frame are on
+ * the socket before the frame is published, so the socket is read after
+ * the ring's head and before its bytes. Before it returns, it marks the
+ * reader asleep: the worker writes a byte to the socket for what it
+ * publishes from then on. */
+static gboolean
+worker_read_ring_locked (Worker  *worker,
+                         GError **error)
+{
+  for (;;)
+    {
+      guint64 head = _afork_ring_get_head (worker->ring);
+      gboolean open;
+
+      if (!worker_drain_socket_locked (worker, &open, error) && open)
+        return FALSE;
+      /* At end of stream, all the worker published is there. */
+      if (!open)
+        head = _afork_ring_get_head (worker->ring);
+      if (!_afork_ring_read (worker->ring, head, worker->in, error) ||
+          !worker_handle_input_locked (worker, error) || !open)
+        return FALSE;
+      if (!_afork_ring_reader_sleeps (worker->ring))
+        return TRUE;
+    }
+}
+
 /* Reads what is there. Returns FALSE at end of stream or on an error. */
 static gboolean
 worker_read_locked (Worker  *worker,
                     GError **error)
 {
+  if (worker->ring != NULL)
+    return worker_read_ring_locked (worker, error);
+
   for (;;)
     {
       guint old_len = worker->in->len;
@@ -1185,6 +1260,36 @@ fail_queue_locked (Core         *core,
     }
 }
 
+/* Gives @worker a ring for its replies: the first frame it reads. Without
+ * one (no memfd here), the replies come on the socket. */
+static void
+worker_start_ring (Worker *worker)
+{
+  g_autoptr(GByteArray) frame = g_byte_array_new ();
+  AforkRing *ring;
+  int memfd = -1;
+  gssize res;
+
+  ring = _afork_ring_new (AFORK_RING_SIZE, &memfd, NULL);
+  if (ring == NULL)
+    return;
+
+  _afork_wire_put_pool_ring (frame, AFORK_RING_SIZE);
+  /* On a socket nothing was written to yet: all of it goes, or nothing. */
+  res = _afork_sendmsg_fds (worker->fd, frame->data, frame->len, &memfd, 1, MSG_DONTWAIT);
+  close (memfd);
+  if (res != (gssize) frame->len)
+    {
+      /* The worker is gone, or going: its hang-up tells the rest. */
+      _afork_ring_free (ring);
+      worker->write_failed = TRUE;
+      return;
+    }
+
+  worker->ring = ring;
+  worker->wakes = g_byte_array_sized_new (64);
+}
+
 static void
 worker_run_cb (GObject      *object,
                GAsyncResult *result,
@@ -1223,6 +1328,9 @@ worker_run_cb (GObject      *object,
 
       worker->connection = connection;
       worker->fd = g_socket_get_fd (g_socket_connection_get_socket (connection));
+      /* A worker for one call has no use for a ring. */
+      if (core->max_calls != 1)
+        worker_start_ring (worker);
       worker->pid = afork_process_get_pid (worker->process);
       worker->state = WORKER_READY;
       worker->idle_since = g_get_monotonic_time ();

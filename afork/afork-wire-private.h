@@ -29,6 +29,7 @@ typedef enum
 
   /* Calls, on a pool worker's own socket once it runs its call loop. */
   AFORK_WIRE_POOL_CALL   = 'Q', /* u32 n_fds, strings: function, type, data */
+  AFORK_WIRE_POOL_RING   = 'B', /* u32 n_fds (1: a memfd), u32 ring size */
   AFORK_WIRE_POOL_RESULT = 'R', /* u32 n_fds, strings: type, data */
   AFORK_WIRE_POOL_ERROR  = 'E', /* u32 code, strings: domain, message */
   AFORK_WIRE_POOL_EVENT  = 'V', /* strings: name, type, data */
@@ -172,7 +173,8 @@ typedef enum
 typedef struct
 {
   guint8    command;
-  guint32   n_fds;      /* call and result */
+  guint32   n_fds;      /* call, result and ring */
+  guint32   ring_size;  /* ring */
   char     *function;   /* call */
   char     *name;       /* event */
   GVariant *value;      /* call, result, event: never floating */
@@ -197,6 +199,8 @@ gboolean        _afork_wire_put_pool_call     (GByteArray         *out,
                                                const char         *function,
                                                GVariant           *parameters,
                                                guint32             n_fds);
+void            _afork_wire_put_pool_ring     (GByteArray         *out,
+                                               guint32             ring_size);
 gboolean        _afork_wire_put_pool_result   (GByteArray         *out,
                                                GVariant           *value,
                                                guint32             n_fds);

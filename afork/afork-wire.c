@@ -445,7 +445,7 @@ _afork_wire_parse_pool_header (const guint8  *data,
     known = data[0] == AFORK_WIRE_POOL_RESULT || data[0] == AFORK_WIRE_POOL_ERROR ||
             data[0] == AFORK_WIRE_POOL_EVENT;
   else
-    known = data[0] == AFORK_WIRE_POOL_CALL;
+    known = data[0] == AFORK_WIRE_POOL_CALL || data[0] == AFORK_WIRE_POOL_RING;
 
   if (!known)
     {
@@ -508,6 +508,19 @@ _afork_wire_put_pool_call (GByteArray *out,
     }
 
   return _afork_wire_end (out, start);
+}
+
+/* The ring of the worker's replies: the frame's one descriptor is its
+ * memory. */
+void
+_afork_wire_put_pool_ring (GByteArray *out,
+                           guint32     ring_size)
+{
+  gsize start = _afork_wire_begin (out, AFORK_WIRE_POOL_RING);
+
+  _afork_wire_put_u32 (out, 1);
+  _afork_wire_put_u32 (out, ring_size);
+  _afork_wire_end (out, start);
 }
 
 gboolean
@@ -645,6 +658,12 @@ _afork_wire_parse_pool_frame (guint8               command,
 
   switch (command)
     {
+    case AFORK_WIRE_POOL_RING:
+      if (len != 8 || _afork_wire_read_u32 (payload) != 1)
+        goto malformed;
+      frame->n_fds = 1;
+      frame->ring_size = _afork_wire_read_u32 (payload + 4);
+      return TRUE;
     case AFORK_WIRE_POOL_CALL:
       skip = 4;
       want = 3;

@@ -351,15 +351,16 @@ fuzz_pool_round_trip (const guint8 *data,
       !_afork_wire_put_pool_event (out, name, value))
     abort ();
   _afork_wire_put_pool_error (out, domain_error);
+  _afork_wire_put_pool_ring (out, (guint32) size);
 
-  for (guint i = 0; i < 4; i++)
+  for (guint i = 0; i < 5; i++)
     {
       g_autoptr(GError) error = NULL;
       AforkWirePoolFrame frame;
       guint8 command = 0;
       guint32 plen = 0;
 
-      if (_afork_wire_parse_pool_header (out->data + pos, out->len - pos, i > 0,
+      if (_afork_wire_parse_pool_header (out->data + pos, out->len - pos, i > 0 && i < 4,
                                          &command, &plen, &error) != AFORK_WIRE_STATUS_OK ||
           !_afork_wire_parse_pool_frame (command, out->data + pos + AFORK_WIRE_HEADER_SIZE,
                                          plen, &frame, &error))
@@ -380,6 +381,11 @@ fuzz_pool_round_trip (const guint8 *data,
         case 2:
           if (command != AFORK_WIRE_POOL_EVENT || g_strcmp0 (frame.name, name) != 0 ||
               !g_variant_equal (frame.value, value))
+            abort ();
+          break;
+        case 4:
+          if (command != AFORK_WIRE_POOL_RING || frame.n_fds != 1 ||
+              frame.ring_size != (guint32) size)
             abort ();
           break;
         default:

@@ -139,6 +139,11 @@ wire = {
     # Pool frames: 5 then 0 (calls, as a worker reads them) or 1 (replies).
     'pool-calls': b'\x05\x00' + frame('Q', u32(0) + strings('f', '(u)', u32(7)))
                   + frame('Q', u32(2) + strings('g', '(hh)', u32(0) + u32(1))),
+    'pool-ring': b'\x05\x00' + frame('B', u32(1) + u32(65536))
+                 + frame('Q', u32(0) + strings('f', '()', b'')),
+    'pool-ring-fds': b'\x05\x00' + frame('B', u32(2) + u32(65536)),
+    'pool-ring-short': b'\x05\x00' + frame('B', u32(1)),
+    'pool-ring-from-worker': b'\x05\x01' + frame('B', u32(1) + u32(65536)),
     'pool-call-bad-type': b'\x05\x00' + frame('Q', u32(0) + strings('f', 'a', b'')),
     'pool-call-indefinite': b'\x05\x00' + frame('Q', u32(0) + strings('f', '(*)', b'')),
     'pool-call-nul-name': b'\x05\x00' + frame('Q', u32(0) + strings(b'f\x00g', '()', b'')),

@@ -214,6 +214,38 @@ pool_announce_sleep (AforkChild *child,
   return pool_sleep (child, parameters, error);
 }
 
+/* Finds the ring of the worker's replies in its memory map, writes an
+ * impossible position of its writer there, wakes the pool and waits for
+ * the end: a protocol error. */
+EXPORT GVariant *pool_break_ring (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_break_ring (AforkChild               *child,
+                 G_GNUC_UNUSED GVariant   *parameters,
+                 GError                  **error)
+{
+  g_autofree char *maps = NULL;
+  g_auto(GStrv) lines = NULL;
+  volatile guint64 *head = NULL;
+
+  if (!g_file_get_contents ("/proc/self/maps", &maps, NULL, error))
+    return NULL;
+  lines = g_strsplit (maps, "\n", -1);
+  for (guint i = 0; lines[i] != NULL && head == NULL; i++)
+    if (strstr (lines[i], "afork-pool-replies") != NULL)
+      head = (volatile guint64 *) (gsize) g_ascii_strtoull (lines[i], NULL, 16);
+  if (head == NULL)
+    {
+      g_set_error_literal (error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "no ring of replies");
+      return NULL;
+    }
+
+  *head = G_MAXUINT64 / 2;
+  if (write (afork_child_get_fd (child), "w", 1) != 1)
+    return NULL;
+  for (;;)
+    pause ();
+}
+
 /* Writes bytes that are no frame on the socket: a protocol error. */
 EXPORT GVariant *pool_garbage (AforkChild *child, GVariant *parameters, GError **error);
 GVariant *

@@ -534,6 +534,8 @@ test_close (void)
 
   afork_test_iterate_until (context, &closed, "the pool to close");
   g_assert_cmpuint (batch.pending, ==, 0);
+  if (batch.errors->len > 0)
+    g_test_message ("first error: %s", ((GError *) batch.errors->pdata[0])->message);
   g_assert_cmpuint (batch.ok, ==, 20);
   g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
 
@@ -989,6 +991,27 @@ test_random_deaths (void)
   g_assert_cmpuint (count_zombies (getpid ()), ==, 0);
 }
 
+/* A worker that writes an impossible position in the ring of its replies
+ * fails its call with a protocol error; the pool goes on with another. */
+static void
+test_broken_ring (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) after = NULL;
+
+  afork_pool_set_max_workers (pool, 1);
+  reply = afork_pool_call (pool, "pool_break_ring", NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL);
+  g_clear_error (&error);
+
+  after = afork_pool_call (pool, "pool_echo", g_variant_new ("(i)", 9), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (after), ==, "(i)");
+}
+
 static void
 test_protocol_error (void)
 {
@@ -1214,6 +1237,7 @@ main (int    argc,
   g_test_add_func ("/afork/pool/threads-flood", test_threads_flood);
   g_test_add_func ("/afork/pool/random-deaths", test_random_deaths);
   g_test_add_func ("/afork/pool/call/protocol-error", test_protocol_error);
+  g_test_add_func ("/afork/pool/call/broken-ring", test_broken_ring);
   g_test_add_func ("/afork/pool/template/default", test_default_template);
   g_test_add_func ("/afork/pool/properties", test_properties);
   g_test_add_func ("/afork/pool/workers/fresh-per-call", test_fresh_process_per_call);
