@@ -42,10 +42,15 @@ typedef enum
   CALL_DONE,
 } CallState;
 
+/* Values come as the worker sent them, type and serialised form, and
+ * become GVariants in the thread they are handed to: making one takes
+ * GLib's global lock of type information, which the pool thread then
+ * does not contend for with the callers. */
 typedef struct
 {
-  char     *name;
-  GVariant *value;
+  char   *name;
+  char   *type;
+  GBytes *data;
 } Event;
 
 struct _Call
@@ -65,7 +70,8 @@ struct _Call
   gboolean         abandoned;     /* finished while its worker still has it */
   GQueue           events;        /* Event *, not delivered yet */
   gboolean         finished;
-  GVariant        *reply;
+  char            *reply_type;    /* with reply_data: the reply, not made yet */
+  GBytes          *reply_data;
   GUnixFDList     *out_fds;
   GError          *error;
   AforkPool           *pool;      /* an asynchronous call not handed over yet */
@@ -282,8 +288,27 @@ static void
 event_free (Event *event)
 {
   g_free (event->name);
-  g_variant_unref (event->value);
+  g_free (event->type);
+  g_bytes_unref (event->data);
   g_free (event);
+}
+
+/* Emits ::event for each of @events, in the thread the call is handed
+ * to, and frees them. */
+static void
+emit_events (AforkPool *pool,
+             GQueue    *events)
+{
+  Event *event;
+
+  while ((event = g_queue_pop_head (events)) != NULL)
+    {
+      g_autoptr(GVariant) value = _afork_wire_pool_value_new (event->type, event->data);
+
+      g_signal_emit (pool, signals[SIGNAL_EVENT], g_quark_from_string (event->name),
+                     event->name, value);
+      event_free (event);
+    }
 }
 
 static void core_unref (Core *core);
@@ -306,7 +331,8 @@ call_unref (Call *call)
   g_clear_object (&call->fd_list);
   g_clear_object (&call->cancellable);
   g_queue_clear_full (&call->events, (GDestroyNotify) event_free);
-  g_clear_pointer (&call->reply, g_variant_unref);
+  g_clear_pointer (&call->reply_type, g_free);
+  g_clear_pointer (&call->reply_data, g_bytes_unref);
   g_clear_object (&call->out_fds);
   g_clear_error (&call->error);
   g_clear_object (&call->pool);
@@ -393,24 +419,27 @@ call_wake_locked (Call *call)
     }
 }
 
-/* Sets the outcome of @call (taking @reply, @out_fds and @error), unless
- * it has one already. */
+/* Sets the outcome of @call (taking the reply's @reply_type and
+ * @reply_data, @out_fds and @error), unless it has one already. */
 static void
 call_finish_locked (Call        *call,
-                    GVariant    *reply,
+                    char        *reply_type,
+                    GBytes      *reply_data,
                     GUnixFDList *out_fds,
                     GError      *error)
 {
   if (call->finished)
     {
-      g_clear_pointer (&reply, g_variant_unref);
+      g_free (reply_type);
+      g_clear_pointer (&reply_data, g_bytes_unref);
       g_clear_object (&out_fds);
       g_clear_error (&error);
       return;
     }
 
   call->finished = TRUE;
-  call->reply = reply;
+  call->reply_type = reply_type;
+  call->reply_data = reply_data;
   call->out_fds = out_fds;
   call->error = error;
   call_wake_locked (call);
@@ -521,16 +550,10 @@ handover_deliver (Handover *handover)
 {
   Call *call = handover->call;
   AforkPool *pool = handover->pool;
-  Event *event;
 
   if (pool != NULL)
     {
-      while ((event = g_queue_pop_head (&handover->events)) != NULL)
-        {
-          g_signal_emit (pool, signals[SIGNAL_EVENT], g_quark_from_string (event->name),
-                         event->name, event->value);
-          event_free (event);
-        }
+      emit_events (pool, &handover->events);
 
       if (handover->finished)
         {
@@ -542,7 +565,8 @@ handover_deliver (Handover *handover)
 
           result->pool = g_steal_pointer (&pool);
           result->user_data = call->user_data;
-          result->reply = g_steal_pointer (&call->reply);
+          if (call->reply_type != NULL)
+            result->reply = _afork_wire_pool_value_new (call->reply_type, call->reply_data);
           result->out_fds = g_steal_pointer (&call->out_fds);
           result->error = g_steal_pointer (&call->error);
           if (call->callback != NULL)
@@ -628,7 +652,7 @@ cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
       call->abandoned = TRUE;
     }
 
-  call_finish_locked (call, NULL, NULL, error);
+  call_finish_locked (call, NULL, NULL, NULL, error);
   core_unlock (core);
 }
 
@@ -901,8 +925,8 @@ worker_handle_input_locked (Worker  *worker,
           worker->in->len - pos < AFORK_WIRE_HEADER_SIZE + (gsize) plen)
         break;
 
-      if (!_afork_wire_parse_pool_frame (command, worker->in->data + pos + AFORK_WIRE_HEADER_SIZE,
-                                         plen, &frame, error))
+      if (!_afork_wire_parse_pool_frame_full (command, worker->in->data + pos + AFORK_WIRE_HEADER_SIZE,
+                                              plen, TRUE, &frame, error))
         {
           ok = FALSE;
           break;
@@ -926,7 +950,8 @@ worker_handle_input_locked (Worker  *worker,
               Event *event = g_new (Event, 1);
 
               event->name = g_steal_pointer (&frame.name);
-              event->value = g_steal_pointer (&frame.value);
+              event->type = g_steal_pointer (&frame.value_type);
+              event->data = g_steal_pointer (&frame.value_data);
               g_queue_push_tail (&head->events, event);
               call_wake_locked (head);
             }
@@ -950,7 +975,8 @@ worker_handle_input_locked (Worker  *worker,
           g_queue_pop_head (&worker->calls);
           head->state = CALL_DONE;
           head->worker = NULL;
-          call_finish_locked (head, g_steal_pointer (&frame.value), fds, call_error);
+          call_finish_locked (head, g_steal_pointer (&frame.value_type),
+                              g_steal_pointer (&frame.value_data), fds, call_error);
           call_unref (head);
 
           head = g_queue_peek_head (&worker->calls);
@@ -1170,7 +1196,7 @@ lost_wait_cb (GObject      *object,
                          _("Worker process %d exited during the call"), (int) data->pid);
 
   core_lock (core);
-  call_finish_locked (data->call, NULL, NULL, error);
+  call_finish_locked (data->call, NULL, NULL, NULL, error);
   core_unlock (core);
 
   call_unref (data->call);
@@ -1227,7 +1253,7 @@ worker_lost_locked (Worker *worker,
         }
       else if (head_error != NULL)
         {
-          call_finish_locked (head, NULL, NULL, g_steal_pointer (&head_error));
+          call_finish_locked (head, NULL, NULL, NULL, g_steal_pointer (&head_error));
           call_unref (head);
         }
       else
@@ -1255,7 +1281,7 @@ fail_queue_locked (Core         *core,
   while ((call = g_queue_pop_head (&core->queue)) != NULL)
     {
       call->state = CALL_DONE;
-      call_finish_locked (call, NULL, NULL, g_error_copy (error));
+      call_finish_locked (call, NULL, NULL, NULL, g_error_copy (error));
       call_unref (call);
     }
 }
@@ -1449,7 +1475,7 @@ maintain_locked (Core *core)
               kill ((pid_t) worker->pid, SIGKILL);
               worker->doomed = TRUE;
               head->abandoned = TRUE;
-              call_finish_locked (head, NULL, NULL,
+              call_finish_locked (head, NULL, NULL, NULL,
                                   g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                                                _("The call to “%s” did not finish within %u ms"),
                                                head->function, core->call_timeout));
@@ -1969,22 +1995,22 @@ submit_locked (Call *call)
   if (call->finished)
     ;  /* cancelled already */
   else if (call->frame == NULL)
-    call_finish_locked (call, NULL, NULL,
+    call_finish_locked (call, NULL, NULL, NULL,
                         g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
                                      _("The parameters of “%s” are too large"),
                                      call->function));
   else if (call->fd_list != NULL &&
            g_unix_fd_list_get_length (call->fd_list) > AFORK_MAX_FDS_PER_MESSAGE)
-    call_finish_locked (call, NULL, NULL,
+    call_finish_locked (call, NULL, NULL, NULL,
                         g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
                                      _("A call can carry at most %u descriptors"),
                                      AFORK_MAX_FDS_PER_MESSAGE));
   else if (core->closing)
-    call_finish_locked (call, NULL, NULL,
+    call_finish_locked (call, NULL, NULL, NULL,
                         g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CLOSED,
                                              _("The pool is closed")));
   else if (core->template_error != NULL)
-    call_finish_locked (call, NULL, NULL, g_error_copy (core->template_error));
+    call_finish_locked (call, NULL, NULL, NULL, g_error_copy (core->template_error));
   else
     {
       g_queue_push_tail (&core->queue, call);
@@ -2332,16 +2358,10 @@ afork_pool_call_with_fds (AforkPool     *self,
       if (call->events.length > 0)
         {
           GQueue events = call->events;
-          Event *event;
 
           g_queue_init (&call->events);
           core_unlock (core);
-          while ((event = g_queue_pop_head (&events)) != NULL)
-            {
-              g_signal_emit (self, signals[SIGNAL_EVENT], g_quark_from_string (event->name),
-                             event->name, event->value);
-              event_free (event);
-            }
+          emit_events (self, &events);
           core_lock (core);
           continue;
         }
@@ -2354,10 +2374,13 @@ afork_pool_call_with_fds (AforkPool     *self,
           call->waiting = FALSE;
         }
     }
-  reply = g_steal_pointer (&call->reply);
   out_fds = g_steal_pointer (&call->out_fds);
   call_error = g_steal_pointer (&call->error);
   core_unlock (core);
+
+  /* The call is this thread's alone now. */
+  if (call->reply_type != NULL)
+    reply = _afork_wire_pool_value_new (call->reply_type, call->reply_data);
 
   if (call->cancel_id != 0)
     g_cancellable_disconnect (call->cancellable, call->cancel_id);

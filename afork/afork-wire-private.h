@@ -178,6 +178,8 @@ typedef struct
   char     *function;   /* call */
   char     *name;       /* event */
   GVariant *value;      /* call, result, event: never floating */
+  char     *value_type; /* … or, parsed lazily, its type string */
+  GBytes   *value_data; /* … and its serialised form */
   guint32   code;       /* error */
   char     *domain;     /* error */
   char     *message;    /* error */
@@ -194,6 +196,16 @@ gboolean        _afork_wire_parse_pool_frame  (guint8              command,
                                                gsize               len,
                                                AforkWirePoolFrame *frame,
                                                GError            **error);
+/* The same, leaving values as type and data (value_type, value_data). */
+gboolean        _afork_wire_parse_pool_frame_full (guint8           command,
+                                               const guint8       *payload,
+                                               gsize               len,
+                                               gboolean            lazy,
+                                               AforkWirePoolFrame *frame,
+                                               GError            **error);
+/* The value of a lazily parsed frame (its type was checked). */
+GVariant       *_afork_wire_pool_value_new    (const char         *type,
+                                               GBytes             *data);
 void            _afork_wire_pool_frame_clear  (AforkWirePoolFrame *frame);
 gboolean        _afork_wire_put_pool_call     (GByteArray         *out,
                                                const char         *function,

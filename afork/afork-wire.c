@@ -584,9 +584,15 @@ pool_string (const AforkWireString *s)
   return g_strndup ((const char *) s->data, s->len);
 }
 
-static GVariant *
-pool_variant (const AforkWireString *type,
-              const AforkWireString *data)
+/* Checks a value of a pool frame and keeps it: as a GVariant, or with
+ * @lazy as its type string and serialised form (making a GVariant takes
+ * GLib's global lock of type information, which the pool's thread
+ * leaves to the caller's). */
+static gboolean
+pool_value (const AforkWireString *type,
+            const AforkWireString *data,
+            gboolean               lazy,
+            AforkWirePoolFrame    *frame)
 {
   const char *type_str = (const char *) type->data;
   const char *end = NULL;
@@ -597,14 +603,29 @@ pool_variant (const AforkWireString *type,
       !g_variant_type_string_scan (type_str, type_str + type->len, &end) ||
       end != type_str + type->len ||
       !g_variant_type_is_definite ((const GVariantType *) type_str))
-    return NULL;
+    return FALSE;
 
   /* GVariant copes with any bytes in the serialised form (it reads
    * defaults where they make no sense); copied, as the buffer is reused. */
   bytes = g_bytes_new (data->data, data->len);
 
-  return g_variant_ref_sink (g_variant_new_from_bytes ((const GVariantType *) type_str,
-                                                       bytes, FALSE));
+  if (lazy)
+    {
+      frame->value_type = g_strndup (type_str, type->len);
+      frame->value_data = g_steal_pointer (&bytes);
+    }
+  else
+    frame->value = g_variant_ref_sink (g_variant_new_from_bytes ((const GVariantType *) type_str,
+                                                                 bytes, FALSE));
+
+  return TRUE;
+}
+
+GVariant *
+_afork_wire_pool_value_new (const char *type,
+                            GBytes     *data)
+{
+  return g_variant_ref_sink (g_variant_new_from_bytes ((const GVariantType *) type, data, FALSE));
 }
 
 /* Splits @payload into exactly @n_strings strings. */
@@ -637,6 +658,8 @@ _afork_wire_pool_frame_clear (AforkWirePoolFrame *frame)
   g_clear_pointer (&frame->function, g_free);
   g_clear_pointer (&frame->name, g_free);
   g_clear_pointer (&frame->value, g_variant_unref);
+  g_clear_pointer (&frame->value_type, g_free);
+  g_clear_pointer (&frame->value_data, g_bytes_unref);
   g_clear_pointer (&frame->domain, g_free);
   g_clear_pointer (&frame->message, g_free);
 }
@@ -648,6 +671,17 @@ _afork_wire_parse_pool_frame (guint8               command,
                               gsize                len,
                               AforkWirePoolFrame  *frame,
                               GError             **error)
+{
+  return _afork_wire_parse_pool_frame_full (command, payload, len, FALSE, frame, error);
+}
+
+gboolean
+_afork_wire_parse_pool_frame_full (guint8               command,
+                                   const guint8        *payload,
+                                   gsize                len,
+                                   gboolean             lazy,
+                                   AforkWirePoolFrame  *frame,
+                                   GError             **error)
 {
   AforkWireString s[3];
   gsize skip = 0;
@@ -691,14 +725,13 @@ _afork_wire_parse_pool_frame (guint8               command,
     case AFORK_WIRE_POOL_CALL:
       frame->n_fds = _afork_wire_read_u32 (payload);
       frame->function = pool_string (&s[0]);
-      frame->value = pool_variant (&s[1], &s[2]);
-      if (frame->function == NULL || frame->function[0] == '\0' || frame->value == NULL)
+      if (frame->function == NULL || frame->function[0] == '\0' ||
+          !pool_value (&s[1], &s[2], lazy, frame))
         goto malformed;
       break;
     case AFORK_WIRE_POOL_RESULT:
       frame->n_fds = _afork_wire_read_u32 (payload);
-      frame->value = pool_variant (&s[0], &s[1]);
-      if (frame->value == NULL)
+      if (!pool_value (&s[0], &s[1], lazy, frame))
         goto malformed;
       break;
     case AFORK_WIRE_POOL_ERROR:
@@ -710,8 +743,7 @@ _afork_wire_parse_pool_frame (guint8               command,
       break;
     case AFORK_WIRE_POOL_EVENT:
       frame->name = pool_string (&s[0]);
-      frame->value = pool_variant (&s[1], &s[2]);
-      if (frame->name == NULL || frame->value == NULL)
+      if (frame->name == NULL || !pool_value (&s[1], &s[2], lazy, frame))
         goto malformed;
       break;
     default:

@@ -272,11 +272,14 @@ fuzz_pool_stream (const guint8 *data,
                   gsize         size)
 {
   gboolean from_worker;
+  gboolean lazy;
   gsize pos = 1;
 
   if (size < 1)
     return;
   from_worker = data[0] & 1;
+  /* Values as the pool keeps them, made into GVariants later. */
+  lazy = (data[0] & 2) != 0;
 
   while (pos < size)
     {
@@ -299,9 +302,13 @@ fuzz_pool_stream (const guint8 *data,
       if (size - pos - AFORK_WIRE_HEADER_SIZE < plen)
         return;
 
-      if (_afork_wire_parse_pool_frame (command, data + pos + AFORK_WIRE_HEADER_SIZE, plen,
-                                        &frame, &error))
+      if (_afork_wire_parse_pool_frame_full (command, data + pos + AFORK_WIRE_HEADER_SIZE, plen,
+                                             lazy, &frame, &error))
         {
+          if (lazy && (frame.value != NULL || (frame.value_type == NULL) != (frame.value_data == NULL)))
+            abort ();
+          if (frame.value_type != NULL)
+            frame.value = _afork_wire_pool_value_new (frame.value_type, frame.value_data);
           /* What was accepted is usable: a value of a definite type, read
            * through (GVariant copes with any serialised bytes). */
           if (error != NULL || frame.n_fds > AFORK_MAX_FDS_PER_MESSAGE)

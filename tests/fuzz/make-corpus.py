@@ -151,6 +151,9 @@ wire = {
     'pool-replies': b'\x05\x01' + frame('V', strings('progress', '(u)', u32(1)))
                     + frame('R', u32(0) + strings('(s)', b'hi\x00\x00'))
                     + frame('E', u32(42) + strings('my-domain', 'it failed')),
+    'pool-replies-lazy': b'\x05\x03' + frame('V', strings('progress', '(u)', u32(1)))
+                         + frame('R', u32(0) + strings('(s)', b'hi\x00\x00'))
+                         + frame('R', u32(0) + strings('(s', b'')),
     'pool-reply-garbage-value': b'\x05\x01' + frame('R', u32(0) + strings('(sas)', b'\xff' * 9)),
     'pool-reply-wrong-letter': b'\x05\x01' + frame('Q', u32(0) + strings('f', '()', b'')),
     'pool-round-trip': b'\x06' + b'name\x00with nul \xff\xfe bytes',
