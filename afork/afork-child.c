@@ -395,7 +395,8 @@ afork_child_add_reply_fd (AforkChild *child,
  * In a pool function, sends an event to the parent: the pool emits
  * [signal@Afork.Pool::event] with @name and @value in the main context of
  * the call's caller, before the call's reply. Events cannot carry
- * descriptors; %NULL sends an empty tuple.
+ * descriptors; %NULL sends an empty tuple. Call it from the thread that
+ * runs the pool function, not from threads it starts.
  *
  * Since: 1.0
  */

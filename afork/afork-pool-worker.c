@@ -207,6 +207,14 @@ worker_handle_call (Worker             *worker,
    * not take them along. */
   worker_flush (worker);
 
+  /* A pool that went away wants no more calls run; on the socket, the
+   * flush above would have failed. */
+  if (worker->ring != NULL && _afork_ring_reader_gone (worker->ring))
+    {
+      fflush (NULL);
+      _exit (0);
+    }
+
   function = worker_resolve (worker, frame->function, &error);
   if (function != NULL)
     {

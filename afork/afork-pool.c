@@ -121,6 +121,7 @@ struct _Worker
   GByteArray        *in;
   GArray            *in_fds;
   AforkRing         *ring;        /* its replies, when not on the socket */
+  gboolean           ring_pending; /* a reader stopped with bytes left there */
   GByteArray        *wakes;       /* with a ring, what the socket carries */
   GSource           *source;
 };
@@ -565,7 +566,7 @@ handover_deliver (Handover *handover)
 
           result->pool = g_steal_pointer (&pool);
           result->user_data = call->user_data;
-          if (call->reply_type != NULL)
+          if (call->reply_type != NULL && call->callback != NULL)
             result->reply = _afork_wire_pool_value_new (call->reply_type, call->reply_data);
           result->out_fds = g_steal_pointer (&call->out_fds);
           result->error = g_steal_pointer (&call->error);
@@ -1021,6 +1022,12 @@ worker_drain_socket_locked (Worker    *worker,
           *open = FALSE;
           return FALSE;
         }
+      if (truncated)
+        {
+          g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                               _("Descriptors from a pool worker were lost"));
+          return FALSE;
+        }
       for (gssize i = 0; i < res; i++)
         if (worker->wakes->data[i] != 'w' && worker->wakes->data[i] != 'f')
           {
@@ -1039,12 +1046,17 @@ worker_drain_socket_locked (Worker    *worker,
  * the socket before the frame is published, so the socket is read after
  * the ring's head and before its bytes. Before it returns, it marks the
  * reader asleep: the worker writes a byte to the socket for what it
- * publishes from then on. */
+ * publishes from then on. A worker that keeps publishing (events in a
+ * loop) does not keep the reader, and the lock, for ever: after a few
+ * turns the rest waits for the next reader, which the pool thread is
+ * told to be at once. */
 static gboolean
 worker_read_ring_locked (Worker  *worker,
                          GError **error)
 {
-  for (;;)
+  worker->ring_pending = FALSE;
+
+  for (guint turn = 0; ; turn++)
     {
       guint64 head = _afork_ring_get_head (worker->ring);
       gboolean open;
@@ -1059,6 +1071,13 @@ worker_read_ring_locked (Worker  *worker,
         return FALSE;
       if (!_afork_ring_reader_sleeps (worker->ring))
         return TRUE;
+      if (turn == 8)
+        {
+          worker->ring_pending = TRUE;
+          if (worker->source != NULL)
+            g_source_set_ready_time (worker->source, 0);
+          return TRUE;
+        }
     }
 }
 
@@ -1108,6 +1127,12 @@ worker_source_dispatch (GSource                 *source,
 
   core_lock (core);
 
+  if (worker->ring_pending)
+    {
+      g_source_set_ready_time (source, -1);
+      revents |= G_IO_IN;
+    }
+
   if ((revents & G_IO_OUT) && worker_flush_locked (worker) == WRITE_DONE)
     dispatch_locked (core);
 
@@ -1149,6 +1174,9 @@ worker_remove_locked (Worker *worker)
 
   g_ptr_array_remove (core->workers, worker);
   worker->state = WORKER_GONE;
+  /* A worker writing into its ring would not see the socket close. */
+  if (worker->ring != NULL)
+    _afork_ring_close_reader (worker->ring);
   if (worker->source != NULL)
     {
       g_source_destroy (worker->source);
@@ -1306,9 +1334,11 @@ worker_start_ring (Worker *worker)
   close (memfd);
   if (res != (gssize) frame->len)
     {
-      /* The worker is gone, or going: its hang-up tells the rest. */
       _afork_ring_free (ring);
-      worker->write_failed = TRUE;
+      /* The worker is gone, or going: its hang-up tells the rest. Short
+       * of that nothing was written, and the replies use the socket. */
+      if (res >= 0 || errno == EPIPE || errno == ECONNRESET)
+        worker->write_failed = TRUE;
       return;
     }
 
@@ -2247,6 +2277,7 @@ sync_read_reply_locked (Call *call)
   Core *core = call->core;
   Worker *worker = call->worker;
   struct pollfd pfds[2];
+  gboolean pending;
   int wake_fd;
 
   if (call->state != CALL_SENT || worker == NULL || worker->state != WORKER_READY ||
@@ -2261,12 +2292,17 @@ sync_read_reply_locked (Call *call)
   pfds[0].events = POLLIN;
   pfds[1].fd = wake_fd;
   pfds[1].events = POLLIN;
+  /* Bytes left in the ring by the last reader need no waiting. */
+  pending = worker->ring_pending;
   call->polling = TRUE;
   worker_ref (worker);
   core_unlock (core);
 
-  while (poll (pfds, 2, -1) < 0 && errno == EINTR)
-    ;
+  pfds[0].revents = POLLIN;
+  pfds[1].revents = 0;
+  if (!pending)
+    while (poll (pfds, 2, -1) < 0 && errno == EINTR)
+      ;
   if (pfds[1].revents != 0)
     {
       guint64 count;

@@ -36,6 +36,12 @@ gboolean   _afork_ring_write       (AforkRing   *ring,
                                     int          sock,
                                     const guint8 *data,
                                     gsize        len);
+/* Writer: whether the reader said it went away (or a write found it
+ * gone); nothing more is written then. */
+gboolean   _afork_ring_reader_gone (AforkRing   *ring);
+/* Reader: tells the writer it is going away, before it closes the
+ * socket; a writer waiting for room stops waiting. */
+void       _afork_ring_close_reader (AforkRing  *ring);
 /* Writer, after a batch of writes: one byte on @sock if the reader
  * sleeps. Returns FALSE, errno set, if that fails. */
 gboolean   _afork_ring_notify      (AforkRing   *ring,

@@ -41,7 +41,7 @@ typedef struct
 {
   guint64 head;            /* writer: bytes published */
   guint32 reader_waiting;  /* 1: the reader sleeps, or is about to */
-  guint32 pad0;
+  guint32 reader_closed;   /* 1: the reader went away: write nothing more */
   guint8  pad1[48];        /* the two sides' words on their own cache lines */
   guint64 tail;            /* reader: bytes taken */
   guint32 writer_waiting;  /* futex: 1 while the writer waits for room */
@@ -58,6 +58,7 @@ struct _AforkRing
   guint8     *data;
   gsize       size;     /* a power of two */
   guint64     pos;      /* this side's own position: head or tail */
+  gboolean    broken;   /* the writer's: the reader is gone */
 };
 
 static gboolean
@@ -190,11 +191,33 @@ reader_gone (int sock)
 }
 
 gboolean
+_afork_ring_reader_gone (AforkRing *ring)
+{
+  if (!ring->broken && __atomic_load_n (&ring->header->reader_closed, __ATOMIC_ACQUIRE))
+    ring->broken = TRUE;
+
+  return ring->broken;
+}
+
+void
+_afork_ring_close_reader (AforkRing *ring)
+{
+  __atomic_store_n (&ring->header->reader_closed, 1, __ATOMIC_RELEASE);
+  futex_wake (&ring->header->writer_waiting);
+}
+
+gboolean
 _afork_ring_notify (AforkRing *ring,
                     int        sock)
 {
   RingHeader *h = ring->header;
   gssize res;
+
+  if (_afork_ring_reader_gone (ring))
+    {
+      errno = EPIPE;
+      return FALSE;
+    }
 
   __atomic_thread_fence (__ATOMIC_SEQ_CST);
   if (__atomic_load_n (&h->reader_waiting, __ATOMIC_RELAXED) == 0 ||
@@ -206,7 +229,10 @@ _afork_ring_notify (AforkRing *ring,
   while (res < 0 && errno == EINTR);
 
   /* A full socket already holds a wake-up. */
-  return res == 1 || errno == EAGAIN || errno == EWOULDBLOCK;
+  if (res == 1 || errno == EAGAIN || errno == EWOULDBLOCK)
+    return TRUE;
+  ring->broken = TRUE;
+  return FALSE;
 }
 
 gboolean
@@ -222,9 +248,17 @@ _afork_ring_write (AforkRing    *ring,
       guint64 tail = __atomic_load_n (&h->tail, __ATOMIC_ACQUIRE);
       gsize room, at, n, first;
 
+      /* Once the reader is gone, no write waits for it. */
+      if (_afork_ring_reader_gone (ring))
+        {
+          errno = EPIPE;
+          return FALSE;
+        }
+
       /* The reader's tail is never ahead of what was written. */
       if (tail > ring->pos || ring->pos - tail > ring->size)
         {
+          ring->broken = TRUE;
           errno = EPROTO;
           return FALSE;
         }
@@ -240,10 +274,7 @@ _afork_ring_write (AforkRing    *ring,
             {
               futex_wait (&h->writer_waiting, 1);
               if (reader_gone (sock))
-                {
-                  errno = EPIPE;
-                  return FALSE;
-                }
+                ring->broken = TRUE;
             }
           continue;
         }

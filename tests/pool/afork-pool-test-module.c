@@ -214,6 +214,26 @@ pool_announce_sleep (AforkChild *child,
   return pool_sleep (child, parameters, error);
 }
 
+/* (u): emits "pid" (i) with its pid, then that many "tick" events (u)
+ * as fast as it can, then returns (u) the count. */
+EXPORT GVariant *pool_event_storm (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_event_storm (AforkChild             *child,
+                  GVariant               *parameters,
+                  G_GNUC_UNUSED GError  **error)
+{
+  g_autoptr(GVariant) tick = g_variant_ref_sink (g_variant_new ("(u)", 1));
+  guint32 n;
+
+  g_variant_get (parameters, "(u)", &n);
+  afork_child_emit_event (child, "pid", g_variant_new ("(i)", (gint32) getpid ()));
+  /* One value made once: the worker sends faster than the pool reads. */
+  for (guint32 i = 0; i < n; i++)
+    afork_child_emit_event (child, "tick", g_variant_ref (tick));
+
+  return g_variant_new ("(u)", n);
+}
+
 /* Finds the ring of the worker's replies in its memory map, writes an
  * impossible position of its writer there, wakes the pool and waits for
  * the end: a protocol error. */

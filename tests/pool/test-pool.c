@@ -991,6 +991,46 @@ test_random_deaths (void)
   g_assert_cmpuint (count_zombies (getpid ()), ==, 0);
 }
 
+static void
+count_event_cb (G_GNUC_UNUSED AforkPool  *pool,
+                G_GNUC_UNUSED const char *name,
+                G_GNUC_UNUSED GVariant   *value,
+                gpointer                  user_data)
+{
+  guint *count = user_data;
+
+  (*count)++;
+}
+
+/* A worker that sends events without end, as fast as it can, still has
+ * its call timed out, and the pool serves the next call. */
+static void
+test_event_storm_timeout (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GVariant) after = NULL;
+  GMainContext *context = g_main_context_default ();
+  GError *storm_error = NULL;
+  GError *error = NULL;
+  guint ticks = 0;
+
+  afork_pool_set_max_workers (pool, 1);
+  afork_pool_set_call_timeout (pool, 300);
+  g_signal_connect (pool, "event::tick", G_CALLBACK (count_event_cb), &ticks);
+  afork_pool_call_async (pool, "pool_event_storm", g_variant_new ("(u)", G_MAXUINT32), NULL,
+                         killed_cb, &storm_error);
+
+  while (storm_error == NULL)
+    g_main_context_iteration (context, TRUE);
+  g_assert_error (storm_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_clear_error (&storm_error);
+  g_assert_cmpuint (ticks, >, 0);
+
+  after = afork_pool_call (pool, "pool_echo", g_variant_new ("(i)", 5), NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (after);
+}
+
 /* A worker that writes an impossible position in the ring of its replies
  * fails its call with a protocol error; the pool goes on with another. */
 static void
@@ -1238,6 +1278,7 @@ main (int    argc,
   g_test_add_func ("/afork/pool/random-deaths", test_random_deaths);
   g_test_add_func ("/afork/pool/call/protocol-error", test_protocol_error);
   g_test_add_func ("/afork/pool/call/broken-ring", test_broken_ring);
+  g_test_add_func ("/afork/pool/events/storm-timeout", test_event_storm_timeout);
   g_test_add_func ("/afork/pool/template/default", test_default_template);
   g_test_add_func ("/afork/pool/properties", test_properties);
   g_test_add_func ("/afork/pool/workers/fresh-per-call", test_fresh_process_per_call);
