@@ -13,7 +13,7 @@ G_BEGIN_DECLS
  * shared memory"). Descriptors still go through the socket, before the
  * bytes of the frame that announces them. */
 
-#define AFORK_RING_SIZE     (64 * 1024)
+#define AFORK_RING_SIZE     (256 * 1024)
 #define AFORK_RING_MIN_SIZE 4096
 #define AFORK_RING_MAX_SIZE (16 * 1024 * 1024)
 
