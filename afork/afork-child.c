@@ -432,8 +432,7 @@ afork_child_emit_event (AforkChild *child,
   /* The parent being gone, the call loop sees it next. */
   if (child->pool_ring != NULL)
     {
-      if (_afork_ring_write (child->pool_ring, child->fd, frame->data, frame->len))
-        _afork_ring_notify (child->pool_ring, child->fd);
+      _afork_ring_write (child->pool_ring, child->fd, frame->data, frame->len);
       g_byte_array_set_size (frame, 0);
       return;
     }

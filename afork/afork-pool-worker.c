@@ -80,8 +80,7 @@ worker_send_ring (Worker       *worker,
   if (n_fds > 0 && _afork_sendmsg_fds (worker->sock, "f", 1, fds, n_fds, MSG_NOSIGNAL) != 1)
     worker_send_failed ();
 
-  if (!_afork_ring_write (worker->ring, worker->sock, data, len) ||
-      !_afork_ring_notify (worker->ring, worker->sock))
+  if (!_afork_ring_write (worker->ring, worker->sock, data, len))
     worker_send_failed ();
 }
 

@@ -48,9 +48,8 @@ typedef enum
  * does not contend for with the callers. */
 typedef struct
 {
-  char   *name;
-  char   *type;
-  GBytes *data;
+  char           *name;
+  AforkWireValue  value;
 } Event;
 
 struct _Call
@@ -70,8 +69,7 @@ struct _Call
   gboolean         abandoned;     /* finished while its worker still has it */
   GQueue           events;        /* Event *, not delivered yet */
   gboolean         finished;
-  char            *reply_type;    /* with reply_data: the reply, not made yet */
-  GBytes          *reply_data;
+  AforkWireValue   reply;         /* not made into a GVariant yet */
   GUnixFDList     *out_fds;
   GError          *error;
   AforkPool           *pool;      /* an asynchronous call not handed over yet */
@@ -289,8 +287,7 @@ static void
 event_free (Event *event)
 {
   g_free (event->name);
-  g_free (event->type);
-  g_bytes_unref (event->data);
+  _afork_wire_value_clear (&event->value);
   g_free (event);
 }
 
@@ -304,7 +301,7 @@ emit_events (AforkPool *pool,
 
   while ((event = g_queue_pop_head (events)) != NULL)
     {
-      g_autoptr(GVariant) value = _afork_wire_pool_value_new (event->type, event->data);
+      g_autoptr(GVariant) value = _afork_wire_value_make (&event->value);
 
       g_signal_emit (pool, signals[SIGNAL_EVENT], g_quark_from_string (event->name),
                      event->name, value);
@@ -332,8 +329,7 @@ call_unref (Call *call)
   g_clear_object (&call->fd_list);
   g_clear_object (&call->cancellable);
   g_queue_clear_full (&call->events, (GDestroyNotify) event_free);
-  g_clear_pointer (&call->reply_type, g_free);
-  g_clear_pointer (&call->reply_data, g_bytes_unref);
+  _afork_wire_value_clear (&call->reply);
   g_clear_object (&call->out_fds);
   g_clear_error (&call->error);
   g_clear_object (&call->pool);
@@ -420,27 +416,29 @@ call_wake_locked (Call *call)
     }
 }
 
-/* Sets the outcome of @call (taking the reply's @reply_type and
- * @reply_data, @out_fds and @error), unless it has one already. */
+/* Sets the outcome of @call (taking what @reply holds, @out_fds and
+ * @error), unless it has one already. */
 static void
-call_finish_locked (Call        *call,
-                    char        *reply_type,
-                    GBytes      *reply_data,
-                    GUnixFDList *out_fds,
-                    GError      *error)
+call_finish_locked (Call           *call,
+                    AforkWireValue *reply,
+                    GUnixFDList    *out_fds,
+                    GError         *error)
 {
   if (call->finished)
     {
-      g_free (reply_type);
-      g_clear_pointer (&reply_data, g_bytes_unref);
+      if (reply != NULL)
+        _afork_wire_value_clear (reply);
       g_clear_object (&out_fds);
       g_clear_error (&error);
       return;
     }
 
   call->finished = TRUE;
-  call->reply_type = reply_type;
-  call->reply_data = reply_data;
+  if (reply != NULL)
+    {
+      call->reply = *reply;
+      memset (reply, 0, sizeof *reply);
+    }
   call->out_fds = out_fds;
   call->error = error;
   call_wake_locked (call);
@@ -566,8 +564,8 @@ handover_deliver (Handover *handover)
 
           result->pool = g_steal_pointer (&pool);
           result->user_data = call->user_data;
-          if (call->reply_type != NULL && call->callback != NULL)
-            result->reply = _afork_wire_pool_value_new (call->reply_type, call->reply_data);
+          if (call->callback != NULL)
+            result->reply = _afork_wire_value_make (&call->reply);
           result->out_fds = g_steal_pointer (&call->out_fds);
           result->error = g_steal_pointer (&call->error);
           if (call->callback != NULL)
@@ -653,7 +651,7 @@ cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
       call->abandoned = TRUE;
     }
 
-  call_finish_locked (call, NULL, NULL, NULL, error);
+  call_finish_locked (call, NULL, NULL, error);
   core_unlock (core);
 }
 
@@ -951,8 +949,8 @@ worker_handle_input_locked (Worker  *worker,
               Event *event = g_new (Event, 1);
 
               event->name = g_steal_pointer (&frame.name);
-              event->type = g_steal_pointer (&frame.value_type);
-              event->data = g_steal_pointer (&frame.value_data);
+              event->value = frame.raw;
+              memset (&frame.raw, 0, sizeof frame.raw);
               g_queue_push_tail (&head->events, event);
               call_wake_locked (head);
             }
@@ -976,8 +974,7 @@ worker_handle_input_locked (Worker  *worker,
           g_queue_pop_head (&worker->calls);
           head->state = CALL_DONE;
           head->worker = NULL;
-          call_finish_locked (head, g_steal_pointer (&frame.value_type),
-                              g_steal_pointer (&frame.value_data), fds, call_error);
+          call_finish_locked (head, &frame.raw, fds, call_error);
           call_unref (head);
 
           head = g_queue_peek_head (&worker->calls);
@@ -997,8 +994,8 @@ worker_handle_input_locked (Worker  *worker,
 }
 
 /* Reads the socket of a worker with a ring: the descriptors, and the
- * bytes that carry them or wake the reader, which are dropped. Returns
- * FALSE at end of stream (*@open FALSE) or on other bytes. */
+ * bytes that carry them or wake the reader, which are dropped. *@open
+ * turns FALSE at end of stream. Returns FALSE on other bytes. */
 static gboolean
 worker_drain_socket_locked (Worker    *worker,
                             gboolean  *open,
@@ -1020,7 +1017,7 @@ worker_drain_socket_locked (Worker    *worker,
       if (res <= 0)
         {
           *open = FALSE;
-          return FALSE;
+          return TRUE;
         }
       if (truncated)
         {
@@ -1061,7 +1058,7 @@ worker_read_ring_locked (Worker  *worker,
       guint64 head = _afork_ring_get_head (worker->ring);
       gboolean open;
 
-      if (!worker_drain_socket_locked (worker, &open, error) && open)
+      if (!worker_drain_socket_locked (worker, &open, error))
         return FALSE;
       /* At end of stream, all the worker published is there. */
       if (!open)
@@ -1224,7 +1221,7 @@ lost_wait_cb (GObject      *object,
                          _("Worker process %d exited during the call"), (int) data->pid);
 
   core_lock (core);
-  call_finish_locked (data->call, NULL, NULL, NULL, error);
+  call_finish_locked (data->call, NULL, NULL, error);
   core_unlock (core);
 
   call_unref (data->call);
@@ -1281,7 +1278,7 @@ worker_lost_locked (Worker *worker,
         }
       else if (head_error != NULL)
         {
-          call_finish_locked (head, NULL, NULL, NULL, g_steal_pointer (&head_error));
+          call_finish_locked (head, NULL, NULL, g_steal_pointer (&head_error));
           call_unref (head);
         }
       else
@@ -1309,7 +1306,7 @@ fail_queue_locked (Core         *core,
   while ((call = g_queue_pop_head (&core->queue)) != NULL)
     {
       call->state = CALL_DONE;
-      call_finish_locked (call, NULL, NULL, NULL, g_error_copy (error));
+      call_finish_locked (call, NULL, NULL, g_error_copy (error));
       call_unref (call);
     }
 }
@@ -1505,7 +1502,7 @@ maintain_locked (Core *core)
               kill ((pid_t) worker->pid, SIGKILL);
               worker->doomed = TRUE;
               head->abandoned = TRUE;
-              call_finish_locked (head, NULL, NULL, NULL,
+              call_finish_locked (head, NULL, NULL,
                                   g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                                                _("The call to “%s” did not finish within %u ms"),
                                                head->function, core->call_timeout));
@@ -2025,22 +2022,22 @@ submit_locked (Call *call)
   if (call->finished)
     ;  /* cancelled already */
   else if (call->frame == NULL)
-    call_finish_locked (call, NULL, NULL, NULL,
+    call_finish_locked (call, NULL, NULL,
                         g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
                                      _("The parameters of “%s” are too large"),
                                      call->function));
   else if (call->fd_list != NULL &&
            g_unix_fd_list_get_length (call->fd_list) > AFORK_MAX_FDS_PER_MESSAGE)
-    call_finish_locked (call, NULL, NULL, NULL,
+    call_finish_locked (call, NULL, NULL,
                         g_error_new (AFORK_ERROR, AFORK_ERROR_INVALID_ARGUMENT,
                                      _("A call can carry at most %u descriptors"),
                                      AFORK_MAX_FDS_PER_MESSAGE));
   else if (core->closing)
-    call_finish_locked (call, NULL, NULL, NULL,
+    call_finish_locked (call, NULL, NULL,
                         g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CLOSED,
                                              _("The pool is closed")));
   else if (core->template_error != NULL)
-    call_finish_locked (call, NULL, NULL, NULL, g_error_copy (core->template_error));
+    call_finish_locked (call, NULL, NULL, g_error_copy (core->template_error));
   else
     {
       g_queue_push_tail (&core->queue, call);
@@ -2415,8 +2412,7 @@ afork_pool_call_with_fds (AforkPool     *self,
   core_unlock (core);
 
   /* The call is this thread's alone now. */
-  if (call->reply_type != NULL)
-    reply = _afork_wire_pool_value_new (call->reply_type, call->reply_data);
+  reply = _afork_wire_value_make (&call->reply);
 
   if (call->cancel_id != 0)
     g_cancellable_disconnect (call->cancellable, call->cancel_id);

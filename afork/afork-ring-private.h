@@ -30,8 +30,9 @@ AforkRing *_afork_ring_map         (int          fd,
                                     GError     **error);
 void       _afork_ring_free        (AforkRing   *ring);
 
-/* Writer. Copies @len bytes in, waiting for room as long as it takes;
- * returns FALSE, errno set, if the reader hung up @sock meanwhile. */
+/* Writer. Copies @len bytes in, waiting for room as long as it takes,
+ * then writes one byte on @sock if the reader sleeps. Returns FALSE,
+ * errno set, if the reader went away. */
 gboolean   _afork_ring_write       (AforkRing   *ring,
                                     int          sock,
                                     const guint8 *data,
@@ -42,10 +43,6 @@ gboolean   _afork_ring_reader_gone (AforkRing   *ring);
 /* Reader: tells the writer it is going away, before it closes the
  * socket; a writer waiting for room stops waiting. */
 void       _afork_ring_close_reader (AforkRing  *ring);
-/* Writer, after a batch of writes: one byte on @sock if the reader
- * sleeps. Returns FALSE, errno set, if that fails. */
-gboolean   _afork_ring_notify      (AforkRing   *ring,
-                                    int          sock);
 
 /* Reader. What the writer has published: the bytes up to there, and the
  * descriptors sent before them, can be read. Marks the reader awake. */

@@ -206,9 +206,10 @@ _afork_ring_close_reader (AforkRing *ring)
   futex_wake (&ring->header->writer_waiting);
 }
 
-gboolean
-_afork_ring_notify (AforkRing *ring,
-                    int        sock)
+/* One byte on @sock if the reader sleeps. */
+static gboolean
+ring_notify (AforkRing *ring,
+             int        sock)
 {
   RingHeader *h = ring->header;
   gssize res;
@@ -267,7 +268,7 @@ _afork_ring_write (AforkRing    *ring,
       if (room == 0)
         {
           /* The reader must know of what is there before we wait. */
-          if (!_afork_ring_notify (ring, sock))
+          if (!ring_notify (ring, sock))
             return FALSE;
           __atomic_store_n (&h->writer_waiting, 1, __ATOMIC_SEQ_CST);
           if (__atomic_load_n (&h->tail, __ATOMIC_SEQ_CST) == tail)
@@ -290,7 +291,7 @@ _afork_ring_write (AforkRing    *ring,
       len -= n;
     }
 
-  return TRUE;
+  return ring_notify (ring, sock);
 }
 
 guint64

@@ -169,6 +169,14 @@ typedef enum
 /* Pool frames: a GVariant travels as its type string and its serialised
  * form; descriptors as SCM_RIGHTS on the frame's bytes, counted by n_fds. */
 
+/* A value of a pool frame as it came: its type string (checked: one
+ * definite type) and its serialised form. */
+typedef struct
+{
+  char   *type;
+  GBytes *data;
+} AforkWireValue;
+
 /* One decoded pool frame; strings are NUL-terminated copies. */
 typedef struct
 {
@@ -178,8 +186,7 @@ typedef struct
   char     *function;   /* call */
   char     *name;       /* event */
   GVariant *value;      /* call, result, event: never floating */
-  char     *value_type; /* … or, parsed lazily, its type string */
-  GBytes   *value_data; /* … and its serialised form */
+  AforkWireValue raw;   /* … or that value, parsed lazily */
   guint32   code;       /* error */
   char     *domain;     /* error */
   char     *message;    /* error */
@@ -196,16 +203,16 @@ gboolean        _afork_wire_parse_pool_frame  (guint8              command,
                                                gsize               len,
                                                AforkWirePoolFrame *frame,
                                                GError            **error);
-/* The same, leaving values as type and data (value_type, value_data). */
+/* The same, leaving the value as it came (frame->raw). */
 gboolean        _afork_wire_parse_pool_frame_full (guint8           command,
                                                const guint8       *payload,
                                                gsize               len,
                                                gboolean            lazy,
                                                AforkWirePoolFrame *frame,
                                                GError            **error);
-/* The value of a lazily parsed frame (its type was checked). */
-GVariant       *_afork_wire_pool_value_new    (const char         *type,
-                                               GBytes             *data);
+/* The GVariant of a value parsed lazily (sunk), or NULL for none. */
+GVariant       *_afork_wire_value_make        (const AforkWireValue *value);
+void            _afork_wire_value_clear       (AforkWireValue     *value);
 void            _afork_wire_pool_frame_clear  (AforkWirePoolFrame *frame);
 gboolean        _afork_wire_put_pool_call     (GByteArray         *out,
                                                const char         *function,

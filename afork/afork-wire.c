@@ -611,8 +611,8 @@ pool_value (const AforkWireString *type,
 
   if (lazy)
     {
-      frame->value_type = g_strndup (type_str, type->len);
-      frame->value_data = g_steal_pointer (&bytes);
+      frame->raw.type = g_strndup (type_str, type->len);
+      frame->raw.data = g_steal_pointer (&bytes);
     }
   else
     frame->value = g_variant_ref_sink (g_variant_new_from_bytes ((const GVariantType *) type_str,
@@ -622,10 +622,20 @@ pool_value (const AforkWireString *type,
 }
 
 GVariant *
-_afork_wire_pool_value_new (const char *type,
-                            GBytes     *data)
+_afork_wire_value_make (const AforkWireValue *value)
 {
-  return g_variant_ref_sink (g_variant_new_from_bytes ((const GVariantType *) type, data, FALSE));
+  if (value->type == NULL)
+    return NULL;
+
+  return g_variant_ref_sink (g_variant_new_from_bytes ((const GVariantType *) value->type,
+                                                       value->data, FALSE));
+}
+
+void
+_afork_wire_value_clear (AforkWireValue *value)
+{
+  g_clear_pointer (&value->type, g_free);
+  g_clear_pointer (&value->data, g_bytes_unref);
 }
 
 /* Splits @payload into exactly @n_strings strings. */
@@ -658,8 +668,7 @@ _afork_wire_pool_frame_clear (AforkWirePoolFrame *frame)
   g_clear_pointer (&frame->function, g_free);
   g_clear_pointer (&frame->name, g_free);
   g_clear_pointer (&frame->value, g_variant_unref);
-  g_clear_pointer (&frame->value_type, g_free);
-  g_clear_pointer (&frame->value_data, g_bytes_unref);
+  _afork_wire_value_clear (&frame->raw);
   g_clear_pointer (&frame->domain, g_free);
   g_clear_pointer (&frame->message, g_free);
 }

@@ -305,10 +305,10 @@ fuzz_pool_stream (const guint8 *data,
       if (_afork_wire_parse_pool_frame_full (command, data + pos + AFORK_WIRE_HEADER_SIZE, plen,
                                              lazy, &frame, &error))
         {
-          if (lazy && (frame.value != NULL || (frame.value_type == NULL) != (frame.value_data == NULL)))
+          if (lazy && (frame.value != NULL || (frame.raw.type == NULL) != (frame.raw.data == NULL)))
             abort ();
-          if (frame.value_type != NULL)
-            frame.value = _afork_wire_pool_value_new (frame.value_type, frame.value_data);
+          if (frame.raw.type != NULL)
+            frame.value = _afork_wire_value_make (&frame.raw);
           /* What was accepted is usable: a value of a definite type, read
            * through (GVariant copes with any serialised bytes). */
           if (error != NULL || frame.n_fds > AFORK_MAX_FDS_PER_MESSAGE)
