@@ -27,9 +27,10 @@
 G_DEFINE_QUARK (afork-python-error-quark, afork_python_error)
 
 static gboolean started;
+static gboolean ran_code;       /* Python code ran since the last gc.freeze () */
 static GHashTable *functions;   /* name → PyObject *, for the process's life */
 static PyGILState_STATE fork_gil;
-static PyObject *gc_freeze;     /* gc.freeze, for every child */
+static PyObject *gc_freeze;     /* gc.freeze, before each fork that needs it */
 
 static gboolean
 start_interpreter (GError **error)
@@ -91,6 +92,7 @@ start_interpreter (GError **error)
   PyEval_SaveThread ();
   functions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   started = ok;
+  ran_code = ok;
 
   return ok;
 }
@@ -201,6 +203,7 @@ loader_require (const char  *name,
     return FALSE;
 
   gil = PyGILState_Ensure ();
+  ran_code = TRUE;
   module = PyImport_ImportModule (name);
   if (module == NULL)
     {
@@ -341,7 +344,10 @@ loader_resolve (const char  *name,
   gil = PyGILState_Ensure ();
   function = find_function (name, &imported, error);
   if (imported)
-    flush_std_streams ();
+    {
+      ran_code = TRUE;
+      flush_std_streams ();
+    }
   PyGILState_Release (gil);
 
   if (function != NULL)
@@ -436,6 +442,8 @@ loader_call (gpointer             handle,
   guint n = args != NULL ? g_strv_length ((char **) args) : 0;
   gboolean ok;
 
+  ran_code = TRUE;
+
   call_args = PyTuple_New (n + 1);
   if (call_args != NULL)
     {
@@ -482,6 +490,8 @@ loader_pool_call (gpointer     handle,
   PyObject *res = NULL;
   GVariant *reply = NULL;
 
+  ran_code = TRUE;
+
   if (parameters == NULL || !g_variant_is_of_type (parameters, G_VARIANT_TYPE_TUPLE))
     call_args = PyTuple_New (0);
   else
@@ -504,30 +514,26 @@ loader_pool_call (gpointer     handle,
   return reply;
 }
 
-/* What a new child does before it is asked anything. Once a template
- * forks ahead, this runs in the spare, while it waits to be handed over:
- * - gc.freeze (): the objects inherited from the template go to the
- *   permanent generation, so that the child's collections never walk
- *   them; a collection writes to every object it walks, and each such
- *   page, shared with the template, would be copied (this is what
- *   Python's documentation advises for a process that forks without
- *   exec).
- * - the first flush of sys.stdout and sys.stderr, which every entry ends
- *   with: the template's streams are empty (each entry flushed them), so
- *   this writes nothing, but it copies the pages of the stream objects
- *   now rather than during the first call. */
+/* gc.freeze () before a fork when Python code has run since the last
+ * one, as Python's documentation advises for a process that forks
+ * without exec: the objects the child inherits go to the permanent
+ * generation, so that its collections never walk them (a collection
+ * writes to every object it walks, and each such page, shared with the
+ * template, would be copied). Done in the template, it costs a fork
+ * nothing when the template has run no Python code since its last one;
+ * done in each child, it cost a copied page or two in every child. */
 static void
-prepare_child (void)
+freeze_inherited_objects (void)
 {
-  if (gc_freeze != NULL)
-    {
-      PyObject *res = PyObject_CallNoArgs (gc_freeze);
+  PyObject *res;
 
-      Py_XDECREF (res);
-      PyErr_Clear ();
-    }
+  if (!ran_code)
+    return;
 
-  flush_std_streams ();
+  res = PyObject_CallNoArgs (gc_freeze);
+  Py_XDECREF (res);
+  PyErr_Clear ();
+  ran_code = FALSE;
 }
 
 /* The interpreter's own fork protocol, as os.fork () follows it: the GIL
@@ -543,6 +549,7 @@ loader_before_fork (void)
   /* No flush here: every entry flushed Python's streams on its way out,
    * and nothing else runs Python code in a template (it has no thread). */
   fork_gil = PyGILState_Ensure ();
+  freeze_inherited_objects ();
   PyOS_BeforeFork ();
 }
 
@@ -563,7 +570,6 @@ loader_after_fork_child (void)
     return;
 
   PyOS_AfterFork_Child ();
-  prepare_child ();
   PyGILState_Release (fork_gil);
 }
 
