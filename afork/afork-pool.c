@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -27,6 +28,10 @@
 #include "afork-pool-worker-private.h"
 #include "afork-ring-private.h"
 #include "afork-wire-private.h"
+
+/* A synchronous caller waits awake this long for a worker's reply before
+ * it sleeps (see _afork_ring_wait_awake ()). */
+#define AWAKE_WAIT_USEC 50
 
 #define READ_CHUNK (64 * 1024)
 #define MAX_IOV    64
@@ -120,6 +125,8 @@ struct _Worker
   GArray            *in_fds;
   AforkRing         *ring;        /* its replies, when not on the socket */
   gboolean           ring_pending; /* a reader stopped with bytes left there */
+  guint              awake_misses; /* waits awake in a row the reply missed */
+  guint              asleep_calls; /* synchronous calls left to wait asleep */
   GByteArray        *wakes;       /* with a ring, what the socket carries */
   GSource           *source;
 };
@@ -2268,6 +2275,17 @@ thread_wake_fd (void)
  * dies is left to the pool thread. Returns FALSE when the call is not in
  * that state (the caller waits on its condition, and is signalled when
  * its call becomes the worker's first). */
+/* Whether the calling thread may run on more than one CPU: waiting awake
+ * for a worker that shares its only CPU would only hold the worker up.
+ * Asked each time, since a program may change its affinity. */
+static gboolean
+can_wait_awake (void)
+{
+  cpu_set_t set;
+
+  return sched_getaffinity (0, sizeof set, &set) != 0 || CPU_COUNT (&set) > 1;
+}
+
 static gboolean
 sync_read_reply_locked (Call *call)
 {
@@ -2275,6 +2293,12 @@ sync_read_reply_locked (Call *call)
   Worker *worker = call->worker;
   struct pollfd pfds[2];
   gboolean pending;
+  gboolean awake;
+  gboolean missed = FALSE;
+  gboolean woke = FALSE;
+  gboolean reading;
+  AforkRing *ring = NULL;   /* kept mapped by the worker's reference */
+  guint64 pos = 0;
   int wake_fd;
 
   if (call->state != CALL_SENT || worker == NULL || worker->state != WORKER_READY ||
@@ -2291,12 +2315,32 @@ sync_read_reply_locked (Call *call)
   pfds[1].events = POLLIN;
   /* Bytes left in the ring by the last reader need no waiting. */
   pending = worker->ring_pending;
+  /* A worker whose reply did not come while its caller waited awake is
+   * waited for asleep for a while, twice as long after each miss: one
+   * with long calls, or on the caller's only CPU, costs a wasted wait now
+   * and then, not one at every call. */
+  awake = !pending && worker->ring != NULL && worker->asleep_calls == 0;
+  if (awake)
+    {
+      ring = worker->ring;
+      pos = _afork_ring_get_pos (ring);
+    }
+  if (!pending && worker->asleep_calls > 0)
+    worker->asleep_calls--;
   call->polling = TRUE;
   worker_ref (worker);
   core_unlock (core);
 
   pfds[0].revents = POLLIN;
   pfds[1].revents = 0;
+  if (awake && can_wait_awake ())
+    {
+      /* TRUE leaves the worker told that its reader is awake: this
+       * caller reads, or tells the pool thread to (below). */
+      pending = _afork_ring_wait_awake (ring, pos, AWAKE_WAIT_USEC);
+      missed = !pending;
+      woke = pending;
+    }
   if (!pending)
     while (poll (pfds, 2, -1) < 0 && errno == EINTR)
       ;
@@ -2310,7 +2354,23 @@ sync_read_reply_locked (Call *call)
 
   core_lock (core);
   call->polling = FALSE;
-  if ((pfds[0].revents & POLLIN) && !call->finished && worker->state == WORKER_READY)
+  if (awake)
+    {
+      worker->awake_misses = missed ? MIN (worker->awake_misses + 1, 8) : 0;
+      worker->asleep_calls = missed ? 1u << worker->awake_misses : 0;
+    }
+  reading = (pfds[0].revents & POLLIN) && !call->finished && worker->state == WORKER_READY;
+  /* The wait saw bytes that this caller will not read (the pool thread
+   * read its reply meanwhile, with those of the worker's other calls):
+   * the reader is marked asleep again, and what is there left to the
+   * pool thread. */
+  if (woke && !reading && worker->state == WORKER_READY && _afork_ring_reader_sleeps (ring))
+    {
+      worker->ring_pending = TRUE;
+      if (worker->source != NULL)
+        g_source_set_ready_time (worker->source, 0);
+    }
+  if (reading)
     {
       g_autoptr(GError) error = NULL;
 

@@ -56,5 +56,9 @@ gboolean   _afork_ring_read        (AforkRing   *ring,
 /* Reader, about to sleep on the socket: from now on the writer wakes it.
  * Returns TRUE if bytes came in the meantime (read them instead). */
 gboolean   _afork_ring_reader_sleeps (AforkRing *ring);
+guint64    _afork_ring_get_pos     (AforkRing   *ring);
+gboolean   _afork_ring_wait_awake  (AforkRing   *ring,
+                                    guint64      pos,
+                                    gint64       usec);
 
 G_END_DECLS

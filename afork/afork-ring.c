@@ -344,6 +344,50 @@ _afork_ring_read (AforkRing   *ring,
   return TRUE;
 }
 
+/* The reader's position, for _afork_ring_wait_awake (): read where the
+ * reader reads (under its lock). */
+guint64
+_afork_ring_get_pos (AforkRing *ring)
+{
+  return ring->pos;
+}
+
+/* Waits awake, for at most @usec, for the writer to publish beyond @pos
+ * (the reader's position when it last held its lock). Awake, the reader
+ * has the writer skip the byte that would wake it, and sees what comes as
+ * soon as it comes instead of after a wake-up. Whoever clears
+ * `reader_waiting` reads what was published: this returns TRUE when there
+ * is something to read, and otherwise marks the reader asleep (looking at
+ * `head` once more, as _afork_ring_reader_sleeps () does) and returns
+ * FALSE, for the caller to sleep on the socket. Any thread may call it:
+ * it writes nothing of the reader's own. */
+gboolean
+_afork_ring_wait_awake (AforkRing *ring,
+                        guint64    pos,
+                        gint64     usec)
+{
+  RingHeader *h = ring->header;
+  gint64 end = g_get_monotonic_time () + usec;
+
+  __atomic_store_n (&h->reader_waiting, 0, __ATOMIC_SEQ_CST);
+  do
+    {
+      for (guint i = 0; i < 64; i++)
+        {
+          if (__atomic_load_n (&h->head, __ATOMIC_ACQUIRE) != pos)
+            return TRUE;
+#if defined(__x86_64__) || defined(__i386__)
+          __builtin_ia32_pause ();
+#endif
+        }
+    }
+  while (g_get_monotonic_time () < end);
+
+  __atomic_store_n (&h->reader_waiting, 1, __ATOMIC_SEQ_CST);
+
+  return __atomic_load_n (&h->head, __ATOMIC_SEQ_CST) != pos;
+}
+
 gboolean
 _afork_ring_reader_sleeps (AforkRing *ring)
 {

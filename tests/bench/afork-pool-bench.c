@@ -219,6 +219,35 @@ count_cb (GObject      *object,
   (*pending)--;
 }
 
+/* One asynchronous call at a time, each awaited in the main context: what
+ * a GTK program does. Its reply goes through the pool thread and the
+ * caller's context, and no one waits for it awake. */
+static double
+bench_pool_one_at_a_time_async (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  guint64 n = 0;
+  double start = 0;
+
+  for (guint64 i = 0; ; i++)
+    {
+      guint pending = 1;
+
+      if (i == 200)
+        start = now ();
+      afork_pool_call_async (pool, "bench_echo", g_variant_new ("(u)", 1), NULL,
+                             count_cb, &pending);
+      while (pending > 0)
+        g_main_context_iteration (NULL, TRUE);
+      if (i >= 200)
+        n++;
+      if (n > 0 && n % 64 == 0 && now () - start >= seconds)
+        break;
+    }
+
+  return n / (now () - start);
+}
+
 static int compare_doubles (const void *a,
                             const void *b);
 
@@ -452,7 +481,7 @@ main (int    argc,
 {
   const char *dir = g_getenv ("AFORK_BENCH_DIR");
   double pingpong[2], ppe[2], one[2];
-  double pipeline, queued_first, queued, fresh, fork_run, after_kill, memory;
+  double one_async, pipeline, queued_first, queued, fresh, fork_run, after_kill, memory;
   guint n_queued = 10000;
 
   for (int i = 1; i < argc; i++)
@@ -495,6 +524,8 @@ main (int    argc,
   }
 
   printf ("\nunpinned\n");
+  one_async = bench_pool_one_at_a_time_async ();
+  printf ("  afork_pool_call_async, one at a time %8.0f calls/s\n", one_async);
   pipeline = bench_pipeline (32);
   printf ("  C pipeline, 32 in flight           %10.0f round trips/s\n", pipeline);
   bench_pool_queued (n_queued, &queued_first, &queued);
@@ -517,6 +548,8 @@ main (int    argc,
     printf ("  one at a time / ProcessPoolExecutor  %5.2f  [>= 3]\n", one[0] / ppe[0]);
   printf ("  queued (load 32) / one at a time     %5.2f  [>= 10]\n", queued / one[0]);
   printf ("    first batch / one at a time        %5.2f\n", queued_first / one[0]);
+  printf ("    asynchronous one at a time / ping-pong %5.2f, queued / it %5.2f\n",
+          one_async / pingpong[0], queued / one_async);
   printf ("    for scale: C pipeline / ping-pong  %5.2f, queued / C pipeline %5.2f\n",
           pipeline / pingpong[0], queued / pipeline);
   printf ("  fresh per call / fork + run          %5.2f  [>= 0.8]\n", fresh / fork_run);
