@@ -6,6 +6,7 @@
 #include "afork-test-common.h"
 
 #include <gio/gunixfdlist.h>
+#include <glib/gstdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -314,6 +315,76 @@ test_pool_frozen_gc (void)
   g_assert_true (collected);
 }
 
+static guint
+count_occurrences (const char *haystack,
+                   const char *needle)
+{
+  guint n = 0;
+
+  for (const char *p = strstr (haystack, needle); p != NULL; p = strstr (p + 1, needle))
+    n++;
+
+  return n;
+}
+
+/* What a worker writes to sys.stdout reaches the template's standard
+ * output even when the worker is killed before it could flush anything;
+ * what the template printed while importing is written once, not again
+ * by each child. */
+static void
+test_pool_output (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AforkProcess) template = NULL;
+  g_autoptr(AforkPool) pool = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *contents = NULL;
+  int out, saved;
+
+  /* The loader's doing, not the environment's. */
+  g_unsetenv ("PYTHONUNBUFFERED");
+  out = g_file_open_tmp ("afork-python-output-XXXXXX", &path, &error);
+  g_assert_no_error (error);
+
+  /* The server and its children inherit this standard output. */
+  fflush (stdout);
+  saved = dup (STDOUT_FILENO);
+  g_assert_cmpint (saved, >=, 0);
+  g_assert_cmpint (dup2 (out, STDOUT_FILENO), ==, STDOUT_FILENO);
+  close (out);
+
+  /* A server of its own (the default template's children would have the
+   * standard output it was started with). */
+  template = afork_process_new_exec (&error);
+  g_assert_no_error (error);
+  afork_process_require (template, "python:pyworker_prints");
+  afork_process_require (template, "python:pyworker");
+  pool = afork_pool_new (template);
+  afork_pool_set_max_calls_per_worker (pool, 1);
+  for (guint i = 0; i < 3; i++)
+    {
+      reply = pool_call (pool, "python:pyworker.nothing", NULL, &error);
+      g_assert_no_error (error);
+      g_clear_pointer (&reply, g_variant_unref);
+    }
+  reply = pool_call (pool, "python:pyworker.print_and_die", g_variant_new ("(s)", "last words"),
+                     &error);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
+  g_assert_null (reply);
+  g_clear_error (&error);
+
+  fflush (stdout);
+  g_assert_cmpint (dup2 (saved, STDOUT_FILENO), ==, STDOUT_FILENO);
+  close (saved);
+
+  g_file_get_contents (path, &contents, NULL, &error);
+  g_assert_no_error (error);
+  g_unlink (path);
+  g_assert_cmpuint (count_occurrences (contents, "last words"), ==, 1);
+  g_assert_cmpuint (count_occurrences (contents, "pyworker_prints imported"), ==, 1);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -331,6 +402,7 @@ main (int   argc,
   g_test_add_func ("/afork/python/pool/fresh-resolve", test_pool_fresh_resolve);
   g_test_add_func ("/afork/python/pool/fresh-lazy-import", test_pool_fresh_lazy_import);
   g_test_add_func ("/afork/python/pool/frozen-gc", test_pool_frozen_gc);
+  g_test_add_func ("/afork/python/pool/output", test_pool_output);
 
   return g_test_run ();
 }

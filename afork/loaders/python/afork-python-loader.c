@@ -32,11 +32,14 @@ static GHashTable *functions;   /* name → PyObject *, for the process's life *
 static PyGILState_STATE fork_gil;
 static PyObject *gc_freeze;     /* gc.freeze, before each fork that needs it */
 
+static gboolean init_std_streams (gboolean own);
+
 static gboolean
 start_interpreter (GError **error)
 {
   PyStatus status;
   PyConfig config;
+  gboolean own = FALSE;
   gboolean ok;
 
   if (started)
@@ -53,10 +56,17 @@ start_interpreter (GError **error)
       /* The interpreter finds its standard library from the program it was
        * built with, whatever python3 comes first in PATH; PYTHONPATH and
        * PYTHONHOME are read from the environment as usual. */
+      /* sys.stdout and sys.stderr unbuffered, as with python3 -u: a
+       * worker that crashes, or is killed at its time-out, loses none of
+       * what it printed, and a fork inherits nothing to write twice. The
+       * server's own C streams stay as they are. */
+      config.buffered_stdio = 0;
+      config.configure_c_stdio = 0;
       status = PyConfig_SetBytesString (&config, &config.program_name, AFORK_PYTHON_PROGRAM);
       if (!PyStatus_Exception (status))
         status = Py_InitializeFromConfig (&config);
       PyConfig_Clear (&config);
+      own = TRUE;
 
       if (PyStatus_Exception (status))
         {
@@ -79,6 +89,7 @@ start_interpreter (GError **error)
       Py_XDECREF (gc);
       ok = gc_freeze != NULL;
     }
+  ok = ok && init_std_streams (own);
   if (!ok)
     {
       g_autofree char *message = _afork_python_describe_error ();
@@ -97,46 +108,72 @@ start_interpreter (GError **error)
   return ok;
 }
 
+/* sys.stdout and sys.stderr, and the streams the loader's own interpreter
+ * made (NULL in an interpreter the process had already). */
+static PyObject *sys_dict;
+static PyObject *flush_name;
+static PyObject *stream_names[2];
+static PyObject *own_streams[2];
+
+/* Made once, in the template, before any fork: a fresh worker finds the
+ * names interned and the method in the interpreter's type cache, as the
+ * template left them, instead of making its own (each a write to a page
+ * it shares with the template). */
+static gboolean
+init_std_streams (gboolean own)
+{
+  PyObject *sys_module = PyImport_AddModule ("sys");   /* borrowed */
+
+  if (sys_module == NULL)
+    return FALSE;
+  sys_dict = Py_NewRef (PyModule_GetDict (sys_module));
+  flush_name = PyUnicode_InternFromString ("flush");
+  stream_names[0] = PyUnicode_InternFromString ("stdout");
+  stream_names[1] = PyUnicode_InternFromString ("stderr");
+  if (flush_name == NULL || stream_names[0] == NULL || stream_names[1] == NULL)
+    return FALSE;
+
+  for (guint i = 0; own && i < G_N_ELEMENTS (stream_names); i++)
+    {
+      PyObject *stream = PyDict_GetItemWithError (sys_dict, stream_names[i]);
+
+      own_streams[i] = stream != NULL && stream != Py_None ? Py_NewRef (stream) : NULL;
+    }
+  PyErr_Clear ();
+
+  return TRUE;
+}
+
 /* Flushes sys.stdout and sys.stderr, after each entry: a fork must not
  * inherit Python's buffers (they would be written once per child), and a
  * process that ends with _exit () must not lose them.
  *
- * The names are made once, interned, in the template: a fresh worker
- * then finds both methods in the interpreter's type cache, as the
- * template left it, instead of allocating its own names and missing the
- * cache (each a write to a page it shares with the template). */
+ * The streams of the loader's own interpreter are unbuffered, as with
+ * `python3 -u` (see start_interpreter ()): while sys.stdout and sys.stderr
+ * are still those, there is nothing to flush, and they are looked up
+ * without taking a reference (which would write to the stream objects,
+ * pages a fresh worker shares with its template). */
 static void
 flush_std_streams (void)
 {
-  static PyObject *sys_module, *flush_name, *stream_names[2];
-
-  if (flush_name == NULL)
-    {
-      sys_module = PyImport_ImportModule ("sys");
-      flush_name = PyUnicode_InternFromString ("flush");
-      stream_names[0] = PyUnicode_InternFromString ("stdout");
-      stream_names[1] = PyUnicode_InternFromString ("stderr");
-      if (sys_module == NULL || flush_name == NULL ||
-          stream_names[0] == NULL || stream_names[1] == NULL)
-        {
-          Py_CLEAR (sys_module);
-          Py_CLEAR (flush_name);
-          Py_CLEAR (stream_names[0]);
-          Py_CLEAR (stream_names[1]);
-          PyErr_Clear ();
-          return;
-        }
-    }
+  if (sys_dict == NULL)
+    return;
 
   for (guint i = 0; i < G_N_ELEMENTS (stream_names); i++)
     {
-      PyObject *stream = PyObject_GetAttr (sys_module, stream_names[i]);
-      PyObject *res = NULL;
+      PyObject *stream = PyDict_GetItemWithError (sys_dict, stream_names[i]);   /* borrowed */
+      PyObject *res;
 
-      if (stream != NULL && stream != Py_None)
-        res = PyObject_CallMethodNoArgs (stream, flush_name);
+      if (stream == NULL || stream == Py_None || stream == own_streams[i])
+        {
+          PyErr_Clear ();
+          continue;
+        }
+
+      Py_INCREF (stream);
+      res = PyObject_CallMethodNoArgs (stream, flush_name);
       Py_XDECREF (res);
-      Py_XDECREF (stream);
+      Py_DECREF (stream);
       PyErr_Clear ();
     }
 }

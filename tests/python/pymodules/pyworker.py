@@ -3,6 +3,7 @@
 
 import os
 import random
+import signal
 import sys
 
 import afork
@@ -158,6 +159,13 @@ def gc_state():
     a.other, b.other = b, a
     del a, b
     return (gc.get_freeze_count(), gc.collect() > 0)
+
+
+def print_and_die(text):
+    """Writes text to stdout, without a newline nor a flush, and dies of
+    SIGKILL: nothing of what it wrote may be lost."""
+    sys.stdout.write(text)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def lazy_module_answer():
