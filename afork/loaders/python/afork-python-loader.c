@@ -3,8 +3,9 @@
  * interpreter embedded in the server process. It is started at the first
  * such name, modules are imported in the template and inherited by every
  * fork, and each fork the server makes goes through the interpreter's fork
- * hooks, as os.fork() does. The server holds no GIL between commands:
- * each entry takes it. */
+ * hooks, as os.fork() does. Each entry takes the GIL and gives it back;
+ * a template, which has no other thread, keeps it from its first fork on
+ * (see loader_after_fork_parent ()). */
 #include "config.h"
 
 #include "afork-python-private.h"
@@ -30,6 +31,7 @@ static gboolean started;
 static gboolean ran_code;       /* Python code ran since the last gc.freeze () */
 static GHashTable *functions;   /* name → PyObject *, for the process's life */
 static PyGILState_STATE fork_gil;
+static gboolean holding_gil;    /* a template, from its first fork on */
 static PyObject *gc_freeze;     /* gc.freeze, before each fork that needs it */
 
 static gboolean init_std_streams (gboolean own);
@@ -585,7 +587,9 @@ loader_before_fork (void)
 
   /* No flush here: every entry flushed Python's streams on its way out,
    * and nothing else runs Python code in a template (it has no thread). */
-  fork_gil = PyGILState_Ensure ();
+  if (!holding_gil)
+    fork_gil = PyGILState_Ensure ();
+  holding_gil = TRUE;
   freeze_inherited_objects ();
   PyOS_BeforeFork ();
 }
@@ -596,8 +600,10 @@ loader_after_fork_parent (void)
   if (!started)
     return;
 
+  /* The template keeps the GIL: releasing it would write to pages it now
+   * shares with the child (each then copied, at some 25 µs), and a
+   * template has no other thread to give it to. */
   PyOS_AfterFork_Parent ();
-  PyGILState_Release (fork_gil);
 }
 
 static void
@@ -607,7 +613,10 @@ loader_after_fork_child (void)
     return;
 
   PyOS_AfterFork_Child ();
+  /* A child gives it back: threads its functions start run between
+   * calls. */
   PyGILState_Release (fork_gil);
+  holding_gil = FALSE;
 }
 
 static const AforkLoader python_loader = {
