@@ -126,7 +126,7 @@ struct _Worker
   AforkRing         *ring;        /* its replies, when not on the socket */
   gboolean           ring_pending; /* a reader stopped with bytes left there */
   guint              awake_misses; /* waits awake in a row the reply missed */
-  guint              asleep_calls; /* synchronous calls left to wait asleep */
+  guint              asleep_waits; /* waits left to make asleep */
   GByteArray        *wakes;       /* with a ring, what the socket carries */
   GSource           *source;
 };
@@ -2265,16 +2265,6 @@ thread_wake_fd (void)
   return fd;
 }
 
-/* A synchronous call that its worker runs waits on the worker's socket
- * itself, and reads the reply: the round trip then costs what a
- * hand-written one does, without a hand-over through the pool thread.
- * While it is the worker's only call, the pool thread does not read that
- * socket (worker_wants_reader ()); when it does (calls behind, or before,
- * this one), whichever takes the lock first reads, and the pool thread
- * wakes the caller through its eventfd if it was first. A worker that
- * dies is left to the pool thread. Returns FALSE when the call is not in
- * that state (the caller waits on its condition, and is signalled when
- * its call becomes the worker's first). */
 /* Whether the calling thread may run on more than one CPU: waiting awake
  * for a worker that shares its only CPU would only hold the worker up.
  * Asked each time, since a program may change its affinity. */
@@ -2286,6 +2276,16 @@ can_wait_awake (void)
   return sched_getaffinity (0, sizeof set, &set) != 0 || CPU_COUNT (&set) > 1;
 }
 
+/* A synchronous call that its worker runs waits on the worker's socket
+ * itself, and reads the reply: the round trip then costs what a
+ * hand-written one does, without a hand-over through the pool thread.
+ * While it is the worker's only call, the pool thread does not read that
+ * socket (worker_wants_reader ()); when it does (calls behind, or before,
+ * this one), whichever takes the lock first reads, and the pool thread
+ * wakes the caller through its eventfd if it was first. A worker that
+ * dies is left to the pool thread. Returns FALSE when the call is not in
+ * that state (the caller waits on its condition, and is signalled when
+ * its call becomes the worker's first). */
 static gboolean
 sync_read_reply_locked (Call *call)
 {
@@ -2319,14 +2319,14 @@ sync_read_reply_locked (Call *call)
    * waited for asleep for a while, twice as long after each miss: one
    * with long calls, or on the caller's only CPU, costs a wasted wait now
    * and then, not one at every call. */
-  awake = !pending && worker->ring != NULL && worker->asleep_calls == 0;
+  awake = !pending && worker->ring != NULL && worker->asleep_waits == 0;
   if (awake)
     {
       ring = worker->ring;
       pos = _afork_ring_get_pos (ring);
     }
-  if (!pending && worker->asleep_calls > 0)
-    worker->asleep_calls--;
+  if (!pending && worker->asleep_waits > 0)
+    worker->asleep_waits--;
   call->polling = TRUE;
   worker_ref (worker);
   core_unlock (core);
@@ -2357,7 +2357,7 @@ sync_read_reply_locked (Call *call)
   if (awake)
     {
       worker->awake_misses = missed ? MIN (worker->awake_misses + 1, 8) : 0;
-      worker->asleep_calls = missed ? 1u << worker->awake_misses : 0;
+      worker->asleep_waits = missed ? 1u << worker->awake_misses : 0;
     }
   reading = (pfds[0].revents & POLLIN) && !call->finished && worker->state == WORKER_READY;
   /* The wait saw bytes that this caller will not read (the pool thread

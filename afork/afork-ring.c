@@ -378,6 +378,8 @@ _afork_ring_wait_awake (AforkRing *ring,
             return TRUE;
 #if defined(__x86_64__) || defined(__i386__)
           __builtin_ia32_pause ();
+#elif defined(__aarch64__)
+          __asm__ __volatile__ ("yield");
 #endif
         }
     }
