@@ -327,10 +327,10 @@ count_occurrences (const char *haystack,
   return n;
 }
 
-/* What a worker writes to sys.stdout reaches the template's standard
- * output even when the worker is killed before it could flush anything;
- * what the template printed while importing is written once, not again
- * by each child. */
+/* A line a worker prints reaches the template's standard output even
+ * when the worker is killed before it could flush anything (sys.stdout is
+ * line-buffered; only an unfinished line is lost); what the template
+ * printed while importing is written once, not again by each child. */
 static void
 test_pool_output (void)
 {
@@ -342,7 +342,8 @@ test_pool_output (void)
   g_autofree char *contents = NULL;
   int out, saved;
 
-  /* The loader's doing, not the environment's. */
+  /* The loader's doing, not the environment's (which may ask for
+   * unbuffered streams). */
   g_unsetenv ("PYTHONUNBUFFERED");
   out = g_file_open_tmp ("afork-python-output-XXXXXX", &path, &error);
   g_assert_no_error (error);
@@ -381,7 +382,7 @@ test_pool_output (void)
   g_file_get_contents (path, &contents, NULL, &error);
   g_assert_no_error (error);
   g_unlink (path);
-  g_assert_cmpuint (count_occurrences (contents, "last words"), ==, 1);
+  g_assert_cmpuint (count_occurrences (contents, "last words\n"), ==, 1);
   g_assert_cmpuint (count_occurrences (contents, "pyworker_prints imported"), ==, 1);
 }
 

@@ -58,12 +58,6 @@ start_interpreter (GError **error)
       /* The interpreter finds its standard library from the program it was
        * built with, whatever python3 comes first in PATH; PYTHONPATH and
        * PYTHONHOME are read from the environment as usual. */
-      /* sys.stdout and sys.stderr unbuffered, as with python3 -u: a
-       * worker that crashes, or is killed at its time-out, loses none of
-       * what it printed, and a fork inherits nothing to write twice. The
-       * server's own C streams stay as they are. */
-      config.buffered_stdio = 0;
-      config.configure_c_stdio = 0;
       status = PyConfig_SetBytesString (&config, &config.program_name, AFORK_PYTHON_PROGRAM);
       if (!PyStatus_Exception (status))
         status = Py_InitializeFromConfig (&config);
@@ -110,17 +104,22 @@ start_interpreter (GError **error)
   return ok;
 }
 
-/* sys.stdout and sys.stderr, and the streams the loader's own interpreter
- * made (NULL in an interpreter the process had already). */
+/* sys's dictionary, and the names of what flush_std_streams () uses. */
 static PyObject *sys_dict;
 static PyObject *flush_name;
 static PyObject *stream_names[2];
-static PyObject *own_streams[2];
 
 /* Made once, in the template, before any fork: a fresh worker finds the
  * names interned and the method in the interpreter's type cache, as the
  * template left them, instead of making its own (each a write to a page
- * it shares with the template). */
+ * it shares with the template).
+ *
+ * In the loader's own interpreter, sys.stdout is line-buffered, as
+ * sys.stderr is already: a worker that crashes, or is killed at its
+ * time-out, loses at most an unfinished line, and workers that share an
+ * output write whole lines. (Unbuffered, as with python3 -u, a write cut
+ * short by a signal loses the rest without an error, and a print makes a
+ * system call for each of its pieces.) */
 static gboolean
 init_std_streams (gboolean own)
 {
@@ -135,26 +134,35 @@ init_std_streams (gboolean own)
   if (flush_name == NULL || stream_names[0] == NULL || stream_names[1] == NULL)
     return FALSE;
 
-  for (guint i = 0; own && i < G_N_ELEMENTS (stream_names); i++)
+  if (own)
     {
-      PyObject *stream = PyDict_GetItemWithError (sys_dict, stream_names[i]);
+      PyObject *out = PyDict_GetItemWithError (sys_dict, stream_names[0]);   /* borrowed */
+      PyObject *res = NULL;
 
-      own_streams[i] = stream != NULL && stream != Py_None ? Py_NewRef (stream) : NULL;
+      if (out != NULL && out != Py_None)
+        {
+          PyObject *args = PyTuple_New (0);
+          PyObject *kwargs = Py_BuildValue ("{s:O}", "line_buffering", Py_True);
+          PyObject *reconfigure = PyObject_GetAttrString (out, "reconfigure");
+
+          if (args != NULL && kwargs != NULL && reconfigure != NULL)
+            res = PyObject_Call (reconfigure, args, kwargs);
+          Py_XDECREF (reconfigure);
+          Py_XDECREF (kwargs);
+          Py_XDECREF (args);
+        }
+      /* A stream without reconfigure () (not a TextIOWrapper) stays as
+       * it is: it is flushed after each entry all the same. */
+      Py_XDECREF (res);
+      PyErr_Clear ();
     }
-  PyErr_Clear ();
 
   return TRUE;
 }
 
 /* Flushes sys.stdout and sys.stderr, after each entry: a fork must not
  * inherit Python's buffers (they would be written once per child), and a
- * process that ends with _exit () must not lose them.
- *
- * The streams of the loader's own interpreter are unbuffered, as with
- * `python3 -u` (see start_interpreter ()): while sys.stdout and sys.stderr
- * are still those, there is nothing to flush, and they are looked up
- * without taking a reference (which would write to the stream objects,
- * pages a fresh worker shares with its template). */
+ * process that ends with _exit () must not lose them. */
 static void
 flush_std_streams (void)
 {
@@ -166,7 +174,7 @@ flush_std_streams (void)
       PyObject *stream = PyDict_GetItemWithError (sys_dict, stream_names[i]);   /* borrowed */
       PyObject *res;
 
-      if (stream == NULL || stream == Py_None || stream == own_streams[i])
+      if (stream == NULL || stream == Py_None)
         {
           PyErr_Clear ();
           continue;

@@ -162,9 +162,10 @@ def gc_state():
 
 
 def print_and_die(text):
-    """Writes text to stdout, without a newline nor a flush, and dies of
-    SIGKILL: nothing of what it wrote may be lost."""
-    sys.stdout.write(text)
+    """Prints a line, without a flush, then an unfinished one, and dies of
+    SIGKILL: the whole line must not be lost."""
+    print(text)
+    sys.stdout.write("unfinished")
     os.kill(os.getpid(), signal.SIGKILL)
 
 
