@@ -2265,15 +2265,38 @@ thread_wake_fd (void)
   return fd;
 }
 
+/* Per thread: the waits left before can_wait_awake () asks again, times
+ * two, plus its last answer; 0 before the first. */
+static GPrivate awake_key;
+
+#define AWAKE_ASK_EVERY 256
+
 /* Whether the calling thread may run on more than one CPU: waiting awake
  * for a worker that shares its only CPU would only hold the worker up.
- * Asked each time, since a program may change its affinity. */
+ * Asked again every AWAKE_ASK_EVERY waits (the system call costs some
+ * 1 µs here, against a round trip of 20), since a program may change its
+ * affinity; a stale answer costs a missed wait, which the back-off
+ * absorbs. */
 static gboolean
 can_wait_awake (void)
 {
-  cpu_set_t set;
+  gsize cached = GPOINTER_TO_SIZE (g_private_get (&awake_key));
+  gboolean answer;
 
-  return sched_getaffinity (0, sizeof set, &set) != 0 || CPU_COUNT (&set) > 1;
+  if (cached >= 2)
+    {
+      g_private_set (&awake_key, GSIZE_TO_POINTER (cached - 2));
+      return (cached & 1) != 0;
+    }
+
+  {
+    cpu_set_t set;
+
+    answer = sched_getaffinity (0, sizeof set, &set) != 0 || CPU_COUNT (&set) > 1;
+  }
+  g_private_set (&awake_key, GSIZE_TO_POINTER ((gsize) AWAKE_ASK_EVERY * 2 + (answer ? 1 : 0)));
+
+  return answer;
 }
 
 /* A synchronous call that its worker runs waits on the worker's socket
