@@ -2433,6 +2433,12 @@ sync_read_reply_locked (Call *call)
  * to run; [signal@Afork.Pool::event] is emitted in the calling thread
  * while it waits.
  *
+ * When the worker's replies have been coming quickly, the calling thread
+ * waits for this one awake, at most 50 µs, before it sleeps: a round trip
+ * then costs no wake-up. A thread that may only run on one CPU never
+ * does, and a worker whose reply did not come in time is waited for
+ * asleep for a while.
+ *
  * Returns: (transfer full): the reply, or %NULL with @error set
  *
  * Since: 1.0
