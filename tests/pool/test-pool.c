@@ -1002,6 +1002,66 @@ count_event_cb (G_GNUC_UNUSED AforkPool  *pool,
   (*count)++;
 }
 
+/* Synchronous calls to one worker, in runs of quick ones (whose replies
+ * the caller waits for awake), slow ones (which its awake wait misses,
+ * so that it waits asleep for a while) and ones that send events first:
+ * every reply is the call's own, every event arrives, and the worker is
+ * the same one throughout. */
+static void
+test_sync_waits (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  gint32 first_pid = 0;
+  guint ticks = 0;
+
+  afork_pool_set_max_workers (pool, 1);
+  g_signal_connect (pool, "event::progress", G_CALLBACK (count_event_cb), &ticks);
+
+  for (guint round = 0; round < 6; round++)
+    {
+      for (guint i = 0; i < 40; i++)
+        {
+          g_autoptr(GError) error = NULL;
+          g_autoptr(GVariant) reply = afork_pool_call (pool, "pool_echo",
+                                                       g_variant_new ("(uu)", round, i),
+                                                       NULL, &error);
+          guint32 a, b;
+
+          g_assert_no_error (error);
+          g_variant_get (reply, "(uu)", &a, &b);
+          g_assert_cmpuint (a, ==, round);
+          g_assert_cmpuint (b, ==, i);
+        }
+      for (guint i = 0; i < 3; i++)
+        {
+          g_autoptr(GError) error = NULL;
+          g_autoptr(GVariant) reply = afork_pool_call (pool, "pool_sleep",
+                                                       g_variant_new ("(u)", 2), NULL, &error);
+          gint32 pid;
+
+          g_assert_no_error (error);
+          g_variant_get (reply, "(i)", &pid);
+          if (first_pid == 0)
+            first_pid = pid;
+          g_assert_cmpint (pid, ==, first_pid);
+        }
+      for (guint i = 0; i < 5; i++)
+        {
+          g_autoptr(GError) error = NULL;
+          guint before = ticks;
+          g_autoptr(GVariant) reply = afork_pool_call (pool, "pool_events",
+                                                       g_variant_new ("(u)", 10), NULL, &error);
+          guint32 n;
+
+          g_assert_no_error (error);
+          g_variant_get (reply, "(u)", &n);
+          g_assert_cmpuint (n, ==, 10);
+          g_assert_cmpuint (ticks - before, ==, 10);
+        }
+    }
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 1);
+}
+
 /* A worker that sends events without end, as fast as it can, still has
  * its call timed out, and the pool serves the next call. */
 static void
@@ -1257,6 +1317,7 @@ main (int    argc,
   g_test_add_data_func ("/afork/pool/threads-sync-only", GINT_TO_POINTER (THREADS_SYNC_ONLY),
                         test_threads);
   g_test_add_func ("/afork/pool/threads-flood", test_threads_flood);
+  g_test_add_func ("/afork/pool/sync-waits", test_sync_waits);
   g_test_add_func ("/afork/pool/random-deaths", test_random_deaths);
   g_test_add_data_func ("/afork/pool/call/protocol-error", "pool_garbage", test_protocol_error);
   g_test_add_data_func ("/afork/pool/call/broken-ring", "pool_break_ring", test_protocol_error);
