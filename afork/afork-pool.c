@@ -2317,7 +2317,7 @@ sync_read_reply_locked (Call *call)
   struct pollfd pfds[2];
   gboolean pending;
   gboolean awake;
-  gboolean missed = FALSE;
+  gboolean waited = FALSE;
   gboolean woke = FALSE;
   gboolean reading;
   AforkRing *ring = NULL;   /* kept mapped by the worker's reference */
@@ -2360,9 +2360,9 @@ sync_read_reply_locked (Call *call)
     {
       /* TRUE leaves the worker told that its reader is awake: this
        * caller reads, or tells the pool thread to (below). */
-      pending = _afork_ring_wait_awake (ring, pos, AWAKE_WAIT_USEC);
-      missed = !pending;
-      woke = pending;
+      woke = _afork_ring_wait_awake (ring, pos, AWAKE_WAIT_USEC);
+      waited = TRUE;
+      pending = woke;
     }
   if (!pending)
     while (poll (pfds, 2, -1) < 0 && errno == EINTR)
@@ -2377,10 +2377,10 @@ sync_read_reply_locked (Call *call)
 
   core_lock (core);
   call->polling = FALSE;
-  if (awake)
+  if (waited)
     {
-      worker->awake_misses = missed ? MIN (worker->awake_misses + 1, 8) : 0;
-      worker->asleep_waits = missed ? 1u << worker->awake_misses : 0;
+      worker->awake_misses = woke ? 0 : MIN (worker->awake_misses + 1, 8);
+      worker->asleep_waits = woke ? 0 : 1u << worker->awake_misses;
     }
   reading = (pfds[0].revents & POLLIN) && !call->finished && worker->state == WORKER_READY;
   /* The wait saw bytes that this caller will not read (the pool thread

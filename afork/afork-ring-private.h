@@ -56,7 +56,11 @@ gboolean   _afork_ring_read        (AforkRing   *ring,
 /* Reader, about to sleep on the socket: from now on the writer wakes it.
  * Returns TRUE if bytes came in the meantime (read them instead). */
 gboolean   _afork_ring_reader_sleeps (AforkRing *ring);
+/* Reader, under its lock: its position, for _afork_ring_wait_awake (). */
 guint64    _afork_ring_get_pos     (AforkRing   *ring);
+/* Any thread: waits awake, at most @usec, for bytes beyond @pos. TRUE:
+ * there are some, and the reader is marked awake (read them); FALSE: it
+ * is marked asleep, sleep on the socket. */
 gboolean   _afork_ring_wait_awake  (AforkRing   *ring,
                                     guint64      pos,
                                     gint64       usec);

@@ -344,6 +344,18 @@ _afork_ring_read (AforkRing   *ring,
   return TRUE;
 }
 
+/* Marks the reader asleep, then looks at `head` once more: TRUE if the
+ * writer published beyond @pos meanwhile (and may not have seen the mark,
+ * so the reader reads instead of sleeping). */
+static gboolean
+reader_sleeps_at (RingHeader *h,
+                  guint64     pos)
+{
+  __atomic_store_n (&h->reader_waiting, 1, __ATOMIC_SEQ_CST);
+
+  return __atomic_load_n (&h->head, __ATOMIC_SEQ_CST) != pos;
+}
+
 /* The reader's position, for _afork_ring_wait_awake (): read where the
  * reader reads (under its lock). */
 guint64
@@ -385,17 +397,11 @@ _afork_ring_wait_awake (AforkRing *ring,
     }
   while (g_get_monotonic_time () < end);
 
-  __atomic_store_n (&h->reader_waiting, 1, __ATOMIC_SEQ_CST);
-
-  return __atomic_load_n (&h->head, __ATOMIC_SEQ_CST) != pos;
+  return reader_sleeps_at (h, pos);
 }
 
 gboolean
 _afork_ring_reader_sleeps (AforkRing *ring)
 {
-  RingHeader *h = ring->header;
-
-  __atomic_store_n (&h->reader_waiting, 1, __ATOMIC_SEQ_CST);
-
-  return __atomic_load_n (&h->head, __ATOMIC_SEQ_CST) != ring->pos;
+  return reader_sleeps_at (ring->header, ring->pos);
 }
