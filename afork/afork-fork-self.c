@@ -123,7 +123,7 @@ _afork_fork_server (int      *fd_out,
       close (pp[0]);
       close (pp[1]);
       _afork_registry_close_in_fork (sv[1]);
-      _afork_server_set_title ("afork %d template", (int) owner);
+      _afork_server_set_title ("afork", owner, "template");
       _afork_server_serve (sv[1], owner);
     }
 

@@ -105,7 +105,7 @@ main (int    argc,
 
   _afork_server_set_title_area (argv[0],
                                 (argv[argc - 1] + strlen (argv[argc - 1]) + 1) - argv[0]);
-  _afork_server_set_title ("afork-server %d template", (int) owner);
+  _afork_server_set_title ("afork-server", owner, "template");
 
   _afork_server_serve (3, (GPid) owner);
 }

@@ -32,8 +32,8 @@ typedef struct
   GModule    *program;   /* the server program itself, opened by the template */
   GError     *error;     /* the first failed `m` or `c` */
   int         next_status_fd;  /* from `w`, for the next fork */
-  GHashTable *watched;   /* child pid → fd its wait status is written to */
-  GHashTable *children;  /* pids this server forked and reaps */
+  GHashTable *watched;   /* child pid → fd its wait status is written to; NULL: none */
+  GHashTable *children;  /* pids this server forked and reaps; NULL: none */
   int         owner_pidfd;     /* readable once the owner has exited */
   /* A child forked ahead of the next fork request, waiting on spare_sock
    * for the socket of the process it is to become. It is valid while
@@ -49,8 +49,9 @@ typedef struct
 G_GNUC_NORETURN
 void      _afork_server_serve              (int                    fd,
                                             GPid                   owner);
-void      _afork_server_set_title          (const char            *format,
-                                            ...) G_GNUC_PRINTF (1, 2);
+void      _afork_server_set_title          (const char            *program,
+                                            GPid                   owner,
+                                            const char            *role);
 /* The memory of argv that _afork_server_set_title() may overwrite. */
 void      _afork_server_set_title_area     (char                  *area,
                                             gsize                  len);

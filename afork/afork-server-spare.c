@@ -41,7 +41,8 @@ _afork_server_spare_drop (AforkServer *server,
     {
       while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
         ;
-      g_hash_table_remove (server->children, GINT_TO_POINTER (pid));
+      if (server->children != NULL)
+        g_hash_table_remove (server->children, GINT_TO_POINTER (pid));
     }
 }
 
@@ -109,7 +110,7 @@ _afork_server_spare_start (AforkServer *server)
   close (server->sock);
   server->sock = -1;
   _afork_server_forget_loop_state (server);
-  _afork_server_set_title ("afork %d spare", (int) server->child.owner);
+  _afork_server_set_title ("afork", server->child.owner, "spare");
 
   iov.iov_base = &byte;
   iov.iov_len = 1;
@@ -134,7 +135,7 @@ _afork_server_spare_start (AforkServer *server)
   close (sv[1]);
   server->sock = fd;
   server->child.fd = fd;
-  _afork_server_set_title ("afork %d child", (int) server->child.owner);
+  _afork_server_set_title ("afork", server->child.owner, "child");
 
   return TRUE;
 }

@@ -47,23 +47,42 @@ _afork_server_set_title_area (char  *area,
   title_len = len;
 }
 
+/* "PROGRAM OWNER ROLE", as ps shows it. Written into a buffer on the
+ * stack with no printf: a process that has just forked pays for every
+ * page it touches (its heap's, and the code of the formatter), and this
+ * runs at least twice in each new one. */
 void
-_afork_server_set_title (const char *format,
-                         ...)
+_afork_server_set_title (const char *program,
+                         GPid        owner,
+                         const char *role)
 {
-  g_autofree char *title = NULL;
-  va_list args;
+  char title[128];
+  char digits[24];
+  gsize len = 0, n_digits = 0;
+  unsigned long value = owner > 0 ? (unsigned long) owner : 0;
 
-  va_start (args, format);
-  title = g_strdup_vprintf (format, args);
-  va_end (args);
+  do
+    digits[n_digits++] = '0' + value % 10;
+  while ((value /= 10) != 0 && n_digits < sizeof digits);
+
+  for (const char *p = program; *p != '\0' && len < sizeof title - 1; p++)
+    title[len++] = *p;
+  if (len < sizeof title - 1)
+    title[len++] = ' ';
+  while (n_digits > 0 && len < sizeof title - 1)
+    title[len++] = digits[--n_digits];
+  if (len < sizeof title - 1)
+    title[len++] = ' ';
+  for (const char *p = role; *p != '\0' && len < sizeof title - 1; p++)
+    title[len++] = *p;
+  title[len] = '\0';
 
   prctl (PR_SET_NAME, title, 0, 0, 0);
 
   if (title_area != NULL && title_len > 1)
     {
       memset (title_area, 0, title_len);
-      memcpy (title_area, title, MIN (strlen (title), title_len - 1));
+      memcpy (title_area, title, MIN (len, title_len - 1));
     }
 }
 
@@ -163,7 +182,15 @@ void
 _afork_server_add_child (AforkServer *server,
                          pid_t        pid)
 {
+  if (server->children == NULL)
+    server->children = g_hash_table_new (NULL, NULL);
   g_hash_table_add (server->children, GINT_TO_POINTER (pid));
+}
+
+static guint
+table_size (GHashTable *table)
+{
+  return table != NULL ? g_hash_table_size (table) : 0;
 }
 
 /* What a process leaves behind when it stops being the server it was
@@ -185,15 +212,18 @@ _afork_server_forget_loop_state (AforkServer *server)
     }
   sigchld_pending = 0;
 
-  /* The table itself is the template's: left as it is (a forked child
-   * shares its pages until it writes them), and replaced. */
-  g_hash_table_iter_init (&iter, server->watched);
-  while (g_hash_table_iter_next (&iter, NULL, &fd))
-    close (GPOINTER_TO_INT (fd));
-  if (g_hash_table_size (server->watched) > 0)
-    server->watched = g_hash_table_new (NULL, NULL);
-  if (g_hash_table_size (server->children) > 0)
-    server->children = g_hash_table_new (NULL, NULL);
+  /* The tables themselves are the template's: left as they are (a
+   * forked child shares their pages until it writes them), and replaced
+   * by none, made when first needed. Nor does a new process allocate
+   * anything here: on its heap, that would copy pages too. */
+  if (server->watched != NULL)
+    {
+      g_hash_table_iter_init (&iter, server->watched);
+      while (g_hash_table_iter_next (&iter, NULL, &fd))
+        close (GPOINTER_TO_INT (fd));
+    }
+  server->watched = NULL;
+  server->children = NULL;
 
   if (server->next_status_fd >= 0)
     close (server->next_status_fd);
@@ -207,8 +237,10 @@ _afork_server_forget_loop_state (AforkServer *server)
 
   for (guint i = 0; i < server->fds->len; i++)
     close (g_array_index (server->fds, int, i));
-  g_array_set_size (server->fds, 0);
-  g_byte_array_set_size (server->in, 0);
+  if (server->fds->len > 0)
+    g_array_set_size (server->fds, 0);
+  if (server->in->len > 0)
+    g_byte_array_set_size (server->in, 0);
 }
 
 /* Reaps the children this server forked that exited, telling the parent
@@ -226,6 +258,9 @@ reap_children (AforkServer *server)
   if (sigchld_pipe[0] >= 0)
     while (read (sigchld_pipe[0], drain, sizeof drain) > 0)
       ;
+
+  if (server->children == NULL)
+    return;
 
   g_hash_table_iter_init (&iter, server->children);
   while (g_hash_table_iter_next (&iter, &key, NULL))
@@ -249,7 +284,8 @@ reap_children (AforkServer *server)
       if (pid == server->spare_pid)
         _afork_server_spare_forget (server);
 
-      if (g_hash_table_steal_extended (server->watched, GINT_TO_POINTER (pid), NULL, &fd))
+      if (server->watched != NULL &&
+          g_hash_table_steal_extended (server->watched, GINT_TO_POINTER (pid), NULL, &fd))
         {
           if (res == pid)
             {
@@ -299,16 +335,16 @@ linger_and_exit (AforkServer *server,
 {
   _afork_server_spare_drop (server, TRUE);
 
-  if (g_hash_table_size (server->watched) > 0 && server->owner_pidfd < 0)
+  if (table_size (server->watched) > 0 && server->owner_pidfd < 0)
     server->owner_pidfd = open_owner_pidfd (server->child.owner);
 
-  if (g_hash_table_size (server->watched) > 0 && !owner_is_gone (server))
+  if (table_size (server->watched) > 0 && !owner_is_gone (server))
     {
       close (server->sock);
       server->sock = -1;
-      _afork_server_set_title ("afork-server %d reaper", (int) server->child.owner);
+      _afork_server_set_title ("afork-server", server->child.owner, "reaper");
 
-      while (g_hash_table_size (server->watched) > 0)
+      while (table_size (server->watched) > 0)
         {
           struct pollfd pfds[2] = {
             { sigchld_pipe[0], POLLIN, 0 },
@@ -607,7 +643,7 @@ handle_run (AforkServer  *server,
           getppid () != parent)
         _exit (1);
     }
-  _afork_server_set_title ("afork %d %s", (int) server->child.owner, name);
+  _afork_server_set_title ("afork", server->child.owner, name);
   _afork_fd_set_blocking (server->sock, TRUE);
   _afork_server_sandbox_enter_run ();
 
@@ -712,14 +748,18 @@ handle_fork (AforkServer *server)
       _afork_server_forget_loop_state (server);
       server->sock = fd;
       server->child.fd = fd;
-      _afork_server_set_title ("afork %d child", (int) server->child.owner);
+      _afork_server_set_title ("afork", server->child.owner, "child");
       return TRUE;
     }
 
   close (fd);
   if (server->next_status_fd >= 0)
-    g_hash_table_insert (server->watched, GINT_TO_POINTER (pid),
-                         GINT_TO_POINTER (server->next_status_fd));
+    {
+      if (server->watched == NULL)
+        server->watched = g_hash_table_new (NULL, NULL);
+      g_hash_table_insert (server->watched, GINT_TO_POINTER (pid),
+                           GINT_TO_POINTER (server->next_status_fd));
+    }
   server->next_status_fd = -1;
 
   return FALSE;
@@ -955,8 +995,6 @@ _afork_server_serve (int  fd,
   server.modules = g_ptr_array_new ();
   server.program = g_module_open (NULL, 0);
   server.next_status_fd = -1;
-  server.watched = g_hash_table_new (NULL, NULL);
-  server.children = g_hash_table_new (NULL, NULL);
   /* Opened once, inherited by every process forked from this one. */
   server.owner_pidfd = open_owner_pidfd (owner);
   server.spare_pid = -1;
