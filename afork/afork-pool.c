@@ -142,7 +142,7 @@ struct _Core
   GQueue           queue;            /* Call *, not sent, oldest first */
   GPtrArray       *workers;          /* Worker * */
   guint            n_exiting;        /* workers whose exit close waits for */
-  guint            n_to_replace;     /* workers lost, to start again at once */
+  guint            n_to_replace;     /* workers lost or used up, to start again at once */
   guint            max_workers;
   guint            min_workers;
   guint            load;
@@ -692,6 +692,14 @@ worker_unref (Worker *worker)
   g_free (worker);
 }
 
+/* Whether @worker has been given all the calls it may run. */
+static gboolean
+worker_used_up (Core   *core,
+                Worker *worker)
+{
+  return core->max_calls > 0 && worker->n_assigned >= core->max_calls;
+}
+
 /* Room for more calls on @worker, or 0. */
 static guint
 worker_room (Core   *core,
@@ -843,6 +851,19 @@ static void
 dispatch_locked (Core *core)
 {
   gboolean kick = FALSE;
+  guint n_busy = 0;
+  guint n_fresh = 0;
+
+  /* A used-up worker is replaced as soon as it has its last call, so
+   * there may be more workers than max-workers, but never more of them
+   * running calls. */
+  for (guint i = 0; i < core->workers->len; i++)
+    {
+      Worker *worker = core->workers->pdata[i];
+
+      if (worker->calls.length > 0)
+        n_busy++;
+    }
 
   while (core->queue.length > 0)
     {
@@ -855,6 +876,8 @@ dispatch_locked (Core *core)
           Worker *worker = core->workers->pdata[i];
           guint room = worker_room (core, worker);
 
+          if (worker->calls.length == 0 && n_busy >= MAX (core->max_workers, 1))
+            continue;
           if (room > best_room)
             {
               best = worker;
@@ -875,9 +898,19 @@ dispatch_locked (Core *core)
       best->n_assigned++;
       if (best->calls.length == 1)
         {
+          n_busy++;
           call_starts_locked (call);
           if (core->call_timeout > 0)
             kick = TRUE;
+        }
+      /* Its last call: the pool thread starts the worker that takes its
+       * place now, rather than when the next call finds no room, so that
+       * the next call finds it ready (a pool of fresh workers always has
+       * one). */
+      if (worker_used_up (core, best))
+        {
+          core->n_to_replace++;
+          kick = TRUE;
         }
 
       g_queue_push_tail (&best->out, call_ref (call));
@@ -897,7 +930,10 @@ dispatch_locked (Core *core)
   /* Calls left waiting: the pool thread may start a worker for them. When
    * it cannot, a worker that answers, dies or starts is what lets them
    * go, and the pool thread hears of that by itself. */
-  if (core->queue.length > 0 && core->workers->len < MAX (core->max_workers, 1))
+  for (guint i = 0; i < core->workers->len; i++)
+    if (!worker_used_up (core, core->workers->pdata[i]))
+      n_fresh++;
+  if (core->queue.length > 0 && n_fresh < MAX (core->max_workers, 1))
     kick = TRUE;
 
   if (kick)
@@ -1532,10 +1568,10 @@ maintain_locked (Core *core)
 
       if (worker->doomed || worker->write_failed)
         continue;
-      /* A used-up idle worker is retired below: it leaves room for the
-       * worker that takes the calls still queued. */
-      if (worker->state == WORKER_READY && worker->calls.length == 0 &&
-          core->max_calls > 0 && worker->n_assigned >= core->max_calls)
+      /* A used-up worker leaves room for the worker that takes its place
+       * (dispatch_locked () keeps the calls running within max-workers);
+       * idle, it is retired below. */
+      if (worker_used_up (core, worker))
         continue;
       n_live++;
       if (worker->state == WORKER_STARTING)
@@ -1581,7 +1617,7 @@ maintain_locked (Core *core)
       if (worker->state != WORKER_READY || worker->calls.length > 0)
         continue;
 
-      used_up = core->max_calls > 0 && worker->n_assigned >= core->max_calls;
+      used_up = worker_used_up (core, worker);
       if (core->disposed || worker->doomed || worker->write_failed)
         worker_retire_locked (worker, FALSE);
       else if (core->closing && core->queue.length == 0)
@@ -1635,7 +1671,7 @@ worker_idle_locked (Worker *worker)
 
   if (core->closing || core->disposed || core->queue.length > 0 ||
       worker->doomed || worker->write_failed ||
-      (core->max_calls > 0 && worker->n_assigned >= core->max_calls))
+      worker_used_up (core, worker))
     {
       g_source_set_ready_time (core->timer, 0);
       return;
@@ -1809,8 +1845,12 @@ afork_pool_class_init (AforkPoolClass *klass)
   /**
    * AforkPool:max-workers:
    *
-   * The largest number of workers the pool runs at once. The default is
-   * the number of processors.
+   * The largest number of workers running calls at once. The default is
+   * the number of processors. With
+   * [property@Afork.Pool:max-calls-per-worker], a worker that has been
+   * given its last call is replaced at once, so that the next call finds
+   * its replacement ready: for that time there may be more worker
+   * processes than this, but no more of them running calls.
    *
    * Since: 1.0
    */
@@ -1857,6 +1897,10 @@ afork_pool_class_init (AforkPoolClass *klass)
    *
    * The number of calls after which a worker is replaced by a new one; 0
    * means no limit. With 1, every call runs in a process forked for it.
+   * The replacement is started when the worker is given its last call,
+   * and waits for the next call (if none comes, it leaves after
+   * [property@Afork.Pool:idle-timeout], as any idle worker above
+   * [property@Afork.Pool:min-workers]).
    *
    * Since: 1.0
    */

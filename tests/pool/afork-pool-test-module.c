@@ -102,6 +102,24 @@ pool_sleep (G_GNUC_UNUSED AforkChild *child,
   return g_variant_new ("(i)", (gint32) getpid ());
 }
 
+/* (u): sleeps that many ms; returns (xx), when it started and ended on
+ * the monotonic clock (the same in every process), in µs. */
+EXPORT GVariant *pool_interval (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_interval (G_GNUC_UNUSED AforkChild *child,
+               GVariant                 *parameters,
+               G_GNUC_UNUSED GError    **error)
+{
+  gint64 start = g_get_monotonic_time ();
+  guint32 ms = 0;
+
+  if (g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(u)")))
+    g_variant_get (parameters, "(u)", &ms);
+  g_usleep ((gulong) ms * 1000);
+
+  return g_variant_new ("(xx)", start, g_get_monotonic_time ());
+}
+
 /* (u): emits that many "progress" events (u index), returns (u count). */
 EXPORT GVariant *pool_events (AforkChild *child, GVariant *parameters, GError **error);
 GVariant *

@@ -1223,6 +1223,91 @@ test_fresh_process_per_call_queued (void)
       }
 }
 
+/* When a call started (+1) or ended (-1). */
+typedef struct
+{
+  gint64 time;
+  int    delta;
+} Edge;
+
+/* By time; at the same time, an end before a start. */
+static int
+compare_edges (gconstpointer a,
+               gconstpointer b)
+{
+  const Edge *x = a, *y = b;
+
+  if (x->time != y->time)
+    return x->time < y->time ? -1 : 1;
+  return x->delta - y->delta;
+}
+
+/* A worker given its last call is replaced at once: while that call
+ * runs, its replacement starts. However many worker processes that
+ * makes, no more than max-workers run calls at once: calls that each
+ * record when they ran never overlap more. */
+static void
+test_fresh_process_ahead (void)
+{
+  const guint max_workers[] = { 1, 2 };
+
+  for (guint w = 0; w < G_N_ELEMENTS (max_workers); w++)
+    {
+      g_autoptr(AforkPool) pool = make_pool ();
+      g_autoptr(GArray) edges = g_array_new (FALSE, FALSE, sizeof (Edge));
+      gint64 deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+      int running = 0, most = 0;
+      Batch batch;
+
+      g_test_message ("max-workers %u", max_workers[w]);
+      afork_pool_set_max_workers (pool, max_workers[w]);
+      afork_pool_set_max_calls_per_worker (pool, 1);
+
+      /* While a call sleeps, its worker's replacement starts. */
+      batch_init (&batch);
+      batch.pending++;
+      afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 1500), NULL,
+                             batch_cb, &batch);
+      while (afork_pool_get_n_workers (pool) != 2 && batch.pending > 0)
+        {
+          if (g_get_monotonic_time () > deadline)
+            g_error ("no replacement started while the call ran");
+          g_main_context_iteration (NULL, FALSE) || (g_usleep (1000), TRUE);
+        }
+      g_assert_cmpuint (batch.pending, ==, 1);
+      iterate_until_zero (NULL, &batch.pending);
+      g_assert_cmpuint (batch.ok, ==, 1);
+      batch_clear (&batch);
+
+      batch_init (&batch);
+      for (guint i = 0; i < 6 * max_workers[w]; i++)
+        {
+          batch.pending++;
+          afork_pool_call_async (pool, "pool_interval", g_variant_new ("(u)", 30), NULL,
+                                 batch_cb, &batch);
+        }
+      iterate_until_zero (NULL, &batch.pending);
+      g_assert_cmpuint (batch.errors->len, ==, 0);
+
+      for (guint i = 0; i < batch.replies->len; i++)
+        {
+          Edge start = { 0, +1 }, end = { 0, -1 };
+
+          g_variant_get (batch.replies->pdata[i], "(xx)", &start.time, &end.time);
+          g_array_append_val (edges, start);
+          g_array_append_val (edges, end);
+        }
+      g_array_sort (edges, compare_edges);
+      for (guint i = 0; i < edges->len; i++)
+        {
+          running += g_array_index (edges, Edge, i).delta;
+          most = MAX (most, running);
+        }
+      g_assert_cmpint (most, <=, (int) max_workers[w]);
+      batch_clear (&batch);
+    }
+}
+
 /* The owner for /afork/pool/workers/owner-death: a call that sleeps for
  * five minutes; the worker's pid on stdout once it runs. */
 static void
@@ -1326,6 +1411,7 @@ main (int    argc,
   g_test_add_func ("/afork/pool/properties", test_properties);
   g_test_add_func ("/afork/pool/workers/fresh-per-call", test_fresh_process_per_call);
   g_test_add_func ("/afork/pool/workers/fresh-per-call-queued", test_fresh_process_per_call_queued);
+  g_test_add_func ("/afork/pool/workers/fresh-ahead", test_fresh_process_ahead);
   g_test_add_func ("/afork/pool/workers/owner-death", test_owner_death);
 
   return g_test_run ();
