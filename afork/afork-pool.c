@@ -861,7 +861,9 @@ dispatch_locked (Core *core)
     {
       Worker *worker = core->workers->pdata[i];
 
-      if (worker->calls.length > 0)
+      /* A worker killed (or whose socket failed) runs nothing more, even
+       * while its socket lingers (a process it forked may hold it). */
+      if (worker->calls.length > 0 && !worker->doomed && !worker->write_failed)
         n_busy++;
     }
 
@@ -1287,8 +1289,10 @@ worker_lost_locked (Worker *worker,
   /* Calls not all written are sent again, whole, to another worker. */
   g_queue_clear_full (&worker->out, (GDestroyNotify) call_unref);
   /* The pool replaces it now, not when the next call finds no room: the
-   * call after a crash then finds a worker ready, or nearly. */
-  core->n_to_replace++;
+   * call after a crash then finds a worker ready, or nearly. A used-up
+   * worker's replacement was started with its last call. */
+  if (!worker_used_up (core, worker))
+    core->n_to_replace++;
 
   if (head_error != NULL && worker->pid > 0)
     kill ((pid_t) worker->pid, SIGKILL);
@@ -1508,6 +1512,44 @@ worker_retire_locked (Worker   *worker,
   worker_unref (worker);
 }
 
+/* Kills the workers whose running call is past call-timeout, failing that
+ * call. Returns the earliest deadline of the others, or -1. */
+static gint64
+time_out_calls_locked (Core   *core,
+                       gint64  now)
+{
+  gint64 next = -1;
+
+  for (guint i = 0; i < core->workers->len; i++)
+    {
+      Worker *worker = core->workers->pdata[i];
+      Call *head = g_queue_peek_head (&worker->calls);
+
+      if (worker->state == WORKER_READY && head != NULL && !head->abandoned &&
+          core->call_timeout > 0 && head->started > 0)
+        {
+          gint64 deadline = head->started + (gint64) core->call_timeout * 1000;
+
+          if (now >= deadline)
+            {
+              kill ((pid_t) worker->pid, SIGKILL);
+              worker->doomed = TRUE;
+              head->abandoned = TRUE;
+              call_finish_locked (head, NULL, NULL,
+                                  g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                               _("The call to “%s” did not finish within %u ms"),
+                                               head->function, core->call_timeout));
+            }
+          else if (next < 0 || deadline < next)
+            next = deadline;
+        }
+
+      worker_update_source_locked (worker);
+    }
+
+  return next;
+}
+
 /* The pool thread's housekeeping: time-outs, new workers, idle workers,
  * closing. */
 static void
@@ -1530,37 +1572,14 @@ maintain_locked (Core *core)
         worker_lost_locked (worker, g_steal_pointer (&worker->broken));
     }
 
-  for (guint i = 0; i < core->workers->len; i++)
-    {
-      Worker *worker = core->workers->pdata[i];
-      Call *head = g_queue_peek_head (&worker->calls);
-
-      if (worker->state == WORKER_READY && head != NULL && !head->abandoned &&
-          core->call_timeout > 0 && head->started > 0)
-        {
-          gint64 deadline = head->started + (gint64) core->call_timeout * 1000;
-
-          if (now >= deadline)
-            {
-              kill ((pid_t) worker->pid, SIGKILL);
-              worker->doomed = TRUE;
-              head->abandoned = TRUE;
-              call_finish_locked (head, NULL, NULL,
-                                  g_error_new (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                               _("The call to “%s” did not finish within %u ms"),
-                                               head->function, core->call_timeout));
-            }
-          else
-            AT (deadline);
-        }
-
-      worker_update_source_locked (worker);
-    }
+  time_out_calls_locked (core, now);
 
   if (core->template_error != NULL)
     fail_queue_locked (core, core->template_error);
 
   dispatch_locked (core);
+  /* Again, for the deadlines of the calls just started. */
+  next = time_out_calls_locked (core, now);
 
   for (guint i = 0; i < core->workers->len; i++)
     {
@@ -1624,7 +1643,9 @@ maintain_locked (Core *core)
         worker_retire_locked (worker, TRUE);
       else if (used_up)
         worker_retire_locked (worker, FALSE);
-      else if (n_ready > core->min_workers)
+      /* An idle worker while calls wait is one they may not use yet
+       * (max-workers run calls already): it will take the next. */
+      else if (n_ready > core->min_workers && core->queue.length == 0)
         {
           gint64 deadline = worker->idle_since + (gint64) core->idle_timeout * 1000;
 

@@ -120,6 +120,28 @@ pool_interval (G_GNUC_UNUSED AforkChild *child,
   return g_variant_new ("(xx)", start, g_get_monotonic_time ());
 }
 
+/* Forks a helper that keeps the worker's descriptors (its socket among
+ * them) for 20 s, says its pid in a "helper" event (i), then hangs. */
+EXPORT GVariant *pool_fork_hang (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_fork_hang (AforkChild               *child,
+                G_GNUC_UNUSED GVariant   *parameters,
+                G_GNUC_UNUSED GError    **error)
+{
+  pid_t pid = fork ();
+
+  if (pid == 0)
+    {
+      g_usleep (20 * G_USEC_PER_SEC);
+      _exit (0);
+    }
+  afork_child_emit_event (child, "helper", g_variant_new ("(i)", (gint32) pid));
+  for (;;)
+    g_usleep (G_USEC_PER_SEC);
+
+  return NULL;
+}
+
 /* (u): emits that many "progress" events (u index), returns (u count). */
 EXPORT GVariant *pool_events (AforkChild *child, GVariant *parameters, GError **error);
 GVariant *

@@ -1308,6 +1308,128 @@ test_fresh_process_ahead (void)
     }
 }
 
+/* Waits up to @ms, iterating the default context, and returns the
+ * largest number of workers seen meanwhile. */
+static guint
+most_workers_during (AforkPool *pool,
+                     guint      ms)
+{
+  gint64 end = g_get_monotonic_time () + (gint64) ms * 1000;
+  guint most = 0;
+
+  while (g_get_monotonic_time () < end)
+    {
+      most = MAX (most, afork_pool_get_n_workers (pool));
+      g_main_context_iteration (NULL, FALSE) || (g_usleep (1000), TRUE);
+    }
+
+  return most;
+}
+
+/* What could go wrong around a replacement started early: a worker
+ * killed with its last call is not replaced twice; a replacement that
+ * waits while max-workers run calls is not stopped by idle-timeout. */
+static void
+test_fresh_process_ahead_edges (void)
+{
+  {
+    g_autoptr(AforkPool) pool = make_pool ();
+    Batch batch;
+
+    g_test_message ("a used-up worker killed");
+    afork_pool_set_max_workers (pool, 4);
+    afork_pool_set_max_calls_per_worker (pool, 1);
+    afork_pool_set_call_timeout (pool, 300);
+    batch_init (&batch);
+    batch.pending++;
+    afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 60000), NULL,
+                           batch_cb, &batch);
+    iterate_until_zero (NULL, &batch.pending);
+    g_assert_cmpuint (batch.errors->len, ==, 1);
+    /* Its replacement, and no other, once its hang-up is seen. */
+    g_assert_cmpuint (most_workers_during (pool, 500), <=, 2);
+    g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 1);
+    batch_clear (&batch);
+  }
+
+  {
+    g_autoptr(AforkPool) pool = make_pool ();
+    Batch batch;
+
+    g_test_message ("a replacement waiting longer than idle-timeout");
+    afork_pool_set_max_workers (pool, 1);
+    afork_pool_set_max_calls_per_worker (pool, 1);
+    afork_pool_set_idle_timeout (pool, 50);
+    batch_init (&batch);
+    batch.pending += 2;
+    afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 1000), NULL,
+                           batch_cb, &batch);
+    afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 0), NULL,
+                           batch_cb, &batch);
+    while (afork_pool_get_n_workers (pool) != 2 && batch.ok == 0)
+      g_main_context_iteration (NULL, FALSE) || (g_usleep (1000), TRUE);
+    /* Well past idle-timeout, with the first call still running. */
+    most_workers_during (pool, 400);
+    if (batch.ok == 0)
+      g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 2);
+    iterate_until_zero (NULL, &batch.pending);
+    g_assert_cmpuint (batch.ok, ==, 2);
+    batch_clear (&batch);
+  }
+}
+
+static void
+helper_cb (G_GNUC_UNUSED AforkPool *pool,
+           G_GNUC_UNUSED const char *name,
+           GVariant                *value,
+           gpointer                 user_data)
+{
+  gint32 *pid = user_data;
+
+  g_variant_get (value, "(i)", pid);
+}
+
+/* A worker killed at its call's time-out runs nothing more, even while a
+ * process it forked keeps its socket open (for 20 s): the next call does
+ * not wait for that process, and, started by the same housekeeping that
+ * killed the worker, it has a deadline too. */
+static void
+test_killed_worker_not_busy (void)
+{
+  const guint32 next_ms[] = { 0, 60000 };
+
+  for (guint n = 0; n < G_N_ELEMENTS (next_ms); n++)
+    {
+      g_autoptr(AforkPool) pool = make_pool ();
+      gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+      gint32 helper = 0;
+      Batch batch;
+
+      g_test_message ("the next call sleeps %u ms", next_ms[n]);
+      afork_pool_set_max_workers (pool, 1);
+      afork_pool_set_call_timeout (pool, 300);
+      g_signal_connect (pool, "event::helper", G_CALLBACK (helper_cb), &helper);
+      batch_init (&batch);
+      batch.pending += 2;
+      afork_pool_call_async (pool, "pool_fork_hang", NULL, NULL, batch_cb, &batch);
+      afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", next_ms[n]), NULL,
+                             batch_cb, &batch);
+      while (batch.pending > 0)
+        {
+          if (g_get_monotonic_time () > deadline)
+            g_error ("the call after a killed worker did not end within 10 s");
+          g_main_context_iteration (NULL, FALSE) || (g_usleep (1000), TRUE);
+        }
+      g_assert_cmpint (helper, >, 0);
+      kill (helper, SIGKILL);
+      g_assert_cmpuint (batch.ok, ==, next_ms[n] == 0 ? 1 : 0);
+      g_assert_cmpuint (batch.errors->len, ==, next_ms[n] == 0 ? 1 : 2);
+      for (guint i = 0; i < batch.errors->len; i++)
+        g_assert_error ((GError *) batch.errors->pdata[i], G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+      batch_clear (&batch);
+    }
+}
+
 /* The owner for /afork/pool/workers/owner-death: a call that sleeps for
  * five minutes; the worker's pid on stdout once it runs. */
 static void
@@ -1412,6 +1534,8 @@ main (int    argc,
   g_test_add_func ("/afork/pool/workers/fresh-per-call", test_fresh_process_per_call);
   g_test_add_func ("/afork/pool/workers/fresh-per-call-queued", test_fresh_process_per_call_queued);
   g_test_add_func ("/afork/pool/workers/fresh-ahead", test_fresh_process_ahead);
+  g_test_add_func ("/afork/pool/workers/fresh-ahead-edges", test_fresh_process_ahead_edges);
+  g_test_add_func ("/afork/pool/workers/killed-not-busy", test_killed_worker_not_busy);
   g_test_add_func ("/afork/pool/workers/owner-death", test_owner_death);
 
   return g_test_run ();
