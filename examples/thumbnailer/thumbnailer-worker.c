@@ -50,13 +50,17 @@ g_module_check_init (G_GNUC_UNUSED GModule *module)
  * PNG) come to a few hundred pages, which malloc takes from fresh mmap()s
  * (128 KiB and more) or from the template's heap. A transparent huge page
  * costs one fault for 2 MiB. So before its first call a worker grows its
- * heap, asks for huge pages (MADV_HUGEPAGE) from the first 2 MiB boundary
- * above the heap it was forked with (below it, the template's page
- * tables are shared), keeps the part below that boundary allocated
- * (untouched, it costs nothing), and has malloc serve blocks up to 32 MiB
- * from the heap rather than from mmap(): the decode's buffers then come
- * from huge pages. Where a step fails (no transparent huge pages, a heap
- * that cannot grow), the worker decodes as it would have, page by page. */
+ * heap, asks for huge pages (MADV_HUGEPAGE) in the 8 MiB from the first
+ * 2 MiB boundary above the heap it was forked with (the 2 MiB around the
+ * old top already has a table of small pages), keeps the part below that
+ * boundary allocated (untouched, it costs nothing), and has malloc serve
+ * blocks up to 16 MiB from the heap rather than from mmap(): the decode's
+ * buffers then come from huge pages. Larger blocks are mapped as before,
+ * and given back when freed. Where a step fails (no transparent huge
+ * pages, a heap that cannot grow, another malloc), the worker decodes as
+ * it would have, page by page. A huge page may cost the kernel a
+ * compaction where memory is fragmented: that is the price of
+ * MADV_HUGEPAGE (transparent_hugepage/defrag). */
 /* Volatile: a block whose address nobody reads may otherwise not be
  * allocated at all. */
 static gpointer volatile below_huge_pages;
@@ -67,6 +71,7 @@ use_huge_pages (void)
   static gboolean done;
   const guintptr huge = 2 << 20;
   const guintptr area = 8 << 20;
+  const guintptr limit = 16 << 20;
   guintptr first, start;
   char *block;
 
@@ -74,14 +79,16 @@ use_huge_pages (void)
     return;
   done = TRUE;
 
-  /* Up to 32 MiB (malloc's maximum) from the heap; the trim threshold is
-   * raised too, so that freeing the blocks below keeps the heap grown. */
-  if (mallopt (M_MMAP_THRESHOLD, 32 << 20) == 0 ||
-      mallopt (M_TRIM_THRESHOLD, 64 << 20) == 0)
+  /* Blocks up to @limit from the heap (the one below among them); the
+   * trim threshold is raised too, so that freeing it keeps the heap
+   * grown. */
+  if (mallopt (M_MMAP_THRESHOLD, limit) == 0 ||
+      mallopt (M_TRIM_THRESHOLD, 2 * limit) == 0)
     return;
 
-  /* Above the heap this process was forked with, memory is its own:
-   * no page table there yet, where a huge page can go. */
+  /* Above the heap this process was forked with (and past the 2 MiB
+   * around its top, which has a table of small pages already), nothing
+   * is mapped yet: a huge page can go there. */
   first = ((guintptr) sbrk (0) + huge - 1) & ~(huge - 1);
 
   /* A block from the top of the heap to past first + area: the heap
@@ -100,9 +107,9 @@ use_huge_pages (void)
     return;
 
   /* The part below the boundary: allocated for good and never written,
-   * so that the next blocks start at the boundary. */
-  if (first - start > 64)
-    below_huge_pages = malloc (first - start - 64);
+   * so that the next block's header (8 bytes before it, 16-byte aligned)
+   * is at the boundary, in the first huge page. */
+  below_huge_pages = malloc (first - start + 8);
 }
 
 /* Arguments: none, or "crash-marker=BYTES", "hang-marker=BYTES" (tests
