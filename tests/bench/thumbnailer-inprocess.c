@@ -21,23 +21,28 @@ static void
 thumbnail_one (gpointer data,
                G_GNUC_UNUSED gpointer user_data)
 {
-  const char *path = data;
+  /* The URI of a relative path is that of its absolute form. */
+  g_autofree char *path = g_canonicalize_filename (data, NULL);
   g_autoptr(GError) error = NULL;
   g_autoptr(GdkPixbuf) pixbuf = NULL;
   g_autoptr(GdkPixbuf) oriented = NULL;
   g_autofree char *uri = g_filename_to_uri (path, NULL, NULL);
-  g_autofree char *md5 = g_compute_checksum_for_string (G_CHECKSUM_MD5, uri, -1);
-  g_autofree char *base = g_strconcat (md5, ".png", NULL);
-  g_autofree char *out = g_build_filename (outdir, base, NULL);
-  g_autofree char *tmp = g_strconcat (out, ".tmp", NULL);
+  g_autofree char *md5 = NULL;
+  g_autofree char *base = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *tmp = NULL;
   g_autofree char *mtime = NULL;
   struct stat st;
 
-  if (stat (path, &st) < 0)
+  if (uri == NULL || stat (path, &st) < 0)
     {
       g_atomic_int_inc (&failures);
       return;
     }
+  md5 = g_compute_checksum_for_string (G_CHECKSUM_MD5, uri, -1);
+  base = g_strconcat (md5, ".png", NULL);
+  out = g_build_filename (outdir, base, NULL);
+  tmp = g_strconcat (out, ".tmp", NULL);
   mtime = g_strdup_printf ("%" G_GINT64_FORMAT, (gint64) st.st_mtime);
 
   pixbuf = gdk_pixbuf_new_from_file_at_scale (path, size, size, TRUE, &error);
