@@ -281,6 +281,43 @@ test_pool_fresh_resolve (void)
     }
 }
 
+/* A template looks up the functions of the modules it required before it
+ * forks, so that a fresh worker takes its function as it finds it, with
+ * no lookup in the module (which counts them). The functions are looked
+ * up again before a fork that follows Python code: a second pool of the
+ * same template, after a call in the template rebound a function, gets
+ * the new one. */
+static void
+test_pool_fresh_primed (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AforkProcess) template = afork_process_new (&error);
+  g_autoptr(AforkPool) first = NULL;
+  g_autoptr(AforkPool) second = NULL;
+  g_autoptr(GVariant) lookups = NULL;
+  g_autoptr(GVariant) before = NULL;
+  g_autoptr(GVariant) after = NULL;
+
+  g_assert_no_error (error);
+  afork_process_require (template, "python:pyworker_lookups");
+  first = afork_pool_new (template);
+  afork_pool_set_max_calls_per_worker (first, 1);
+
+  lookups = pool_call (first, "python:pyworker_lookups.lookups", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int64 (lookups), ==, 0);
+
+  before = pool_call (first, "python:pyworker_lookups.answer", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_string (before, NULL), ==, "first");
+
+  afork_process_call (template, "python:pyworker_lookups.rebind", NULL);
+  second = afork_pool_new (template);
+  after = pool_call (second, "python:pyworker_lookups.answer", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_string (after, NULL), ==, "second");
+}
+
 /* A fresh worker imports a module its template did not import. */
 static void
 test_pool_fresh_lazy_import (void)
@@ -401,6 +438,7 @@ main (int   argc,
   g_test_add_func ("/afork/python/pool/fds", test_pool_fds);
   g_test_add_func ("/afork/python/pool/fresh-workers", test_pool_fresh_workers);
   g_test_add_func ("/afork/python/pool/fresh-resolve", test_pool_fresh_resolve);
+  g_test_add_func ("/afork/python/pool/fresh-primed", test_pool_fresh_primed);
   g_test_add_func ("/afork/python/pool/fresh-lazy-import", test_pool_fresh_lazy_import);
   g_test_add_func ("/afork/python/pool/frozen-gc", test_pool_frozen_gc);
   g_test_add_func ("/afork/python/pool/output", test_pool_output);
