@@ -283,7 +283,7 @@ test_pool_fresh_resolve (void)
 
 /* A template looks up the functions of the modules it required before it
  * forks, so that a fresh worker takes its function as it finds it, with
- * no lookup in the module (which counts them). The functions are looked
+ * no lookup of the module in sys.modules (which the module counts). The functions are looked
  * up again before a fork that follows Python code: a second pool of the
  * same template, after a call in the template rebound a function, gets
  * the new one. */

@@ -31,6 +31,7 @@ static gboolean started;
 static gboolean ran_code;       /* Python code ran since the last gc.freeze () */
 static GHashTable *functions;   /* name → PyObject * (a reference) */
 static GPtrArray *required;     /* names of the modules required, char * */
+static GPtrArray *retired;      /* PyObject *: what the table held, kept */
 static PyGILState_STATE fork_gil;
 static gboolean holding_gil;    /* a template, from its first fork on */
 static PyObject *gc_freeze;     /* gc.freeze, before each fork that needs it */
@@ -257,7 +258,8 @@ loader_require (const char  *name,
     {
       if (required == NULL)
         required = g_ptr_array_new_with_free_func (g_free);
-      g_ptr_array_add (required, g_strdup (name));
+      if (!g_ptr_array_find_with_equal_func (required, name, g_str_equal, NULL))
+        g_ptr_array_add (required, g_strdup (name));
     }
   if (module == NULL)
     {
@@ -577,12 +579,16 @@ prime_module_functions (const char *module_name)
   PyObject *key, *value;
   Py_ssize_t pos = 0;
 
-  if (module == NULL || !PyModule_Check (module))
+  /* A worker reads the dictionary of a module object of the module type
+   * only; others it asks for the attribute, which the template must not
+   * answer in advance. */
+  if (module == NULL || !PyModule_CheckExact (module))
     return;
 
   while (PyDict_Next (PyModule_GetDict (module), &pos, &key, &value))
     {
       PyObject *defined_in;
+      const char *defined_in_name;
       const char *function_name;
       char *name;
 
@@ -590,15 +596,18 @@ prime_module_functions (const char *module_name)
         continue;
       /* Not those it imported from elsewhere. */
       defined_in = PyFunction_GetModule (value);   /* borrowed */
-      if (defined_in == NULL || !PyUnicode_Check (defined_in) ||
-          PyUnicode_CompareWithASCIIString (defined_in, module_name) != 0)
+      if (defined_in == NULL || !PyUnicode_Check (defined_in))
         continue;
+      defined_in_name = PyUnicode_AsUTF8 (defined_in);
       function_name = PyUnicode_AsUTF8 (key);
-      if (function_name == NULL)
+      if (defined_in_name == NULL || function_name == NULL)
         {
           PyErr_Clear ();
           continue;
         }
+      /* A name with a dot would be split elsewhere by a worker. */
+      if (strcmp (defined_in_name, module_name) != 0 || strchr (function_name, '.') != NULL)
+        continue;
 
       name = g_strconcat (module_name, ".", function_name, NULL);
       if (g_hash_table_contains (functions, name))
@@ -623,10 +632,15 @@ prime_functions (void)
   GHashTableIter iter;
   gpointer value;
 
+  /* What the table held stays alive: a handle resolve () gave out is
+   * good for the life of the process, and dropping the last reference to
+   * a function could run Python code (a __del__) just before a fork. */
+  if (retired == NULL)
+    retired = g_ptr_array_new ();
   g_hash_table_iter_init (&iter, functions);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
-      Py_DECREF ((PyObject *) value);
+      g_ptr_array_add (retired, value);
       g_hash_table_iter_remove (&iter);
     }
 

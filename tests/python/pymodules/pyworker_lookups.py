@@ -1,19 +1,24 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Counts the attribute lookups made on this module in each process (a
-child starts from zero), and lets a call function rebind a function."""
+"""Counts, in each process (a child starts from zero), how often this
+module is looked up in sys.modules the way C code does it
+(PyImport_GetModule () asks its spec whether it is still being
+imported), and lets a call function rebind a function."""
 
 import os
-import sys
-import types
 
 _lookups = 0
 
 
-class _CountingModule(types.ModuleType):
-    def __getattribute__(self, name):
+class _CountingSpec(type(__spec__)):
+    @property
+    def _initializing(self):
         global _lookups
         _lookups += 1
-        return super().__getattribute__(name)
+        return False
+
+    @_initializing.setter
+    def _initializing(self, value):
+        pass
 
 
 def _forked():
@@ -43,4 +48,6 @@ def rebind(child):
         return "second"
 
 
-sys.modules[__name__].__class__ = _CountingModule
+_spec = _CountingSpec(__spec__.name, __spec__.loader, origin=__spec__.origin)
+_spec.has_location = __spec__.has_location
+__spec__ = _spec
