@@ -110,47 +110,6 @@ start_interpreter (GError **error)
 static PyObject *sys_dict;
 static PyObject *flush_name;
 static PyObject *stream_names[2];
-/* In the loader's own interpreter: the streams it made, and a list whose
- * item 0 is True once they have been written to since the last flush. */
-static PyObject *own_streams[2];
-static PyObject *written;
-
-/* The loader's own sys.stdout and sys.stderr: line-buffered (or
- * unbuffered, as PYTHONUNBUFFERED asks), over the same descriptors, of
- * subclasses that note each write, so that the flush after each entry
- * costs nothing when nothing was written. Streams of other kinds are
- * left as they are, and flushed each time. */
-static const char streams_source[] =
-  "import io, sys\n"
-  "written = [False]\n"
-  "class Buffer(io.BufferedWriter):\n"
-  "    def write(self, b, /):\n"
-  "        written[0] = True\n"
-  "        return super().write(b)\n"
-  "class Text(io.TextIOWrapper):\n"
-  "    def write(self, s, /):\n"
-  "        written[0] = True\n"
-  "        return super().write(s)\n"
-  "def remake(old):\n"
-  "    if type(old) is not io.TextIOWrapper:\n"
-  "        return old\n"
-  "    if type(old.buffer) is io.BufferedWriter:\n"
-  "        unbuffered = False\n"
-  "    elif type(old.buffer) is io.FileIO and old.write_through:\n"
-  "        unbuffered = True\n"
-  "    else:\n"
-  "        return old\n"
-  "    old.flush()\n"
-  "    encoding, errors = old.encoding, old.errors\n"
-  "    raw = old.detach()\n"
-  "    if unbuffered:\n"
-  "        return Text(raw, encoding=encoding, errors=errors, line_buffering=True,\n"
-  "                    write_through=True)\n"
-  "    return Text(Buffer(raw.detach()), encoding=encoding, errors=errors,\n"
-  "                line_buffering=True)\n"
-  "sys.stdout = sys.__stdout__ = remake(sys.stdout)\n"
-  "sys.stderr = sys.__stderr__ = remake(sys.stderr)\n"
-  "streams = tuple(s if type(s) is Text else None for s in (sys.stdout, sys.stderr))\n";
 
 /* Made once, in the template, before any fork: a fresh worker finds the
  * names interned and the method in the interpreter's type cache, as the
@@ -162,10 +121,7 @@ static const char streams_source[] =
  * time-out, loses at most an unfinished line, and workers that share an
  * output write whole lines. (Unbuffered, as with python3 -u, a write cut
  * short by a signal loses the rest without an error, and a print makes a
- * system call for each of its pieces.) Both are made again there
- * (streams_source) so that they note their writes: the flush after an
- * entry that wrote nothing is skipped, which spares a fresh worker the
- * pages of both streams (some 9 copied pages, 19 % of its rate). */
+ * system call for each of its pieces.) */
 static gboolean
 init_std_streams (gboolean own)
 {
@@ -182,24 +138,24 @@ init_std_streams (gboolean own)
 
   if (own)
     {
-      PyObject *globals = PyDict_New ();
+      PyObject *out = PyDict_GetItemWithError (sys_dict, stream_names[0]);   /* borrowed */
       PyObject *res = NULL;
 
-      if (globals != NULL && PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ()) == 0)
-        res = PyRun_String (streams_source, Py_file_input, globals, globals);
-      if (res != NULL)
+      if (out != NULL && out != Py_None)
         {
-          PyObject *streams = PyDict_GetItemString (globals, "streams");   /* borrowed */
+          PyObject *args = PyTuple_New (0);
+          PyObject *kwargs = Py_BuildValue ("{s:O}", "line_buffering", Py_True);
+          PyObject *reconfigure = PyObject_GetAttrString (out, "reconfigure");
 
-          written = Py_XNewRef (PyDict_GetItemString (globals, "written"));
-          if (streams != NULL && PyTuple_Check (streams) && PyTuple_GET_SIZE (streams) == 2)
-            for (guint i = 0; i < 2; i++)
-              own_streams[i] = Py_NewRef (PyTuple_GET_ITEM (streams, i));
+          if (args != NULL && kwargs != NULL && reconfigure != NULL)
+            res = PyObject_Call (reconfigure, args, kwargs);
+          Py_XDECREF (reconfigure);
+          Py_XDECREF (kwargs);
+          Py_XDECREF (args);
         }
-      /* Streams that are not the usual ones stay as they are: they are
-       * flushed after each entry all the same. */
+      /* A stream without reconfigure () (not a TextIOWrapper) stays as
+       * it is: it is flushed after each entry all the same. */
       Py_XDECREF (res);
-      Py_XDECREF (globals);
       PyErr_Clear ();
     }
 
@@ -212,15 +168,8 @@ init_std_streams (gboolean own)
 static void
 flush_std_streams (void)
 {
-  gboolean clean;
-
   if (sys_dict == NULL)
     return;
-
-  /* Nothing written to the loader's own streams: nothing to flush, and no
-   * page of theirs touched (a fresh worker would copy each). */
-  clean = written != NULL && PyList_Check (written) && PyList_GET_SIZE (written) == 1 &&
-          PyList_GET_ITEM (written, 0) == Py_False;
 
   for (guint i = 0; i < G_N_ELEMENTS (stream_names); i++)
     {
@@ -232,8 +181,6 @@ flush_std_streams (void)
           PyErr_Clear ();
           continue;
         }
-      if (clean && stream == own_streams[i])
-        continue;
 
       Py_INCREF (stream);
       res = PyObject_CallMethodNoArgs (stream, flush_name);
@@ -241,9 +188,6 @@ flush_std_streams (void)
       Py_DECREF (stream);
       PyErr_Clear ();
     }
-
-  if (!clean && written != NULL && PyList_Check (written) && PyList_GET_SIZE (written) == 1)
-    PyList_SetItem (written, 0, Py_NewRef (Py_False));
 }
 
 static int system_exit_status (void);

@@ -161,17 +161,6 @@ def gc_state():
     return (gc.get_freeze_count(), gc.collect() > 0)
 
 
-def write_partial(text):
-    """Writes text, no newline: the worker's flush after the call must
-    write it before the process ends."""
-    sys.stdout.write(text)
-
-
-def write_partial_bytes(text):
-    """The same, to sys.stdout's binary buffer."""
-    sys.stdout.buffer.write(text.encode())
-
-
 def print_and_die(text):
     """Prints a line, without a flush, then an unfinished one, and dies of
     SIGKILL: the whole line must not be lost."""
