@@ -856,8 +856,9 @@ dispatch_locked (Core *core)
 
   /* A used-up worker is replaced as soon as it has its last call, so
    * there may be more workers than max-workers, but never more of them
-   * running calls. */
-  for (guint i = 0; i < core->workers->len; i++)
+   * running calls. (Without max-calls-per-worker, the live workers are at
+   * most max-workers, and nothing is to count.) */
+  for (guint i = 0; core->max_calls > 0 && i < core->workers->len; i++)
     {
       Worker *worker = core->workers->pdata[i];
 
@@ -878,7 +879,8 @@ dispatch_locked (Core *core)
           Worker *worker = core->workers->pdata[i];
           guint room = worker_room (core, worker);
 
-          if (worker->calls.length == 0 && n_busy >= MAX (core->max_workers, 1))
+          if (core->max_calls > 0 && worker->calls.length == 0 &&
+              n_busy >= MAX (core->max_workers, 1))
             continue;
           if (room > best_room)
             {

@@ -47,6 +47,20 @@ _afork_server_set_title_area (char  *area,
   title_len = len;
 }
 
+/* Appends @text to @buf (of @size bytes, @len used) as far as it fits,
+ * keeping room for the final NUL. Returns the new length. */
+static gsize
+append_text (char       *buf,
+             gsize       size,
+             gsize       len,
+             const char *text)
+{
+  while (*text != '\0' && len < size - 1)
+    buf[len++] = *text++;
+
+  return len;
+}
+
 /* "PROGRAM OWNER ROLE", as ps shows it. Written into a buffer on the
  * stack with no printf: a process that has just forked pays for every
  * page it touches (its heap's, and the code of the formatter), and this
@@ -57,24 +71,21 @@ _afork_server_set_title (const char *program,
                          const char *role)
 {
   char title[128];
-  char digits[24];
-  gsize len = 0, n_digits = 0;
+  char number[24];
+  char *digits = number + sizeof number - 1;
   unsigned long value = owner > 0 ? (unsigned long) owner : 0;
+  gsize len = 0;
 
+  *digits = '\0';
   do
-    digits[n_digits++] = '0' + value % 10;
-  while ((value /= 10) != 0 && n_digits < sizeof digits);
+    *--digits = '0' + value % 10;
+  while ((value /= 10) != 0);
 
-  for (const char *p = program; *p != '\0' && len < sizeof title - 1; p++)
-    title[len++] = *p;
-  if (len < sizeof title - 1)
-    title[len++] = ' ';
-  while (n_digits > 0 && len < sizeof title - 1)
-    title[len++] = digits[--n_digits];
-  if (len < sizeof title - 1)
-    title[len++] = ' ';
-  for (const char *p = role; *p != '\0' && len < sizeof title - 1; p++)
-    title[len++] = *p;
+  len = append_text (title, sizeof title, len, program);
+  len = append_text (title, sizeof title, len, " ");
+  len = append_text (title, sizeof title, len, digits);
+  len = append_text (title, sizeof title, len, " ");
+  len = append_text (title, sizeof title, len, role);
   title[len] = '\0';
 
   prctl (PR_SET_NAME, title, 0, 0, 0);

@@ -43,6 +43,10 @@ g_module_check_init (G_GNUC_UNUSED GModule *module)
   return NULL;
 }
 
+/* Volatile: a block whose address nobody reads may otherwise not be
+ * allocated at all. */
+static gpointer volatile below_huge_pages;
+
 /* A worker is a process forked for one image, and every page it touches
  * for the first time costs it a page fault: some 20 µs each in a
  * virtual machine, several µs on bare metal. The buffers of one decode
@@ -61,10 +65,6 @@ g_module_check_init (G_GNUC_UNUSED GModule *module)
  * it would have, page by page. A huge page may cost the kernel a
  * compaction where memory is fragmented: that is the price of
  * MADV_HUGEPAGE (transparent_hugepage/defrag). */
-/* Volatile: a block whose address nobody reads may otherwise not be
- * allocated at all. */
-static gpointer volatile below_huge_pages;
-
 static void
 use_huge_pages (void)
 {

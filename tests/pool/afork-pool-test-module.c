@@ -86,6 +86,17 @@ pool_exit (G_GNUC_UNUSED AforkChild *child,
   _exit (status);
 }
 
+/* Sleeps the ms a (u) says, if it is one. */
+static void
+sleep_as_asked (GVariant *parameters)
+{
+  guint32 ms = 0;
+
+  if (g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(u)")))
+    g_variant_get (parameters, "(u)", &ms);
+  g_usleep ((gulong) ms * 1000);
+}
+
 /* (u): sleeps that many milliseconds, returns (i) its pid. */
 EXPORT GVariant *pool_sleep (AforkChild *child, GVariant *parameters, GError **error);
 GVariant *
@@ -93,11 +104,7 @@ pool_sleep (G_GNUC_UNUSED AforkChild *child,
             GVariant                 *parameters,
             G_GNUC_UNUSED GError    **error)
 {
-  guint32 ms = 0;
-
-  if (g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(u)")))
-    g_variant_get (parameters, "(u)", &ms);
-  g_usleep ((gulong) ms * 1000);
+  sleep_as_asked (parameters);
 
   return g_variant_new ("(i)", (gint32) getpid ());
 }
@@ -111,11 +118,8 @@ pool_interval (G_GNUC_UNUSED AforkChild *child,
                G_GNUC_UNUSED GError    **error)
 {
   gint64 start = g_get_monotonic_time ();
-  guint32 ms = 0;
 
-  if (g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(u)")))
-    g_variant_get (parameters, "(u)", &ms);
-  g_usleep ((gulong) ms * 1000);
+  sleep_as_asked (parameters);
 
   return g_variant_new ("(xx)", start, g_get_monotonic_time ());
 }
