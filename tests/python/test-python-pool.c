@@ -364,24 +364,48 @@ count_occurrences (const char *haystack,
   return n;
 }
 
+/* Calls @function with @text in a fresh worker of @pool. */
+static void
+call_fresh_with_text (AforkPool  *pool,
+                      const char *function,
+                      const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = pool_call (pool, function, g_variant_new ("(s)", text), &error);
+  g_assert_no_error (error);
+}
+
 /* A line a worker prints reaches the template's standard output even
  * when the worker is killed before it could flush anything (sys.stdout is
  * line-buffered; only an unfinished line is lost); what the template
- * printed while importing is written once, not again by each child. */
+ * printed while importing is written once, not again by each child; an
+ * unfinished line a call leaves is written when the call ends, also when
+ * sys.stdout was replaced meanwhile, and again after a flush that
+ * failed. */
 static void
-test_pool_output (void)
+test_pool_output_with (const char *unbuffered)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(AforkProcess) template = NULL;
   g_autoptr(AforkPool) pool = NULL;
+  g_autoptr(AforkPool) pool2 = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autofree char *path = NULL;
   g_autofree char *contents = NULL;
+  g_autofree char *mode_out = NULL;
+  g_autofree char *mode_err = NULL;
+  g_autofree char *errors_err = NULL;
+  gint64 fd_out = -1, fd_err = -1, pid1 = 0, pid2 = 0;
+  gboolean line_out = FALSE, line_err = FALSE, same = FALSE, same_encoding = FALSE;
   int out, saved;
 
-  /* The loader's doing, not the environment's (which may ask for
-   * unbuffered streams). */
-  g_unsetenv ("PYTHONUNBUFFERED");
+  g_test_message ("PYTHONUNBUFFERED=%s", unbuffered != NULL ? unbuffered : "(unset)");
+  if (unbuffered != NULL)
+    g_setenv ("PYTHONUNBUFFERED", unbuffered, TRUE);
+  else
+    g_unsetenv ("PYTHONUNBUFFERED");
   out = g_file_open_tmp ("afork-python-output-XXXXXX", &path, &error);
   g_assert_no_error (error);
 
@@ -406,11 +430,53 @@ test_pool_output (void)
       g_assert_no_error (error);
       g_clear_pointer (&reply, g_variant_unref);
     }
+
+  /* The streams are the usual ones, whatever the loader made of them. */
+  reply = pool_call (pool, "python:pyworker.stream_state", NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(ssxxbbbsb)", &mode_out, &mode_err, &fd_out, &fd_err,
+                 &line_out, &line_err, &same, &errors_err, &same_encoding);
+  g_clear_pointer (&reply, g_variant_unref);
+  g_assert_cmpstr (mode_out, ==, "w");
+  g_assert_cmpstr (mode_err, ==, "w");
+  g_assert_cmpint (fd_out, ==, 1);
+  g_assert_cmpint (fd_err, ==, 2);
+  g_assert_true (line_out);
+  g_assert_true (line_err);
+  g_assert_true (same);
+  g_assert_cmpstr (errors_err, ==, "backslashreplace");
+  g_assert_true (same_encoding);
+
+  /* Unfinished lines, each from a fresh worker that ends after it. */
+  call_fresh_with_text (pool, "python:pyworker.write_partial", "<text>");
+  call_fresh_with_text (pool, "python:pyworker.write_partial_bytes", "<bytes>");
+  call_fresh_with_text (pool, "python:pyworker.write_then_swap", "<swapped>");
+
+  /* A flush that fails (descriptor 1 not writable) is tried again after
+   * the next call, in the same worker, which writes nothing. */
+  pool2 = afork_pool_new (template);
+  afork_pool_set_max_calls_per_worker (pool2, 2);
+  reply = pool_call (pool2, "python:pyworker.write_then_break_stdout",
+                     g_variant_new ("(s)", "<retried>"), &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "x", &pid1);
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = pool_call (pool2, "python:pyworker.mend_stdout", NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "x", &pid2);
+  g_clear_pointer (&reply, g_variant_unref);
+  g_assert_cmpint (pid1, ==, pid2);
+
   reply = pool_call (pool, "python:pyworker.print_and_die", g_variant_new ("(s)", "last words"),
                      &error);
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
   g_assert_null (reply);
   g_clear_error (&error);
+
+  /* Each worker flushed before it replied. */
+  g_clear_object (&pool2);
+  g_clear_object (&pool);
+  g_clear_object (&template);
 
   fflush (stdout);
   g_assert_cmpint (dup2 (saved, STDOUT_FILENO), ==, STDOUT_FILENO);
@@ -419,8 +485,28 @@ test_pool_output (void)
   g_file_get_contents (path, &contents, NULL, &error);
   g_assert_no_error (error);
   g_unlink (path);
+  g_test_message ("output: %s", contents);
   g_assert_cmpuint (count_occurrences (contents, "last words\n"), ==, 1);
   g_assert_cmpuint (count_occurrences (contents, "pyworker_prints imported"), ==, 1);
+  g_assert_cmpuint (count_occurrences (contents, "<text>"), ==, 1);
+  g_assert_cmpuint (count_occurrences (contents, "<bytes>"), ==, 1);
+  g_assert_cmpuint (count_occurrences (contents, "<swapped>"), ==, 1);
+  g_assert_cmpuint (count_occurrences (contents, "<retried>"), ==, 1);
+}
+
+/* Line-buffered streams (the loader's doing, not the environment's), and
+ * unbuffered ones, as PYTHONUNBUFFERED asks. */
+static void
+test_pool_output (void)
+{
+  g_autofree char *saved = g_strdup (g_getenv ("PYTHONUNBUFFERED"));
+
+  test_pool_output_with (NULL);
+  test_pool_output_with ("1");
+  if (saved != NULL)
+    g_setenv ("PYTHONUNBUFFERED", saved, TRUE);
+  else
+    g_unsetenv ("PYTHONUNBUFFERED");
 }
 
 int

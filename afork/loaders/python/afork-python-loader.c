@@ -110,6 +110,60 @@ start_interpreter (GError **error)
 static PyObject *sys_dict;
 static PyObject *flush_name;
 static PyObject *stream_names[2];
+/* In the loader's own interpreter: the stdout and stderr it made (NULL
+ * where it left a stream as it was), and a list whose item i is True
+ * when own_streams[i] has been written to since it was last flushed. */
+static PyObject *own_streams[2];
+static PyObject *written;
+
+/* Makes sys.stdout and sys.stderr again, over the same descriptors and
+ * with the same encoding, errors, newline and mode, as objects of
+ * subclasses whose write () marks the stream written (the text stream and
+ * its binary buffer alike). Line-buffered; unbuffered where they were (as
+ * PYTHONUNBUFFERED asks). Streams of another kind are left as they are. */
+static const char streams_source[] =
+  "import io, os, sys\n"
+  "written = [False, False]\n"
+  "def remake(old, i):\n"
+  "    class Buffer(io.BufferedWriter):\n"
+  "        def write(self, b, /):\n"
+  "            written[i] = True\n"
+  "            return super().write(b)\n"
+  "    class Text(io.TextIOWrapper):\n"
+  "        def write(self, s, /):\n"
+  "            written[i] = True\n"
+  "            return super().write(s)\n"
+  "    if type(old) is not io.TextIOWrapper:\n"
+  "        return None\n"
+  "    if type(old.buffer) is io.BufferedWriter:\n"
+  "        unbuffered = False\n"
+  "    elif type(old.buffer) is io.FileIO and old.write_through:\n"
+  "        unbuffered = True\n"
+  "    else:\n"
+  "        return None\n"
+  "    old.flush()\n"
+  "    encoding, errors, mode = old.encoding, old.errors, old.mode\n"
+  "    buffer = old.detach()\n"
+  "    if unbuffered:\n"
+  "        new = Text(buffer, encoding=encoding, errors=errors, newline='\\n',\n"
+  "                   line_buffering=True, write_through=True)\n"
+  "    else:\n"
+  "        raw = buffer.detach()\n"
+  "        try:\n"
+  "            size = os.fstat(raw.fileno()).st_blksize\n"
+  "        except OSError:\n"
+  "            size = 0\n"
+  "        if size <= 1:\n"
+  "            size = io.DEFAULT_BUFFER_SIZE\n"
+  "        new = Text(Buffer(raw, size), encoding=encoding, errors=errors, newline='\\n',\n"
+  "                   line_buffering=True)\n"
+  "    new.mode = mode\n"
+  "    return new\n"
+  "streams = (remake(sys.stdout, 0), remake(sys.stderr, 1))\n"
+  "if streams[0] is not None:\n"
+  "    sys.stdout = sys.__stdout__ = streams[0]\n"
+  "if streams[1] is not None:\n"
+  "    sys.stderr = sys.__stderr__ = streams[1]\n";
 
 /* Made once, in the template, before any fork: a fresh worker finds the
  * names interned and the method in the interpreter's type cache, as the
@@ -121,7 +175,10 @@ static PyObject *stream_names[2];
  * time-out, loses at most an unfinished line, and workers that share an
  * output write whole lines. (Unbuffered, as with python3 -u, a write cut
  * short by a signal loses the rest without an error, and a print makes a
- * system call for each of its pieces.) */
+ * system call for each of its pieces.) Both streams are made again there
+ * (streams_source) so that they note their writes: the flush after an
+ * entry is skipped for a stream nothing was written to, which spares a
+ * fresh worker the pages of both (some 9 copied pages). */
 static gboolean
 init_std_streams (gboolean own)
 {
@@ -138,55 +195,89 @@ init_std_streams (gboolean own)
 
   if (own)
     {
-      PyObject *out = PyDict_GetItemWithError (sys_dict, stream_names[0]);   /* borrowed */
+      PyObject *globals = PyDict_New ();
       PyObject *res = NULL;
 
-      if (out != NULL && out != Py_None)
+      if (globals != NULL &&
+          PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ()) == 0)
+        res = PyRun_String (streams_source, Py_file_input, globals, globals);
+      if (res != NULL)
         {
-          PyObject *args = PyTuple_New (0);
-          PyObject *kwargs = Py_BuildValue ("{s:O}", "line_buffering", Py_True);
-          PyObject *reconfigure = PyObject_GetAttrString (out, "reconfigure");
+          PyObject *streams = PyDict_GetItemString (globals, "streams");   /* borrowed */
+          PyObject *list = PyDict_GetItemString (globals, "written");      /* borrowed */
 
-          if (args != NULL && kwargs != NULL && reconfigure != NULL)
-            res = PyObject_Call (reconfigure, args, kwargs);
-          Py_XDECREF (reconfigure);
-          Py_XDECREF (kwargs);
-          Py_XDECREF (args);
+          if (streams != NULL && PyTuple_CheckExact (streams) && PyTuple_GET_SIZE (streams) == 2 &&
+              list != NULL && PyList_CheckExact (list) && PyList_GET_SIZE (list) == 2)
+            {
+              written = Py_NewRef (list);
+              for (guint i = 0; i < 2; i++)
+                if (PyTuple_GET_ITEM (streams, i) != Py_None)
+                  own_streams[i] = Py_NewRef (PyTuple_GET_ITEM (streams, i));
+            }
         }
-      /* A stream without reconfigure () (not a TextIOWrapper) stays as
-       * it is: it is flushed after each entry all the same. */
+      /* Streams that could not be made again stay as they are: they are
+       * flushed after each entry all the same. */
       Py_XDECREF (res);
+      Py_XDECREF (globals);
       PyErr_Clear ();
     }
 
   return TRUE;
 }
 
+/* Calls @stream's flush (); FALSE if it raised. */
+static gboolean
+flush_stream (PyObject *stream)
+{
+  PyObject *res;
+
+  Py_INCREF (stream);
+  res = PyObject_CallMethodNoArgs (stream, flush_name);
+  Py_DECREF (stream);
+  if (res == NULL)
+    {
+      PyErr_Clear ();
+      return FALSE;
+    }
+  Py_DECREF (res);
+  return TRUE;
+}
+
 /* Flushes sys.stdout and sys.stderr, after each entry: a fork must not
  * inherit Python's buffers (they would be written once per child), and a
- * process that ends with _exit () must not lose them. */
+ * process that ends with _exit () must not lose them.
+ *
+ * The loader's own streams are flushed when they were written to, whether
+ * or not sys still names them; the mark is cleared before the flush (a
+ * thread may write while it runs) and set again if it fails. Any other
+ * stream sys names is flushed each time. */
 static void
 flush_std_streams (void)
 {
   if (sys_dict == NULL)
     return;
 
+  for (guint i = 0; written != NULL && i < G_N_ELEMENTS (own_streams); i++)
+    {
+      if (own_streams[i] == NULL || PyList_GET_ITEM (written, i) != Py_True)
+        continue;
+      PyList_SetItem (written, i, Py_NewRef (Py_False));
+      if (!flush_stream (own_streams[i]))
+        PyList_SetItem (written, i, Py_NewRef (Py_True));
+    }
+
   for (guint i = 0; i < G_N_ELEMENTS (stream_names); i++)
     {
       PyObject *stream = PyDict_GetItemWithError (sys_dict, stream_names[i]);   /* borrowed */
-      PyObject *res;
 
       if (stream == NULL || stream == Py_None)
         {
           PyErr_Clear ();
           continue;
         }
-
-      Py_INCREF (stream);
-      res = PyObject_CallMethodNoArgs (stream, flush_name);
-      Py_XDECREF (res);
-      Py_DECREF (stream);
-      PyErr_Clear ();
+      if (written != NULL && (stream == own_streams[0] || stream == own_streams[1]))
+        continue;
+      flush_stream (stream);
     }
 }
 

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Functions the Python loader tests run in afork processes."""
 
+import io
 import os
 import random
 import signal
@@ -159,6 +160,55 @@ def gc_state():
     a.other, b.other = b, a
     del a, b
     return (gc.get_freeze_count(), gc.collect() > 0)
+
+
+def write_partial(text):
+    """Writes text, no newline: the flush after the call must write it
+    before the worker ends."""
+    sys.stdout.write(text)
+
+
+def write_partial_bytes(text):
+    """The same, to sys.stdout's binary buffer."""
+    sys.stdout.buffer.write(text.encode())
+
+
+def write_then_swap(text):
+    """Writes text, no newline, then puts another stream in sys.stdout:
+    what was written to the first must not be lost."""
+    sys.stdout.write(text)
+    sys.stdout = io.StringIO()
+
+
+_saved_stdout = None
+
+
+def write_then_break_stdout(text):
+    """Writes text, no newline, then makes descriptor 1 unwritable, so
+    that the flush after the call fails; returns the process id."""
+    global _saved_stdout
+    sys.stdout.write(text)
+    _saved_stdout = os.dup(1)
+    fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(fd, 1)
+    os.close(fd)
+    return os.getpid()
+
+
+def mend_stdout():
+    """Makes descriptor 1 what it was; writes nothing. Returns the
+    process id."""
+    os.dup2(_saved_stdout, 1)
+    os.close(_saved_stdout)
+    return os.getpid()
+
+
+def stream_state():
+    """What the standard streams look like in a worker."""
+    return (sys.stdout.mode, sys.stderr.mode, sys.stdout.fileno(), sys.stderr.fileno(),
+            sys.stdout.line_buffering, sys.stderr.line_buffering,
+            sys.stdout is sys.__stdout__ and sys.stderr is sys.__stderr__,
+            sys.stderr.errors, sys.stdout.encoding == sys.stderr.encoding)
 
 
 def print_and_die(text):
