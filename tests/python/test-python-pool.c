@@ -391,6 +391,7 @@ test_pool_output_with (const char *unbuffered)
   g_autoptr(AforkProcess) template = NULL;
   g_autoptr(AforkPool) pool = NULL;
   g_autoptr(AforkPool) pool2 = NULL;
+  g_autoptr(AforkPool) pool3 = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autofree char *path = NULL;
   g_autofree char *contents = NULL;
@@ -420,8 +421,9 @@ test_pool_output_with (const char *unbuffered)
    * standard output it was started with). */
   template = afork_process_new_exec (&error);
   g_assert_no_error (error);
-  afork_process_require (template, "python:pyworker_prints");
+  /* The last of these leaves an unfinished line at import. */
   afork_process_require (template, "python:pyworker");
+  afork_process_require (template, "python:pyworker_prints");
   pool = afork_pool_new (template);
   afork_pool_set_max_calls_per_worker (pool, 1);
   for (guint i = 0; i < 3; i++)
@@ -430,6 +432,13 @@ test_pool_output_with (const char *unbuffered)
       g_assert_no_error (error);
       g_clear_pointer (&reply, g_variant_unref);
     }
+
+  /* Nothing left to flush in a fresh worker, although the template left
+   * an unfinished line at import. */
+  reply = pool_call (pool, "python:pyworker.stream_marks", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_equal (reply, g_variant_new_parsed ("(false, false)")));
+  g_clear_pointer (&reply, g_variant_unref);
 
   /* The streams are the usual ones, whatever the loader made of them. */
   reply = pool_call (pool, "python:pyworker.stream_state", NULL, &error);
@@ -451,11 +460,14 @@ test_pool_output_with (const char *unbuffered)
   call_fresh_with_text (pool, "python:pyworker.write_partial", "<text>");
   call_fresh_with_text (pool, "python:pyworker.write_partial_bytes", "<bytes>");
   call_fresh_with_text (pool, "python:pyworker.write_then_swap", "<swapped>");
+  call_fresh_with_text (pool, "python:pyworker.write_through_holder", "<held>");
 
   /* A flush that fails (descriptor 1 not writable) is tried again after
    * the next call, in the same worker, which writes nothing. */
   pool2 = afork_pool_new (template);
   afork_pool_set_max_calls_per_worker (pool2, 2);
+  pool3 = afork_pool_new (template);
+  afork_pool_set_max_calls_per_worker (pool3, 2);
   reply = pool_call (pool2, "python:pyworker.write_then_break_stdout",
                      g_variant_new ("(s)", "<retried>"), &error);
   g_assert_no_error (error);
@@ -467,6 +479,32 @@ test_pool_output_with (const char *unbuffered)
   g_clear_pointer (&reply, g_variant_unref);
   g_assert_cmpint (pid1, ==, pid2);
 
+  /* A thread that writes while the flush after a call runs: held between
+   * the stream's first mark and the write, it writes once the flush is
+   * over, and what it wrote is flushed after the next call. */
+  reply = pool_call (pool3, "python:pyworker.start_held_writer",
+                     g_variant_new ("(s)", "<threaded>"), &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "x", &pid1);
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = pool_call (pool3, "python:pyworker.release_writer", NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "x", &pid2);
+  g_clear_pointer (&reply, g_variant_unref);
+  g_assert_cmpint (pid1, ==, pid2);
+
+  /* The loader's stream detached and another made over its buffer: the
+   * other is flushed, and the loader's is not marked again for a flush
+   * that cannot work. */
+  reply = pool_call (pool3, "python:pyworker.rewrap_stdout", g_variant_new ("(s)", "<rewrapped>"),
+                     &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = pool_call (pool3, "python:pyworker.stream_marks", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_equal (reply, g_variant_new_parsed ("(false, false)")));
+  g_clear_pointer (&reply, g_variant_unref);
+
   reply = pool_call (pool, "python:pyworker.print_and_die", g_variant_new ("(s)", "last words"),
                      &error);
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
@@ -474,6 +512,7 @@ test_pool_output_with (const char *unbuffered)
   g_clear_error (&error);
 
   /* Each worker flushed before it replied. */
+  g_clear_object (&pool3);
   g_clear_object (&pool2);
   g_clear_object (&pool);
   g_clear_object (&template);
@@ -492,6 +531,10 @@ test_pool_output_with (const char *unbuffered)
   g_assert_cmpuint (count_occurrences (contents, "<bytes>"), ==, 1);
   g_assert_cmpuint (count_occurrences (contents, "<swapped>"), ==, 1);
   g_assert_cmpuint (count_occurrences (contents, "<retried>"), ==, 1);
+  g_assert_cmpuint (count_occurrences (contents, "<held>"), ==, 1);
+  g_assert_cmpuint (count_occurrences (contents, "<threaded>"), ==, 1);
+  g_assert_cmpuint (count_occurrences (contents, "<loading>"), ==, 1);
+  g_assert_cmpuint (count_occurrences (contents, "<rewrapped>"), ==, 1);
 }
 
 /* Line-buffered streams (the loader's doing, not the environment's), and
@@ -507,6 +550,35 @@ test_pool_output (void)
     g_setenv ("PYTHONUNBUFFERED", saved, TRUE);
   else
     g_unsetenv ("PYTHONUNBUFFERED");
+}
+
+/* site runs in the loader's interpreter (sys.path has its packages
+ * directory), after the loader made its standard streams: what it runs
+ * (here a sitecustomize that notes them) finds those. */
+static void
+test_pool_site (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AforkProcess) template = NULL;
+  g_autoptr(AforkPool) pool = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *saved = g_strdup (g_getenv ("PYTHONPATH"));
+  g_autofree char *path = NULL;
+
+  path = g_strjoin (G_SEARCHPATH_SEPARATOR_S, g_test_get_filename (G_TEST_DIST, "python", "site", NULL),
+                    saved, NULL);
+  g_setenv ("PYTHONPATH", path, TRUE);
+  template = afork_process_new_exec (&error);
+  if (saved != NULL)
+    g_setenv ("PYTHONPATH", saved, TRUE);
+  else
+    g_unsetenv ("PYTHONPATH");
+  g_assert_no_error (error);
+  afork_process_require (template, "python:pyworker");
+  pool = afork_pool_new (template);
+  reply = pool_call (pool, "python:pyworker.site_state", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_equal (reply, g_variant_new_parsed ("(true, true)")));
 }
 
 int
@@ -528,6 +600,7 @@ main (int   argc,
   g_test_add_func ("/afork/python/pool/fresh-lazy-import", test_pool_fresh_lazy_import);
   g_test_add_func ("/afork/python/pool/frozen-gc", test_pool_frozen_gc);
   g_test_add_func ("/afork/python/pool/output", test_pool_output);
+  g_test_add_func ("/afork/python/pool/site", test_pool_site);
 
   return g_test_run ();
 }

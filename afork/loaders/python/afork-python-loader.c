@@ -57,6 +57,10 @@ start_interpreter (GError **error)
       /* The server's signals stay the server's. */
       config.install_signal_handlers = 0;
       config.parse_argv = 0;
+      /* site runs once the loader has made its standard streams (see
+       * init_std_streams ()), so that what site runs (sitecustomize, .pth
+       * files) sees those and keeps none of the ones they replace. */
+      config.site_import = 0;
       /* The interpreter finds its standard library from the program it was
        * built with, whatever python3 comes first in PATH; PYTHONPATH and
        * PYTHONHOME are read from the environment as usual. */
@@ -88,6 +92,15 @@ start_interpreter (GError **error)
       ok = gc_freeze != NULL;
     }
   ok = ok && init_std_streams (own);
+  if (ok && own)
+    {
+      PyObject *site = PyImport_ImportModule ("site");
+      PyObject *res = site != NULL ? PyObject_CallMethod (site, "main", NULL) : NULL;
+
+      ok = res != NULL;
+      Py_XDECREF (res);
+      Py_XDECREF (site);
+    }
   if (!ok)
     {
       g_autofree char *message = _afork_python_describe_error ();
@@ -119,20 +132,30 @@ static PyObject *written;
 /* Makes sys.stdout and sys.stderr again, over the same descriptors and
  * with the same encoding, errors, newline and mode, as objects of
  * subclasses whose write () marks the stream written (the text stream and
- * its binary buffer alike). Line-buffered; unbuffered where they were (as
- * PYTHONUNBUFFERED asks). Streams of another kind are left as they are. */
+ * its binary buffer alike), before and after it writes: a flush that
+ * another thread runs in between clears the mark, and the write sets it
+ * again. Line-buffered; unbuffered where they were (as PYTHONUNBUFFERED
+ * asks). A stream of another kind is left as it is (None in streams). */
 static const char streams_source[] =
   "import io, os, sys\n"
   "written = [False, False]\n"
   "def remake(old, i):\n"
-  "    class Buffer(io.BufferedWriter):\n"
+  "    class MarkedBufferedWriter(io.BufferedWriter):\n"
   "        def write(self, b, /):\n"
   "            written[i] = True\n"
-  "            return super().write(b)\n"
-  "    class Text(io.TextIOWrapper):\n"
+  "            try:\n"
+  "                return super().write(b)\n"
+  "            finally:\n"
+  "                written[i] = True\n"
+  "    class MarkedTextIOWrapper(io.TextIOWrapper):\n"
   "        def write(self, s, /):\n"
   "            written[i] = True\n"
-  "            return super().write(s)\n"
+  "            try:\n"
+  "                return super().write(s)\n"
+  "            finally:\n"
+  "                written[i] = True\n"
+  "    for cls in MarkedBufferedWriter, MarkedTextIOWrapper:\n"
+  "        cls.__qualname__ = cls.__name__\n"
   "    if type(old) is not io.TextIOWrapper:\n"
   "        return None\n"
   "    if type(old.buffer) is io.BufferedWriter:\n"
@@ -145,8 +168,8 @@ static const char streams_source[] =
   "    encoding, errors, mode = old.encoding, old.errors, old.mode\n"
   "    buffer = old.detach()\n"
   "    if unbuffered:\n"
-  "        new = Text(buffer, encoding=encoding, errors=errors, newline='\\n',\n"
-  "                   line_buffering=True, write_through=True)\n"
+  "        new = MarkedTextIOWrapper(buffer, encoding=encoding, errors=errors, newline='\\n',\n"
+  "                                  line_buffering=True, write_through=True)\n"
   "    else:\n"
   "        raw = buffer.detach()\n"
   "        try:\n"
@@ -155,15 +178,19 @@ static const char streams_source[] =
   "            size = 0\n"
   "        if size <= 1:\n"
   "            size = io.DEFAULT_BUFFER_SIZE\n"
-  "        new = Text(Buffer(raw, size), encoding=encoding, errors=errors, newline='\\n',\n"
-  "                   line_buffering=True)\n"
+  "        new = MarkedTextIOWrapper(MarkedBufferedWriter(raw, size), encoding=encoding,\n"
+  "                                  errors=errors, newline='\\n', line_buffering=True)\n"
   "    new.mode = mode\n"
   "    return new\n"
-  "streams = (remake(sys.stdout, 0), remake(sys.stderr, 1))\n"
-  "if streams[0] is not None:\n"
-  "    sys.stdout = sys.__stdout__ = streams[0]\n"
-  "if streams[1] is not None:\n"
-  "    sys.stderr = sys.__stderr__ = streams[1]\n";
+  "def remake_both():\n"
+  "    out = remake(sys.stdout, 0)\n"
+  "    if out is not None:\n"
+  "        sys.stdout = sys.__stdout__ = out\n"
+  "    err = remake(sys.stderr, 1)\n"
+  "    if err is not None:\n"
+  "        sys.stderr = sys.__stderr__ = err\n"
+  "    return out, err\n"
+  "streams = remake_both()\n";
 
 /* Made once, in the template, before any fork: a fresh worker finds the
  * names interned and the method in the interpreter's type cache, as the
@@ -176,9 +203,10 @@ static const char streams_source[] =
  * output write whole lines. (Unbuffered, as with python3 -u, a write cut
  * short by a signal loses the rest without an error, and a print makes a
  * system call for each of its pieces.) Both streams are made again there
- * (streams_source) so that they note their writes: the flush after an
- * entry is skipped for a stream nothing was written to, which spares a
- * fresh worker the pages of both (some 9 copied pages). */
+ * (streams_source), before site runs any code that could keep the old
+ * ones, so that they mark their writes: the flush after an entry is
+ * skipped for a stream nothing was written to, which spares a fresh
+ * worker the pages of both (some 9 copied pages). */
 static gboolean
 init_std_streams (gboolean own)
 {
@@ -196,11 +224,17 @@ init_std_streams (gboolean own)
   if (own)
     {
       PyObject *globals = PyDict_New ();
+      PyObject *module_name = PyUnicode_FromString ("afork");
+      PyObject *code = NULL;
       PyObject *res = NULL;
 
-      if (globals != NULL &&
-          PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ()) == 0)
-        res = PyRun_String (streams_source, Py_file_input, globals, globals);
+      /* The classes' __module__ is afork, whose loader they belong to. */
+      if (globals != NULL && module_name != NULL &&
+          PyDict_SetItemString (globals, "__builtins__", PyEval_GetBuiltins ()) == 0 &&
+          PyDict_SetItemString (globals, "__name__", module_name) == 0)
+        code = Py_CompileString (streams_source, "<afork streams>", Py_file_input);
+      if (code != NULL)
+        res = PyEval_EvalCode (code, globals, globals);
       if (res != NULL)
         {
           PyObject *streams = PyDict_GetItemString (globals, "streams");   /* borrowed */
@@ -215,9 +249,17 @@ init_std_streams (gboolean own)
                   own_streams[i] = Py_NewRef (PyTuple_GET_ITEM (streams, i));
             }
         }
-      /* Streams that could not be made again stay as they are: they are
-       * flushed after each entry all the same. */
+      else
+        {
+          /* Not expected; the streams sys names are flushed after each
+           * entry all the same. */
+          g_autofree char *message = _afork_python_describe_error ();
+
+          g_warning (_("The Python loader could not make its standard streams: %s"), message);
+        }
       Py_XDECREF (res);
+      Py_XDECREF (code);
+      Py_XDECREF (module_name);
       Py_XDECREF (globals);
       PyErr_Clear ();
     }
@@ -225,9 +267,12 @@ init_std_streams (gboolean own)
   return TRUE;
 }
 
-/* Calls @stream's flush (); FALSE if it raised. */
+/* Calls @stream's flush (). FALSE if it raised; then *@hopeless is TRUE
+ * when the error was a ValueError (a closed or detached stream, which no
+ * later flush mends). */
 static gboolean
-flush_stream (PyObject *stream)
+flush_stream (PyObject *stream,
+              gboolean *hopeless)
 {
   PyObject *res;
 
@@ -236,6 +281,7 @@ flush_stream (PyObject *stream)
   Py_DECREF (stream);
   if (res == NULL)
     {
+      *hopeless = PyErr_ExceptionMatches (PyExc_ValueError);
       PyErr_Clear ();
       return FALSE;
     }
@@ -243,28 +289,34 @@ flush_stream (PyObject *stream)
   return TRUE;
 }
 
+/* TRUE when the interpreter has no thread but the one running. Only
+ * reads. */
+static gboolean
+python_single_threaded (void)
+{
+  PyThreadState *head = PyInterpreterState_ThreadHead (PyInterpreterState_Get ());
+
+  return head == NULL || PyThreadState_Next (head) == NULL;
+}
+
 /* Flushes sys.stdout and sys.stderr, after each entry: a fork must not
  * inherit Python's buffers (they would be written once per child), and a
  * process that ends with _exit () must not lose them.
  *
- * The loader's own streams are flushed when they were written to, whether
- * or not sys still names them; the mark is cleared before the flush (a
- * thread may write while it runs) and set again if it fails. Any other
- * stream sys names is flushed each time. */
+ * The streams sys names that are not the loader's own are flushed first,
+ * each time (one may write into the loader's own). Then the loader's own
+ * streams are flushed if they were written to, whether or not sys still
+ * names them. The mark is cleared before the flush (a thread may write
+ * while it runs), set again if the flush failed and may work later, and
+ * cleared after it when no other thread could have written meanwhile (the
+ * flush itself marks the buffer it writes to). */
 static void
 flush_std_streams (void)
 {
+  gboolean hopeless = FALSE;
+
   if (sys_dict == NULL)
     return;
-
-  for (guint i = 0; written != NULL && i < G_N_ELEMENTS (own_streams); i++)
-    {
-      if (own_streams[i] == NULL || PyList_GET_ITEM (written, i) != Py_True)
-        continue;
-      PyList_SetItem (written, i, Py_NewRef (Py_False));
-      if (!flush_stream (own_streams[i]))
-        PyList_SetItem (written, i, Py_NewRef (Py_True));
-    }
 
   for (guint i = 0; i < G_N_ELEMENTS (stream_names); i++)
     {
@@ -277,7 +329,22 @@ flush_std_streams (void)
         }
       if (written != NULL && (stream == own_streams[0] || stream == own_streams[1]))
         continue;
-      flush_stream (stream);
+      flush_stream (stream, &hopeless);
+    }
+
+  for (guint i = 0; written != NULL && i < G_N_ELEMENTS (own_streams); i++)
+    {
+      gboolean flushed;
+
+      if (own_streams[i] == NULL || PyList_GET_ITEM (written, i) != Py_True)
+        continue;
+      PyList_SetItem (written, i, Py_NewRef (Py_False));
+      hopeless = FALSE;
+      flushed = flush_stream (own_streams[i], &hopeless);
+      if (!flushed)
+        PyList_SetItem (written, i, Py_NewRef (hopeless ? Py_False : Py_True));
+      else if (python_single_threaded ())
+        PyList_SetItem (written, i, Py_NewRef (Py_False));
     }
 }
 

@@ -6,6 +6,7 @@ import os
 import random
 import signal
 import sys
+import threading
 
 import afork
 
@@ -201,6 +202,91 @@ def mend_stdout():
     os.dup2(_saved_stdout, 1)
     os.close(_saved_stdout)
     return os.getpid()
+
+
+def stream_marks():
+    """The marks of the loader's streams as this call finds them: (False,
+    False) when nothing needs a flush."""
+    marks = type(sys.__stdout__).write.__globals__["written"]
+    return tuple(marks)
+
+
+class Holder:
+    """A stream that holds what it is given until flush (), which hands it
+    to sys.__stdout__ and leaves flushing that to its owner."""
+
+    def __init__(self):
+        self.held = ""
+
+    def write(self, text):
+        self.held += text
+        return len(text)
+
+    def flush(self):
+        sys.__stdout__.write(self.held)
+        self.held = ""
+
+
+def write_through_holder(text):
+    """Puts a Holder in sys.stderr and writes text to it: what the
+    Holder's flush writes to sys.__stdout__ must not be lost."""
+    sys.stderr = Holder()
+    sys.stderr.write(text)
+
+
+_writer = None
+_go = None
+
+
+def start_held_writer(text):
+    """Starts a thread that writes text (no newline) to sys.stdout, held
+    by a profile hook inside the stream's write (after its first mark,
+    before the text reaches the buffer) until release_writer (). Returns
+    the process id."""
+    global _writer, _go
+    ready = threading.Event()
+    _go = threading.Event()
+
+    def hook(frame, event, arg):
+        if event == "c_call" and frame.f_code.co_filename == "<afork streams>" and not ready.is_set():
+            ready.set()
+            _go.wait()
+
+    def write():
+        sys.setprofile(hook)
+        sys.stdout.write(text)
+        sys.setprofile(None)
+
+    _writer = threading.Thread(target=write)
+    _writer.start()
+    ready.wait()
+    return os.getpid()
+
+
+def release_writer():
+    """Lets the thread start_held_writer () started write, and waits for
+    it. Returns the process id."""
+    _go.set()
+    _writer.join()
+    return os.getpid()
+
+
+def rewrap_stdout(text):
+    """Puts a TextIOWrapper of its own over sys.stdout's buffer (detaching
+    the loader's stream, a common idiom to change the encoding) and writes
+    text, no newline, to it."""
+    sys.stdout = io.TextIOWrapper(sys.stdout.detach(), encoding="utf-8")
+    sys.stdout.write(text)
+
+
+def site_state():
+    """Whether site ran (sys.path has its packages directory) and, when a
+    sitecustomize noted the streams it found, whether they are those in
+    sys now."""
+    import sitecustomize
+    early = getattr(sitecustomize, "early_streams", None)
+    return (any(p.endswith(("site-packages", "dist-packages")) for p in sys.path),
+            early is not None and early[0] is sys.stdout and early[1] is sys.stderr)
 
 
 def stream_state():
