@@ -377,6 +377,25 @@ call_fresh_with_text (AforkPool  *pool,
   g_assert_no_error (error);
 }
 
+/* Calls @first with @text, then @second, each of which returns the
+ * process id, and checks that the same worker ran both. */
+static void
+call_twice_in_one_worker (AforkPool  *pool,
+                          const char *first,
+                          const char *text,
+                          const char *second)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply1 = NULL;
+  g_autoptr(GVariant) reply2 = NULL;
+
+  reply1 = pool_call (pool, first, g_variant_new ("(s)", text), &error);
+  g_assert_no_error (error);
+  reply2 = pool_call (pool, second, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_variant_get_int64 (reply1), ==, g_variant_get_int64 (reply2));
+}
+
 /* A line a worker prints reaches the template's standard output even
  * when the worker is killed before it could flush anything (sys.stdout is
  * line-buffered; only an unfinished line is lost); what the template
@@ -398,7 +417,7 @@ test_pool_output_with (const char *unbuffered)
   g_autofree char *mode_out = NULL;
   g_autofree char *mode_err = NULL;
   g_autofree char *errors_err = NULL;
-  gint64 fd_out = -1, fd_err = -1, pid1 = 0, pid2 = 0;
+  gint64 fd_out = -1, fd_err = -1;
   gboolean line_out = FALSE, line_err = FALSE, same = FALSE, same_encoding = FALSE;
   int out, saved;
 
@@ -468,30 +487,14 @@ test_pool_output_with (const char *unbuffered)
   afork_pool_set_max_calls_per_worker (pool2, 2);
   pool3 = afork_pool_new (template);
   afork_pool_set_max_calls_per_worker (pool3, 2);
-  reply = pool_call (pool2, "python:pyworker.write_then_break_stdout",
-                     g_variant_new ("(s)", "<retried>"), &error);
-  g_assert_no_error (error);
-  g_variant_get (reply, "x", &pid1);
-  g_clear_pointer (&reply, g_variant_unref);
-  reply = pool_call (pool2, "python:pyworker.mend_stdout", NULL, &error);
-  g_assert_no_error (error);
-  g_variant_get (reply, "x", &pid2);
-  g_clear_pointer (&reply, g_variant_unref);
-  g_assert_cmpint (pid1, ==, pid2);
+  call_twice_in_one_worker (pool2, "python:pyworker.write_then_break_stdout", "<retried>",
+                            "python:pyworker.mend_stdout");
 
   /* A thread that writes while the flush after a call runs: held between
    * the stream's first mark and the write, it writes once the flush is
    * over, and what it wrote is flushed after the next call. */
-  reply = pool_call (pool3, "python:pyworker.start_held_writer",
-                     g_variant_new ("(s)", "<threaded>"), &error);
-  g_assert_no_error (error);
-  g_variant_get (reply, "x", &pid1);
-  g_clear_pointer (&reply, g_variant_unref);
-  reply = pool_call (pool3, "python:pyworker.release_writer", NULL, &error);
-  g_assert_no_error (error);
-  g_variant_get (reply, "x", &pid2);
-  g_clear_pointer (&reply, g_variant_unref);
-  g_assert_cmpint (pid1, ==, pid2);
+  call_twice_in_one_worker (pool3, "python:pyworker.start_held_writer", "<threaded>",
+                            "python:pyworker.release_writer");
 
   /* The loader's stream detached and another made over its buffer: the
    * other is flushed, and the loader's is not marked again for a flush
