@@ -14,11 +14,10 @@
  * fault. The mapping stays a mapping of its file, read-only and
  * executable; it costs one page per library.
  *
- * Done before a fork when the template changed since the last time (a
- * require or a call may have mapped code; and before its first fork),
- * and before a sandbox is applied, for mappings not done before. Nothing
- * is done where /proc/self/mem cannot be written (no /proc, a sandbox or
- * a kernel that refuses it): children then fault as before. */
+ * Done before a fork when the template may have mapped code since the
+ * last time (a require, a call, the first fork), for mappings not done
+ * before. Nothing is done where /proc/self/mem cannot be written (no
+ * /proc, a kernel that refuses it): children then fault as before. */
 
 #include "afork-server-private.h"
 

@@ -708,8 +708,6 @@ handle_sandbox (AforkServer  *server,
   if (!_afork_wire_parse_sandbox (payload, len, &sandbox, &error))
     _afork_server_die (server, error->message);
 
-  /* While /proc/self/mem can still be written (a sandbox may hide it). */
-  _afork_server_share_text (server);
   if (server->error == NULL && !_afork_server_sandbox_apply (&sandbox, &error))
     set_error (server, g_steal_pointer (&error));
 
