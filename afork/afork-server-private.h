@@ -19,7 +19,6 @@ G_BEGIN_DECLS
  *   afork-server.c        the command loop
  *   afork-server-spare.c  forking the next child ahead, while idle
  *   afork-server-exec.c   the exec command
- *   afork-server-text.c   sharing the template's code pages with children
  *   afork-server-main.c   afork-server's main() (not in the library)
  */
 
@@ -45,9 +44,6 @@ typedef struct
   guint       generation;
   guint       spare_generation;
   guint       spare_n_args;
-  /* generation + 1 when the code mappings were last shared with
-   * children (afork-server-text.c); 0 never. */
-  guint       text_generation;
 } AforkServer;
 
 G_GNUC_NORETURN
@@ -76,9 +72,6 @@ char     *_afork_server_wire_cstring       (const AforkWireString *s,
                                             GError               **error);
 void      _afork_server_acknowledge_or_exit (AforkServer          *server,
                                             const GError          *error);
-
-/* Before a fork (afork-server-text.c). */
-void      _afork_server_share_text         (AforkServer           *server);
 
 /* Forking ahead (afork-server-spare.c). */
 void      _afork_server_spare_forget       (AforkServer           *server);

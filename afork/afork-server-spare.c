@@ -84,7 +84,6 @@ _afork_server_spare_start (AforkServer *server)
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
     return FALSE;
 
-  _afork_server_share_text (server);
   _afork_server_before_fork ();
   pid = fork ();
   _afork_server_after_fork (pid);

@@ -738,7 +738,6 @@ handle_fork (AforkServer *server)
   pid = _afork_server_spare_hand_over (server, fd);
   if (pid < 0)
     {
-      _afork_server_share_text (server);
       _afork_server_before_fork ();
       pid = fork ();
       _afork_server_after_fork (pid);

@@ -392,24 +392,6 @@ test_fork_template (void)
 }
 
 /* Fork of a process that ran, or that failed: reported at run_finish. */
-/* A child has the code its template ran mapped from the start (the
- * template's code mappings are shared with its children, see
- * afork-server-text.c): it does not fault each page in again. */
-static void
-test_fork_code_mapped (void)
-{
-  g_autoptr(AforkProcess) template = afork_test_make_process (AFORK_TEST_KIND_NEW);
-  g_autoptr(AforkProcess) child = NULL;
-  g_auto(GStrv) lines = NULL;
-  const char * const expected[] = { "mapped 1", NULL };
-
-  afork_process_require (template, TEST_MODULE);
-  afork_process_call (template, "test_call_text_touch", NULL);
-  child = afork_process_fork (template);
-  lines = run_lines (child, "test_run_text_mapped");
-  assert_lines_equal (lines, expected);
-}
-
 static void
 test_fork_closed (void)
 {
@@ -1240,7 +1222,6 @@ main (int    argc,
                              test_args_interleaved_queued);
   g_test_add_func ("/afork/process/fork/template", test_fork_template);
   g_test_add_func ("/afork/process/fork/closed", test_fork_closed);
-  g_test_add_func ("/afork/process/fork/code-mapped", test_fork_code_mapped);
   g_test_add_data_func ("/afork/process/fork/sync-behind-queue/1", GUINT_TO_POINTER (1),
                         test_fork_sync_behind_queue);
   g_test_add_data_func ("/afork/process/fork/sync-behind-queue/3", GUINT_TO_POINTER (3),

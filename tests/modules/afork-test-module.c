@@ -335,35 +335,3 @@ test_run_exit (AforkChild *child)
 
   _exit (atoi (how));
 }
-
-/* Two functions each at the start of a 64 KiB stretch of code of its own
- * (the most the kernel maps around a faulting address): a template calls
- * the first, and its child reports whether the first's code is mapped in
- * it, which it has not run. */
-EXPORT gboolean test_call_text_touch (AforkChild *, const char * const *, GError **);
-__attribute__ ((aligned (65536), noinline)) gboolean
-test_call_text_touch (G_GNUC_UNUSED AforkChild         *child,
-                      G_GNUC_UNUSED const char * const *args,
-                      G_GNUC_UNUSED GError            **error)
-{
-  return TRUE;
-}
-
-/* Writes "mapped 1\n" when the page of test_call_text_touch () is mapped
- * in this process (/proc/self/pagemap), "mapped 0\n" when it is not. */
-EXPORT void test_run_text_mapped (AforkChild *child);
-__attribute__ ((aligned (65536))) void
-test_run_text_mapped (AforkChild *child)
-{
-  guintptr address = (guintptr) &test_call_text_touch;
-  guint64 entry = 0;
-  int fd = open ("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  off_t offset = (off_t) (address / (guintptr) sysconf (_SC_PAGESIZE)) * (off_t) sizeof entry;
-
-  if (fd < 0 || pread (fd, &entry, sizeof entry, offset) != sizeof entry)
-    report (child, "error %s\n", g_strerror (errno));
-  else
-    report (child, "mapped %d\n", (int) (entry >> 63));
-  if (fd >= 0)
-    close (fd);
-}
