@@ -879,8 +879,7 @@ dispatch_locked (Core *core)
           Worker *worker = core->workers->pdata[i];
           guint room = worker_room (core, worker);
 
-          if (core->max_calls > 0 && worker->calls.length == 0 &&
-              n_busy >= MAX (core->max_workers, 1))
+          if (worker->calls.length == 0 && n_busy >= MAX (core->max_workers, 1))
             continue;
           if (room > best_room)
             {

@@ -364,17 +364,30 @@ count_occurrences (const char *haystack,
   return n;
 }
 
-/* Calls @function with @text in a fresh worker of @pool. */
+/* Calls @function with @text in a worker of @pool. */
 static void
-call_fresh_with_text (AforkPool  *pool,
-                      const char *function,
-                      const char *text)
+call_with_text (AforkPool  *pool,
+                const char *function,
+                const char *text)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
 
   reply = pool_call (pool, function, g_variant_new ("(s)", text), &error);
   g_assert_no_error (error);
+}
+
+/* Checks that a worker of @pool finds nothing to flush when its call
+ * begins (the marks of the loader's streams are clear). */
+static void
+assert_no_stream_marks (AforkPool *pool)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = pool_call (pool, "python:pyworker.stream_marks", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_variant_equal (reply, g_variant_new_parsed ("(false, false)")));
 }
 
 /* Calls @first with @text, then @second, each of which returns the
@@ -454,10 +467,7 @@ test_pool_output_with (const char *unbuffered)
 
   /* Nothing left to flush in a fresh worker, although the template left
    * an unfinished line at import. */
-  reply = pool_call (pool, "python:pyworker.stream_marks", NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_variant_equal (reply, g_variant_new_parsed ("(false, false)")));
-  g_clear_pointer (&reply, g_variant_unref);
+  assert_no_stream_marks (pool);
 
   /* The streams are the usual ones, whatever the loader made of them. */
   reply = pool_call (pool, "python:pyworker.stream_state", NULL, &error);
@@ -476,10 +486,10 @@ test_pool_output_with (const char *unbuffered)
   g_assert_true (same_encoding);
 
   /* Unfinished lines, each from a fresh worker that ends after it. */
-  call_fresh_with_text (pool, "python:pyworker.write_partial", "<text>");
-  call_fresh_with_text (pool, "python:pyworker.write_partial_bytes", "<bytes>");
-  call_fresh_with_text (pool, "python:pyworker.write_then_swap", "<swapped>");
-  call_fresh_with_text (pool, "python:pyworker.write_through_holder", "<held>");
+  call_with_text (pool, "python:pyworker.write_partial", "<text>");
+  call_with_text (pool, "python:pyworker.write_partial_bytes", "<bytes>");
+  call_with_text (pool, "python:pyworker.write_then_swap", "<swapped>");
+  call_with_text (pool, "python:pyworker.write_through_holder", "<held>");
 
   /* A flush that fails (descriptor 1 not writable) is tried again after
    * the next call, in the same worker, which writes nothing. */
@@ -499,14 +509,8 @@ test_pool_output_with (const char *unbuffered)
   /* The loader's stream detached and another made over its buffer: the
    * other is flushed, and the loader's is not marked again for a flush
    * that cannot work. */
-  reply = pool_call (pool3, "python:pyworker.rewrap_stdout", g_variant_new ("(s)", "<rewrapped>"),
-                     &error);
-  g_assert_no_error (error);
-  g_clear_pointer (&reply, g_variant_unref);
-  reply = pool_call (pool3, "python:pyworker.stream_marks", NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (g_variant_equal (reply, g_variant_new_parsed ("(false, false)")));
-  g_clear_pointer (&reply, g_variant_unref);
+  call_with_text (pool3, "python:pyworker.rewrap_stdout", "<rewrapped>");
+  assert_no_stream_marks (pool3);
 
   reply = pool_call (pool, "python:pyworker.print_and_die", g_variant_new ("(s)", "last words"),
                      &error);

@@ -140,6 +140,14 @@ static const char streams_source[] =
   "import io, os, sys\n"
   "written = [False, False]\n"
   "def remake(old, i):\n"
+  "    if type(old) is not io.TextIOWrapper:\n"
+  "        return None\n"
+  "    if type(old.buffer) is io.BufferedWriter:\n"
+  "        unbuffered = False\n"
+  "    elif type(old.buffer) is io.FileIO and old.write_through:\n"
+  "        unbuffered = True\n"
+  "    else:\n"
+  "        return None\n"
   "    class MarkedBufferedWriter(io.BufferedWriter):\n"
   "        def write(self, b, /):\n"
   "            written[i] = True\n"
@@ -156,14 +164,6 @@ static const char streams_source[] =
   "                written[i] = True\n"
   "    for cls in MarkedBufferedWriter, MarkedTextIOWrapper:\n"
   "        cls.__qualname__ = cls.__name__\n"
-  "    if type(old) is not io.TextIOWrapper:\n"
-  "        return None\n"
-  "    if type(old.buffer) is io.BufferedWriter:\n"
-  "        unbuffered = False\n"
-  "    elif type(old.buffer) is io.FileIO and old.write_through:\n"
-  "        unbuffered = True\n"
-  "    else:\n"
-  "        return None\n"
   "    old.flush()\n"
   "    encoding, errors, mode = old.encoding, old.errors, old.mode\n"
   "    buffer = old.detach()\n"
@@ -267,9 +267,9 @@ init_std_streams (gboolean own)
   return TRUE;
 }
 
-/* Calls @stream's flush (). FALSE if it raised; then *@hopeless is TRUE
- * when the error was a ValueError (a closed or detached stream, which no
- * later flush mends). */
+/* Calls @stream's flush (). FALSE if it raised; then *@hopeless (if not
+ * NULL) is TRUE when the error was a ValueError (a closed or detached
+ * stream, which no later flush mends). */
 static gboolean
 flush_stream (PyObject *stream,
               gboolean *hopeless)
@@ -281,7 +281,8 @@ flush_stream (PyObject *stream,
   Py_DECREF (stream);
   if (res == NULL)
     {
-      *hopeless = PyErr_ExceptionMatches (PyExc_ValueError);
+      if (hopeless != NULL)
+        *hopeless = PyErr_ExceptionMatches (PyExc_ValueError);
       PyErr_Clear ();
       return FALSE;
     }
@@ -313,8 +314,6 @@ python_single_threaded (void)
 static void
 flush_std_streams (void)
 {
-  gboolean hopeless = FALSE;
-
   if (sys_dict == NULL)
     return;
 
@@ -327,19 +326,18 @@ flush_std_streams (void)
           PyErr_Clear ();
           continue;
         }
-      if (written != NULL && (stream == own_streams[0] || stream == own_streams[1]))
+      if (stream == own_streams[0] || stream == own_streams[1])
         continue;
-      flush_stream (stream, &hopeless);
+      flush_stream (stream, NULL);
     }
 
   for (guint i = 0; written != NULL && i < G_N_ELEMENTS (own_streams); i++)
     {
-      gboolean flushed;
+      gboolean flushed, hopeless = FALSE;
 
       if (own_streams[i] == NULL || PyList_GET_ITEM (written, i) != Py_True)
         continue;
       PyList_SetItem (written, i, Py_NewRef (Py_False));
-      hopeless = FALSE;
       flushed = flush_stream (own_streams[i], &hopeless);
       if (!flushed)
         PyList_SetItem (written, i, Py_NewRef (hopeless ? Py_False : Py_True));
