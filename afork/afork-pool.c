@@ -1877,7 +1877,8 @@ afork_pool_class_init (AforkPoolClass *klass)
    * Since: 1.0
    */
   properties[PROP_MAX_WORKERS] =
-    g_param_spec_uint ("max-workers", NULL, NULL, 1, G_MAXUINT, 1, flags);
+    g_param_spec_uint ("max-workers", NULL, NULL, 1, G_MAXUINT,
+                       MAX (g_get_num_processors (), 1), flags);
 
   /**
    * AforkPool:min-workers:
@@ -1975,7 +1976,7 @@ afork_pool_init (AforkPool *self)
   core->deliveries = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) g_main_context_unref,
                                             (GDestroyNotify) delivery_free);
   core->close_tasks = g_ptr_array_new_with_free_func (g_object_unref);
-  core->max_workers = MAX (g_get_num_processors (), 1);
+  core->max_workers = G_PARAM_SPEC_UINT (properties[PROP_MAX_WORKERS])->default_value;
   core->min_workers = 0;
   core->load = 1;
   core->idle_timeout = 10000;

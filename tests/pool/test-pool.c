@@ -1142,7 +1142,11 @@ test_properties (void)
   guint notified = 0;
   guint value = 0;
 
+  GParamSpec *pspec;
+
   g_assert_cmpuint (afork_pool_get_max_workers (pool), ==, MAX (g_get_num_processors (), 1));
+  pspec = g_object_class_find_property (G_OBJECT_GET_CLASS (pool), "max-workers");
+  g_assert_cmpuint (G_PARAM_SPEC_UINT (pspec)->default_value, ==, MAX (g_get_num_processors (), 1));
   g_assert_cmpuint (afork_pool_get_min_workers (pool), ==, 0);
   g_assert_cmpuint (afork_pool_get_load (pool), ==, 1);
   g_assert_cmpuint (afork_pool_get_idle_timeout (pool), ==, 10000);
