@@ -118,6 +118,7 @@ struct _Worker
   guint              n_assigned;
   gint64             idle_since;
   gboolean           doomed;      /* killed: takes no more calls */
+  gboolean           exit_watched; /* doomed, and waited for */
   GError            *broken;      /* a protocol error met outside the pool thread */
   gboolean           write_failed;
   GQueue             out;         /* Call * (owned) whose frames are not all written */
@@ -1513,6 +1514,35 @@ worker_retire_locked (Worker   *worker,
   worker_unref (worker);
 }
 
+/* A worker the pool killed has exited: all it wrote can be read now. The
+ * calls sent to it behind the one it was killed for go to another worker
+ * at once, even if a process it forked keeps its socket open. Pool
+ * thread. */
+static void
+doomed_exit_cb (GObject      *object,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  Worker *worker = user_data;
+  Core *core = worker->core;
+
+  if (afork_process_wait_finish (AFORK_PROCESS (object), result, NULL))
+    {
+      core_lock (core);
+      if (worker->state == WORKER_READY)
+        {
+          GError *error = NULL;
+
+          worker_read_locked (worker, &error);
+          worker_lost_locked (worker, error);
+          maintain_locked (core);
+        }
+      core_unlock (core);
+    }
+
+  worker_unref (worker);
+}
+
 /* Kills the workers whose running call is past call-timeout, failing that
  * call. Returns the earliest deadline of the others, or -1. */
 static gint64
@@ -1581,6 +1611,17 @@ maintain_locked (Core *core)
   dispatch_locked (core);
   /* Again, for the deadlines of the calls just started. */
   next = time_out_calls_locked (core, now);
+
+  for (guint i = 0; i < core->workers->len; i++)
+    {
+      Worker *worker = core->workers->pdata[i];
+
+      if (worker->doomed && !worker->exit_watched && worker->process != NULL)
+        {
+          worker->exit_watched = TRUE;
+          afork_process_wait_async (worker->process, NULL, doomed_exit_cb, worker_ref (worker));
+        }
+    }
 
   for (guint i = 0; i < core->workers->len; i++)
     {

@@ -1396,21 +1396,26 @@ helper_cb (G_GNUC_UNUSED AforkPool *pool,
 /* A worker killed at its call's time-out runs nothing more, even while a
  * process it forked keeps its socket open (for 20 s): the next call does
  * not wait for that process, and, started by the same housekeeping that
- * killed the worker, it has a deadline too. */
+ * killed the worker, it has a deadline too. With load 2 the next call was
+ * sent to the killed worker already, behind the call that hung: it goes
+ * to another worker once the killed one has exited, not when its socket
+ * closes. */
 static void
 test_killed_worker_not_busy (void)
 {
-  const guint32 next_ms[] = { 0, 60000 };
+  const guint32 next_ms[] = { 0, 60000, 0, 60000 };
 
   for (guint n = 0; n < G_N_ELEMENTS (next_ms); n++)
     {
       g_autoptr(AforkPool) pool = make_pool ();
       gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+      guint load = n < 2 ? 1 : 2;
       gint32 helper = 0;
       Batch batch;
 
-      g_test_message ("the next call sleeps %u ms", next_ms[n]);
+      g_test_message ("load %u, the next call sleeps %u ms", load, next_ms[n]);
       afork_pool_set_max_workers (pool, 1);
+      afork_pool_set_load (pool, load);
       afork_pool_set_call_timeout (pool, 300);
       g_signal_connect (pool, "event::helper", G_CALLBACK (helper_cb), &helper);
       batch_init (&batch);
@@ -1432,6 +1437,41 @@ test_killed_worker_not_busy (void)
         g_assert_error ((GError *) batch.errors->pdata[i], G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
       batch_clear (&batch);
     }
+}
+
+/* The same with the hanging call cancelled: the call sent behind it to the
+ * same worker (load 2) runs on another once the killed worker has exited,
+ * while a process it forked keeps its socket open. */
+static void
+test_cancelled_worker_not_busy (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  gint32 helper = 0;
+  Batch batch;
+
+  afork_pool_set_max_workers (pool, 1);
+  afork_pool_set_load (pool, 2);
+  g_signal_connect (pool, "event::helper", G_CALLBACK (helper_cb), &helper);
+  batch_init (&batch);
+  batch.pending += 2;
+  afork_pool_call_async (pool, "pool_fork_hang", NULL, cancellable, batch_cb, &batch);
+  afork_pool_call_async (pool, "pool_pid", NULL, NULL, batch_cb, &batch);
+  while (batch.pending > 0)
+    {
+      if (g_get_monotonic_time () > deadline)
+        g_error ("the call behind a cancelled one did not end within 10 s");
+      if (helper > 0 && !g_cancellable_is_cancelled (cancellable))
+        g_cancellable_cancel (cancellable);
+      g_main_context_iteration (NULL, FALSE) || (g_usleep (1000), TRUE);
+    }
+  g_assert_cmpint (helper, >, 0);
+  kill (helper, SIGKILL);
+  g_assert_cmpuint (batch.ok, ==, 1);
+  g_assert_cmpuint (batch.errors->len, ==, 1);
+  g_assert_error ((GError *) batch.errors->pdata[0], G_IO_ERROR, G_IO_ERROR_CANCELLED);
+  batch_clear (&batch);
 }
 
 /* The owner for /afork/pool/workers/owner-death: a call that sleeps for
@@ -1540,6 +1580,7 @@ main (int    argc,
   g_test_add_func ("/afork/pool/workers/fresh-ahead", test_fresh_process_ahead);
   g_test_add_func ("/afork/pool/workers/fresh-ahead-edges", test_fresh_process_ahead_edges);
   g_test_add_func ("/afork/pool/workers/killed-not-busy", test_killed_worker_not_busy);
+  g_test_add_func ("/afork/pool/workers/cancelled-not-busy", test_cancelled_worker_not_busy);
   g_test_add_func ("/afork/pool/workers/owner-death", test_owner_death);
 
   return g_test_run ();
