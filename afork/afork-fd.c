@@ -111,6 +111,25 @@ _afork_recv_fds (int         sock,
   return res;
 }
 
+/* Why descriptors were lost in a receive on @sock (MSG_CTRUNC): this
+ * process's table was full, and the kernel dropped what it could not
+ * install, or the sender attached more than a message carries. */
+const char *
+_afork_fds_lost_reason (int sock)
+{
+  int fd = fcntl (sock, F_DUPFD_CLOEXEC, 0);
+
+  if (fd >= 0)
+    {
+      close (fd);
+      return _("more were attached to one message than it carries");
+    }
+  if (errno == EMFILE)
+    return _("this process has reached its limit of open files");
+
+  return g_strerror (errno);
+}
+
 /* One sendmsg() with up to AFORK_MAX_FDS_PER_MESSAGE descriptors attached
  * to the first byte of @data. Never raises SIGPIPE. */
 gssize

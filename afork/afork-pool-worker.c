@@ -56,7 +56,13 @@ worker_receive (Worker *worker,
     }
 
   if (truncated)
-    worker_die (_("Too many descriptors in one message from the parent"));
+    {
+      /* TRANSLATORS: %s is the reason, as in "this process has reached
+       * its limit of open files" */
+      g_autofree char *message = g_strdup_printf (_("Descriptors from the parent were lost: %s"),
+                                                  _afork_fds_lost_reason (worker->sock));
+      worker_die (message);
+    }
 }
 
 /* The pool went away, or the socket failed. */

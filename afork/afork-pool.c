@@ -1040,6 +1040,17 @@ worker_handle_input_locked (Worker  *worker,
   return ok;
 }
 
+static void
+set_fds_lost_error (Worker  *worker,
+                    GError **error)
+{
+  g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+               /* TRANSLATORS: %s is the reason, as in "this process has
+                * reached its limit of open files" */
+               _("Descriptors from a pool worker were lost: %s"),
+               _afork_fds_lost_reason (worker->fd));
+}
+
 /* Reads the socket of a worker with a ring: the descriptors, and the
  * bytes that carry them or wake the reader, which are dropped. *@open
  * turns FALSE at end of stream. Returns FALSE on other bytes. */
@@ -1068,8 +1079,7 @@ worker_drain_socket_locked (Worker    *worker,
         }
       if (truncated)
         {
-          g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
-                               _("Descriptors from a pool worker were lost"));
+          set_fds_lost_error (worker, error);
           return FALSE;
         }
       for (gssize i = 0; i < res; i++)
@@ -1151,6 +1161,12 @@ worker_read_locked (Worker  *worker,
         return TRUE;
       if (res <= 0)
         return FALSE;
+      /* The frames after it would take the wrong descriptors. */
+      if (truncated)
+        {
+          set_fds_lost_error (worker, error);
+          return FALSE;
+        }
       if (!worker_handle_input_locked (worker, error))
         return FALSE;
       if ((gsize) res < want)

@@ -57,5 +57,6 @@ gssize    _afork_recv_fds           (int             sock,
                                      GArray         *fds,
                                      int             flags,
                                      gboolean       *truncated);
+const char *_afork_fds_lost_reason  (int             sock);
 
 G_END_DECLS

@@ -916,7 +916,13 @@ receive (AforkServer *server,
     }
 
   if (truncated)
-    _afork_server_die (server, _("Too many descriptors in one message from the parent"));
+    {
+      /* TRANSLATORS: %s is the reason, as in "this process has reached
+       * its limit of open files" */
+      g_autofree char *message = g_strdup_printf (_("Descriptors from the parent were lost: %s"),
+                                                  _afork_fds_lost_reason (server->sock));
+      _afork_server_die (server, message);
+    }
 
   return (gsize) res;
 }

@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -881,6 +883,66 @@ count_fds (void)
   return n;
 }
 
+/* This process at its limit of open files when a reply brings 100
+ * descriptors: the kernel drops those it cannot install. The call fails
+ * and says why, the descriptors that did come are closed, and once there
+ * is room again the pool works. With a ring for the replies (max-calls 0)
+ * and without (a worker per call has none). */
+static void
+test_fds_at_limit (gconstpointer data)
+{
+  guint max_calls = GPOINTER_TO_UINT (data);
+  g_autoptr(AforkPool) pool = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GUnixFDList) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDir) dir = NULL;
+  struct rlimit limit, tight;
+  const char *name;
+  int highest = 0;
+  guint before;
+
+  if (!g_test_subprocess ())
+    {
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+      g_test_trap_assert_passed ();
+      return;
+    }
+
+  pool = make_pool ();
+  afork_pool_set_max_calls_per_worker (pool, max_calls);
+  reply = afork_pool_call (pool, "pool_nothing", NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&reply, g_variant_unref);
+
+  /* Room for 20 more. */
+  dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    highest = MAX (highest, atoi (name));
+  g_clear_pointer (&dir, g_dir_close);
+  before = count_fds ();
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  tight = limit;
+  tight.rlim_cur = (rlim_t) highest + 1 + 20;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &tight), ==, 0);
+
+  reply = afork_pool_call_with_fds (pool, "pool_make_fds", g_variant_new ("(u)", 100), NULL,
+                                    &out, NULL, &error);
+  g_assert_null (reply);
+  g_assert_null (out);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL);
+  g_assert_nonnull (strstr (error->message, "limit of open files"));
+  g_clear_error (&error);
+  /* Some 20 came; a new worker's socket may be open. */
+  g_assert_cmpuint (count_fds (), <, before + 5);
+
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  reply = afork_pool_call_with_fds (pool, "pool_make_fds", g_variant_new ("(u)", 100), NULL,
+                                    &out, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (g_unix_fd_list_get_length (out), ==, 100);
+}
+
 /* Children of @parent that are zombies. */
 static guint
 count_zombies (GPid parent)
@@ -1581,6 +1643,8 @@ main (int    argc,
   g_test_add_func ("/afork/pool/workers/fresh-ahead-edges", test_fresh_process_ahead_edges);
   g_test_add_func ("/afork/pool/workers/killed-not-busy", test_killed_worker_not_busy);
   g_test_add_func ("/afork/pool/workers/cancelled-not-busy", test_cancelled_worker_not_busy);
+  g_test_add_data_func ("/afork/pool/fds/at-limit/ring", GUINT_TO_POINTER (0), test_fds_at_limit);
+  g_test_add_data_func ("/afork/pool/fds/at-limit/socket", GUINT_TO_POINTER (1), test_fds_at_limit);
   g_test_add_func ("/afork/pool/workers/owner-death", test_owner_death);
 
   return g_test_run ();
