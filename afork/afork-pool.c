@@ -119,6 +119,8 @@ struct _Worker
   gint64             idle_since;
   gboolean           doomed;      /* killed: takes no more calls */
   gboolean           exit_watched; /* doomed, and waited for */
+  gboolean           exited;       /* known to have exited (and been reaped) */
+  const char        *fds_lost;     /* why descriptors it sent were lost, or NULL */
   GError            *broken;      /* a protocol error met outside the pool thread */
   gboolean           write_failed;
   GQueue             out;         /* Call * (owned) whose frames are not all written */
@@ -944,6 +946,28 @@ dispatch_locked (Core *core)
     g_source_set_ready_time (core->timer, 0);
 }
 
+/* Descriptors the worker sent were lost (MSG_CTRUNC): the frames read
+ * before are delivered, the one they belonged to fails the call, and
+ * nothing more is read, as the frames after would take the wrong
+ * descriptors. The reason is taken at once, while those that came are
+ * still open. */
+static void
+note_fds_lost (Worker *worker)
+{
+  if (worker->fds_lost == NULL)
+    worker->fds_lost = _afork_fds_lost_reason (worker->fd);
+}
+
+static void
+set_fds_lost_error (Worker  *worker,
+                    GError **error)
+{
+  g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+               /* TRANSLATORS: %s is the reason, as in "this process has
+                * reached its limit of open files" */
+               _("Descriptors from a pool worker were lost: %s"), worker->fds_lost);
+}
+
 /* Decodes what the worker wrote. Returns FALSE when the worker must go. */
 static gboolean
 worker_handle_input_locked (Worker  *worker,
@@ -983,8 +1007,11 @@ worker_handle_input_locked (Worker  *worker,
       if (head == NULL || frame.n_fds > worker->in_fds->len)
         {
           _afork_wire_pool_frame_clear (&frame);
-          g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
-                               _("A pool worker answered a call that was not made"));
+          if (head != NULL && worker->fds_lost != NULL)
+            set_fds_lost_error (worker, error);
+          else
+            g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                                 _("A pool worker answered a call that was not made"));
           ok = FALSE;
           break;
         }
@@ -1040,17 +1067,6 @@ worker_handle_input_locked (Worker  *worker,
   return ok;
 }
 
-static void
-set_fds_lost_error (Worker  *worker,
-                    GError **error)
-{
-  g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
-               /* TRANSLATORS: %s is the reason, as in "this process has
-                * reached its limit of open files" */
-               _("Descriptors from a pool worker were lost: %s"),
-               _afork_fds_lost_reason (worker->fd));
-}
-
 /* Reads the socket of a worker with a ring: the descriptors, and the
  * bytes that carry them or wake the reader, which are dropped. *@open
  * turns FALSE at end of stream. Returns FALSE on other bytes. */
@@ -1077,11 +1093,6 @@ worker_drain_socket_locked (Worker    *worker,
           *open = FALSE;
           return TRUE;
         }
-      if (truncated)
-        {
-          set_fds_lost_error (worker, error);
-          return FALSE;
-        }
       for (gssize i = 0; i < res; i++)
         if (worker->wakes->data[i] != 'w' && worker->wakes->data[i] != 'f')
           {
@@ -1089,6 +1100,11 @@ worker_drain_socket_locked (Worker    *worker,
                                  _("A pool worker wrote on its socket what belongs in its ring"));
             return FALSE;
           }
+      if (truncated)
+        {
+          note_fds_lost (worker);
+          return TRUE;
+        }
       /* A read stops after descriptors; short of that, a short read
        * took all there was. */
       if (worker->in_fds->len == n_fds && res < 64)
@@ -1117,12 +1133,18 @@ worker_read_ring_locked (Worker  *worker,
 
       if (!worker_drain_socket_locked (worker, &open, error))
         return FALSE;
-      /* At end of stream, all the worker published is there. */
-      if (!open)
+      /* At end of stream, all the worker published is there; once
+       * descriptors were lost, all it published before them. */
+      if (!open || worker->fds_lost != NULL)
         head = _afork_ring_get_head (worker->ring);
       if (!_afork_ring_read (worker->ring, head, worker->in, error) ||
           !worker_handle_input_locked (worker, error) || !open)
         return FALSE;
+      if (worker->fds_lost != NULL)
+        {
+          set_fds_lost_error (worker, error);
+          return FALSE;
+        }
       if (!_afork_ring_reader_sleeps (worker->ring))
         return TRUE;
       if (turn == 8)
@@ -1161,14 +1183,15 @@ worker_read_locked (Worker  *worker,
         return TRUE;
       if (res <= 0)
         return FALSE;
-      /* The frames after it would take the wrong descriptors. */
       if (truncated)
+        note_fds_lost (worker);
+      if (!worker_handle_input_locked (worker, error))
+        return FALSE;
+      if (worker->fds_lost != NULL)
         {
           set_fds_lost_error (worker, error);
           return FALSE;
         }
-      if (!worker_handle_input_locked (worker, error))
-        return FALSE;
       if ((gsize) res < want)
         return TRUE;
     }
@@ -1312,7 +1335,7 @@ worker_lost_locked (Worker *worker,
   if (!worker_used_up (core, worker))
     core->n_to_replace++;
 
-  if (head_error != NULL && worker->pid > 0)
+  if (head_error != NULL && worker->pid > 0 && !worker->exited)
     kill ((pid_t) worker->pid, SIGKILL);
 
   head = g_queue_pop_head (&worker->calls);
@@ -1545,6 +1568,8 @@ doomed_exit_cb (GObject      *object,
   if (afork_process_wait_finish (AFORK_PROCESS (object), result, NULL))
     {
       core_lock (core);
+      /* Its pid may be another process's now. */
+      worker->exited = TRUE;
       if (worker->state == WORKER_READY)
         {
           GError *error = NULL;

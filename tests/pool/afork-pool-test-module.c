@@ -230,6 +230,18 @@ pool_make_fds (AforkChild  *child,
   return g_variant_new ("(ah)", &builder);
 }
 
+/* (u): emits an "ahead" event, then does what pool_make_fds () does. */
+EXPORT GVariant *pool_event_then_fds (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_event_then_fds (AforkChild  *child,
+                     GVariant    *parameters,
+                     GError     **error)
+{
+  afork_child_emit_event (child, "ahead", NULL);
+
+  return pool_make_fds (child, parameters, error);
+}
+
 /* (): returns (u) the number of descriptors open in the worker. */
 EXPORT GVariant *pool_count_fds (AforkChild *child, GVariant *parameters, GError **error);
 GVariant *

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -943,6 +944,114 @@ test_fds_at_limit (gconstpointer data)
   g_assert_cmpint (g_unix_fd_list_get_length (out), ==, 100);
 }
 
+/* The pool thread, made to run only when nothing else would: replies
+ * then pile up on the socket or in the ring before it reads them. */
+static void
+slow_down_pool_thread (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/task", 0, NULL);
+  const char *name;
+  gboolean found = FALSE;
+
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename ("/proc/self/task", name, "comm", NULL);
+      g_autofree char *comm = NULL;
+      struct sched_param param = { 0 };
+
+      if (g_file_get_contents (path, &comm, NULL, NULL) && g_str_has_prefix (comm, "afork-pool"))
+        {
+          g_assert_cmpint (sched_setscheduler (atoi (name), SCHED_IDLE, &param), ==, 0);
+          found = TRUE;
+        }
+    }
+  g_assert_true (found);
+}
+
+static void
+count_event_cb (G_GNUC_UNUSED AforkPool  *pool,
+                G_GNUC_UNUSED const char *name,
+                G_GNUC_UNUSED GVariant   *value,
+                gpointer                  user_data)
+{
+  guint *count = user_data;
+
+  (*count)++;
+}
+
+/* As above, with what the worker wrote before the descriptors that are
+ * lost: an event of the same call, and, with a ring (which lets the
+ * worker take two calls, load 2), the reply to the call before. All on
+ * one CPU where the pool thread runs last, so that they are often read
+ * in one go with the descriptors. What came before is delivered (the
+ * call before succeeds, the event arrives), and the call whose
+ * descriptors were lost fails, once: its event comes once. */
+static void
+test_fds_at_limit_behind (gconstpointer data)
+{
+  guint max_calls = GPOINTER_TO_UINT (data);
+  g_autoptr(AforkPool) pool = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDir) dir = NULL;
+  struct rlimit limit, tight;
+  const char *name;
+  cpu_set_t one_cpu;
+  guint n_ahead = 0;
+  int highest = 0;
+
+  if (!g_test_subprocess ())
+    {
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+      g_test_trap_assert_passed ();
+      return;
+    }
+
+  /* The template, forked from this process, and its workers too. */
+  CPU_ZERO (&one_cpu);
+  CPU_SET (sched_getcpu (), &one_cpu);
+  g_assert_cmpint (sched_setaffinity (0, sizeof one_cpu, &one_cpu), ==, 0);
+
+  pool = make_pool ();
+  afork_pool_set_max_calls_per_worker (pool, max_calls);
+  afork_pool_set_max_workers (pool, 1);
+  afork_pool_set_load (pool, 2);
+  reply = afork_pool_call (pool, "pool_nothing", NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&reply, g_variant_unref);
+  slow_down_pool_thread ();
+
+  dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    highest = MAX (highest, atoi (name));
+  g_clear_pointer (&dir, g_dir_close);
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  tight = limit;
+  tight.rlim_cur = (rlim_t) highest + 1 + 20;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &tight), ==, 0);
+
+  g_signal_connect (pool, "event::ahead", G_CALLBACK (count_event_cb), &n_ahead);
+  for (guint i = 0; i < 10; i++)
+    {
+      Batch batch;
+      GError *lost;
+
+      batch_init (&batch);
+      batch.pending = 2;
+      afork_pool_call_async (pool, "pool_echo", g_variant_new ("(u)", i), NULL, batch_cb, &batch);
+      afork_pool_call_with_fds_async (pool, "pool_event_then_fds", g_variant_new ("(u)", 100),
+                                      NULL, NULL, batch_cb, &batch);
+      iterate_until_zero (g_main_context_default (), &batch.pending);
+      g_assert_cmpuint (n_ahead, ==, i + 1);
+      g_assert_cmpuint (batch.ok, ==, 1);
+      g_assert_cmpuint (batch.errors->len, ==, 1);
+      lost = batch.errors->pdata[0];
+      g_assert_error (lost, AFORK_ERROR, AFORK_ERROR_PROTOCOL);
+      g_assert_nonnull (strstr (lost->message, "limit of open files"));
+      batch_clear (&batch);
+    }
+}
+
 /* Children of @parent that are zombies. */
 static guint
 count_zombies (GPid parent)
@@ -1051,17 +1160,6 @@ test_random_deaths (void)
     }
   g_assert_cmpuint (count_fds (), <=, fds_before);
   g_assert_cmpuint (count_zombies (getpid ()), ==, 0);
-}
-
-static void
-count_event_cb (G_GNUC_UNUSED AforkPool  *pool,
-                G_GNUC_UNUSED const char *name,
-                G_GNUC_UNUSED GVariant   *value,
-                gpointer                  user_data)
-{
-  guint *count = user_data;
-
-  (*count)++;
 }
 
 /* Synchronous calls to one worker, in runs of quick ones (whose replies
@@ -1645,6 +1743,10 @@ main (int    argc,
   g_test_add_func ("/afork/pool/workers/cancelled-not-busy", test_cancelled_worker_not_busy);
   g_test_add_data_func ("/afork/pool/fds/at-limit/ring", GUINT_TO_POINTER (0), test_fds_at_limit);
   g_test_add_data_func ("/afork/pool/fds/at-limit/socket", GUINT_TO_POINTER (1), test_fds_at_limit);
+  g_test_add_data_func ("/afork/pool/fds/at-limit-behind/ring", GUINT_TO_POINTER (0),
+                        test_fds_at_limit_behind);
+  g_test_add_data_func ("/afork/pool/fds/at-limit-behind/socket", GUINT_TO_POINTER (1),
+                        test_fds_at_limit_behind);
   g_test_add_func ("/afork/pool/workers/owner-death", test_owner_death);
 
   return g_test_run ();
