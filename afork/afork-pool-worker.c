@@ -27,6 +27,9 @@ typedef struct
   GHashTable *functions;  /* name → AforkFunction *, or NULL if not found */
   GByteArray *out;
   AforkRing  *ring;       /* where replies go, once the pool sent one */
+  const char *fds_lost;   /* why a call's descriptors were lost, or NULL */
+  guint       lost_start; /* where in fds what came of them starts */
+  guint       lost_count; /* and how many came */
 } Worker;
 
 G_GNUC_NORETURN static void
@@ -42,6 +45,7 @@ static void
 worker_receive (Worker *worker,
                 gsize   want)
 {
+  guint n_fds = worker->fds->len;
   gboolean truncated;
   gssize res;
 
@@ -55,13 +59,24 @@ worker_receive (Worker *worker,
       _exit (0);
     }
 
+  /* The descriptors that came belong to the frame this read started,
+   * the next call with descriptors once those ahead are taken: that call
+   * fails, the worker goes on. A second loss before it dies. */
   if (truncated)
     {
-      /* TRANSLATORS: %s is the reason, as in "this process has reached
-       * its limit of open files" */
-      g_autofree char *message = g_strdup_printf (_("Descriptors from the parent were lost: %s"),
-                                                  _afork_fds_lost_reason (worker->sock));
-      worker_die (message);
+      const char *reason = _afork_fds_lost_reason (worker->sock);
+
+      if (worker->fds_lost != NULL)
+        {
+          /* TRANSLATORS: %s is the reason, as in "this process has reached
+           * its limit of open files" */
+          g_autofree char *message = g_strdup_printf (_("Descriptors from the parent were lost: %s"),
+                                                      reason);
+          worker_die (message);
+        }
+      worker->fds_lost = reason;
+      worker->lost_start = n_fds;
+      worker->lost_count = worker->fds->len - n_fds;
     }
 }
 
@@ -200,13 +215,34 @@ worker_handle_call (Worker             *worker,
   const AforkFunction *function;
   gsize start;
 
-  if (frame->n_fds > worker->fds->len)
-    worker_die (_("Call without the descriptors it announces"));
-
   g_array_set_size (child->call_fds, 0);
-  g_array_append_vals (child->call_fds, worker->fds->data, frame->n_fds);
-  g_array_remove_range (worker->fds, 0, frame->n_fds);
   g_array_set_size (child->reply_fds, 0);
+
+  if (worker->fds_lost != NULL && worker->lost_start == 0 && frame->n_fds > 0)
+    {
+      /* Its descriptors were lost: what came of them is closed, and the
+       * call fails without running. */
+      for (guint i = 0; i < worker->lost_count; i++)
+        close (g_array_index (worker->fds, int, i));
+      g_array_remove_range (worker->fds, 0, worker->lost_count);
+      g_set_error (&error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
+                   /* TRANSLATORS: %s is a function name, %d a process id, then
+                    * the reason, as in "this process has reached its limit
+                    * of open files" */
+                   _("The descriptors of the call to “%s” were lost in worker process %d: %s"),
+                   frame->function, (int) getpid (), worker->fds_lost);
+      worker->fds_lost = NULL;
+    }
+  else
+    {
+      if (frame->n_fds > worker->fds->len ||
+          (worker->fds_lost != NULL && frame->n_fds > worker->lost_start))
+        worker_die (_("Call without the descriptors it announces"));
+      g_array_append_vals (child->call_fds, worker->fds->data, frame->n_fds);
+      g_array_remove_range (worker->fds, 0, frame->n_fds);
+      if (worker->fds_lost != NULL)
+        worker->lost_start -= frame->n_fds;
+    }
 
   /* The replies before go first: a function that crashes the worker must
    * not take them along. */
@@ -220,7 +256,7 @@ worker_handle_call (Worker             *worker,
       _exit (0);
     }
 
-  function = worker_resolve (worker, frame->function, &error);
+  function = error == NULL ? worker_resolve (worker, frame->function, &error) : NULL;
   if (function != NULL)
     {
       GVariant *result;

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define EXPORT __attribute__((visibility("default")))
@@ -240,6 +241,36 @@ pool_event_then_fds (AforkChild  *child,
   afork_child_emit_event (child, "ahead", NULL);
 
   return pool_make_fds (child, parameters, error);
+}
+
+/* (u): lowers the worker's RLIMIT_NOFILE to leave room for that many
+ * more descriptors than it has open. */
+EXPORT GVariant *pool_limit_fds (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_limit_fds (G_GNUC_UNUSED AforkChild *child,
+                GVariant                 *parameters,
+                GError                  **error)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  const char *name;
+  struct rlimit limit;
+  guint32 room = 0;
+  int highest = 0;
+
+  g_variant_get (parameters, "(u)", &room);
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    highest = MAX (highest, atoi (name));
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
+    goto failed;
+  limit.rlim_cur = (rlim_t) highest + 1 + room;
+  if (setrlimit (RLIMIT_NOFILE, &limit) != 0)
+    goto failed;
+
+  return g_variant_new ("()");
+
+failed:
+  g_set_error_literal (error, POOL_TEST_ERROR, 2, g_strerror (errno));
+  return NULL;
 }
 
 /* (): returns (u) the number of descriptors open in the worker. */

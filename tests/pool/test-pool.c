@@ -944,6 +944,101 @@ test_fds_at_limit (gconstpointer data)
   g_assert_cmpint (g_unix_fd_list_get_length (out), ==, 100);
 }
 
+/* Calls pool_read_fds with @n pipes, each holding one byte: @n + 1. */
+static GVariant *
+call_read_fds (AforkPool *pool,
+               guint      n,
+               GError   **error)
+{
+  g_autoptr(GUnixFDList) fd_list = g_unix_fd_list_new ();
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE ("ah"));
+  for (guint i = 0; i < n; i++)
+    {
+      int fds[2];
+      guint8 byte = (guint8) (n + 1);
+      int handle;
+
+      afork_test_pipe (fds);
+      g_assert_cmpint (write (fds[1], &byte, 1), ==, 1);
+      handle = g_unix_fd_list_append (fd_list, fds[0], NULL);
+      g_assert_cmpint (handle, >=, 0);
+      close (fds[0]);
+      close (fds[1]);
+      g_variant_builder_add (&builder, "h", handle);
+    }
+
+  return afork_pool_call_with_fds (pool, "pool_read_fds", g_variant_new ("(ah)", &builder),
+                                   fd_list, NULL, NULL, error);
+}
+
+static gint32
+call_get_int (AforkPool  *pool,
+              const char *function)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = afork_pool_call (pool, function, NULL, NULL, &error);
+  gint32 value = 0;
+
+  g_assert_no_error (error);
+  if (g_variant_is_of_type (reply, G_VARIANT_TYPE ("(i)")))
+    g_variant_get (reply, "(i)", &value);
+  else
+    g_variant_get (reply, "(u)", &value);
+
+  return value;
+}
+
+/* A worker at its limit of open files when a call brings 100
+ * descriptors: that call fails, saying so, without running; the worker
+ * closes what came of them and takes the next calls, with descriptors
+ * too, and fails the next such call alike. */
+static void
+test_fds_at_limit_in_worker (void)
+{
+  g_autoptr(AforkPool) pool = make_pool ();
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  gint32 pid;
+  guint32 open_fds;
+
+  afork_pool_set_max_workers (pool, 1);
+  pid = call_get_int (pool, "pool_pid");
+  reply = afork_pool_call (pool, "pool_limit_fds", g_variant_new ("(u)", 20), NULL, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&reply, g_variant_unref);
+  open_fds = (guint32) call_get_int (pool, "pool_count_fds");
+
+  for (guint round = 0; round < 2; round++)
+    {
+      g_autofree char *expected = g_strdup_printf ("were lost in worker process %d", (int) pid);
+      gsize n_bytes = 0;
+
+      reply = call_read_fds (pool, 100, &error);
+      g_assert_null (reply);
+      g_assert_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL);
+      g_assert_nonnull (strstr (error->message, expected));
+      g_assert_nonnull (strstr (error->message, "limit of open files"));
+      g_clear_error (&error);
+
+      /* The same worker, with what it had open, and calls with
+       * descriptors work. */
+      g_assert_cmpint (call_get_int (pool, "pool_pid"), ==, pid);
+      g_assert_cmpuint ((guint32) call_get_int (pool, "pool_count_fds"), ==, open_fds);
+      reply = call_read_fds (pool, 3, &error);
+      g_assert_no_error (error);
+      {
+        g_autoptr(GVariant) ay = g_variant_get_child_value (reply, 0);
+        const guint8 *bytes = g_variant_get_fixed_array (ay, &n_bytes, 1);
+
+        g_assert_cmpuint (n_bytes, ==, 3);
+        g_assert_cmpuint (bytes[2], ==, 4);
+      }
+      g_clear_pointer (&reply, g_variant_unref);
+    }
+}
+
 /* The pool thread, made to run only when nothing else would: replies
  * then pile up on the socket or in the ring before it reads them. */
 static void
@@ -1743,6 +1838,7 @@ main (int    argc,
   g_test_add_func ("/afork/pool/workers/cancelled-not-busy", test_cancelled_worker_not_busy);
   g_test_add_data_func ("/afork/pool/fds/at-limit/ring", GUINT_TO_POINTER (0), test_fds_at_limit);
   g_test_add_data_func ("/afork/pool/fds/at-limit/socket", GUINT_TO_POINTER (1), test_fds_at_limit);
+  g_test_add_func ("/afork/pool/fds/at-limit-in-worker", test_fds_at_limit_in_worker);
   g_test_add_data_func ("/afork/pool/fds/at-limit-behind/ring", GUINT_TO_POINTER (0),
                         test_fds_at_limit_behind);
   g_test_add_data_func ("/afork/pool/fds/at-limit-behind/socket", GUINT_TO_POINTER (1),
