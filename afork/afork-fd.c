@@ -10,6 +10,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <gio/gio.h>
+
 gboolean
 _afork_fd_set_blocking (int      fd,
                         gboolean blocking)
@@ -111,23 +113,49 @@ _afork_recv_fds (int         sock,
   return res;
 }
 
-/* Why descriptors were lost in a receive on @sock (MSG_CTRUNC): this
- * process's table was full, and the kernel dropped what it could not
- * install, or the sender attached more than a message carries. */
-const char *
-_afork_fds_lost_reason (int sock)
+/* Why descriptors were lost in a receive on @sock (MSG_CTRUNC), as an
+ * errno: EMFILE when this process's table is full (the kernel drops what
+ * it cannot install), 0 when the sender attached more than a message
+ * carries. Asked at once, while those that came are still open. */
+int
+_afork_fds_lost_errno (int sock)
 {
   int fd = fcntl (sock, F_DUPFD_CLOEXEC, 0);
 
   if (fd >= 0)
     {
       close (fd);
-      return _("more were attached to one message than it carries");
+      return 0;
     }
-  if (errno == EMFILE)
+
+  return errno;
+}
+
+/* The reason for a message, from _afork_fds_lost_errno (). */
+const char *
+_afork_fds_lost_reason (int lost_errno)
+{
+  if (lost_errno == 0)
+    return _("more were attached to one message than it carries");
+  if (lost_errno == EMFILE)
     return _("this process has reached its limit of open files");
 
-  return g_strerror (errno);
+  return g_strerror (lost_errno);
+}
+
+/* The error of a call whose descriptors were lost: GIO's
+ * G_IO_ERROR_TOO_MANY_OPEN_FILES when the table was full (named by its
+ * quark's string, as servers do not link GIO), else a protocol error. */
+void
+_afork_fds_lost_set_error (GError    **error,
+                           int         lost_errno,
+                           const char *message)
+{
+  if (lost_errno == EMFILE)
+    g_set_error_literal (error, g_quark_from_static_string ("g-io-error-quark"),
+                         G_IO_ERROR_TOO_MANY_OPEN_FILES, message);
+  else
+    g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL, message);
 }
 
 /* One sendmsg() with up to AFORK_MAX_FDS_PER_MESSAGE descriptors attached

@@ -27,10 +27,17 @@ typedef struct
   GHashTable *functions;  /* name → AforkFunction *, or NULL if not found */
   GByteArray *out;
   AforkRing  *ring;       /* where replies go, once the pool sent one */
-  const char *fds_lost;   /* why a call's descriptors were lost, or NULL */
-  guint       lost_start; /* where in fds what came of them starts */
-  guint       lost_count; /* and how many came */
+  GArray     *lost;       /* LostFds, oldest first: calls whose descriptors were lost */
 } Worker;
+
+/* Descriptors of a call that were lost (MSG_CTRUNC): they would have
+ * followed the first @ahead descriptors of Worker.fds. What came of them
+ * is closed at once: the table has room again for the next call's. */
+typedef struct
+{
+  guint ahead;
+  int   lost_errno;
+} LostFds;
 
 G_GNUC_NORETURN static void
 worker_die (const char *message)
@@ -59,25 +66,47 @@ worker_receive (Worker *worker,
       _exit (0);
     }
 
-  /* The descriptors that came belong to the frame this read started,
-   * the next call with descriptors once those ahead are taken: that call
-   * fails, the worker goes on. A second loss before it dies. */
+  /* The descriptors that came belong to the frame this read started: the
+   * next frame with descriptors once those ahead are taken. That call
+   * fails, and the worker goes on. */
   if (truncated)
     {
-      const char *reason = _afork_fds_lost_reason (worker->sock);
+      LostFds lost = { n_fds, _afork_fds_lost_errno (worker->sock) };
 
-      if (worker->fds_lost != NULL)
-        {
-          /* TRANSLATORS: %s is the reason, as in "this process has reached
-           * its limit of open files" */
-          g_autofree char *message = g_strdup_printf (_("Descriptors from the parent were lost: %s"),
-                                                      reason);
-          worker_die (message);
-        }
-      worker->fds_lost = reason;
-      worker->lost_start = n_fds;
-      worker->lost_count = worker->fds->len - n_fds;
+      for (guint i = n_fds; i < worker->fds->len; i++)
+        close (g_array_index (worker->fds, int, i));
+      g_array_set_size (worker->fds, n_fds);
+      g_array_append_val (worker->lost, lost);
     }
+}
+
+/* Takes the descriptors of a frame that announces @n_fds: FALSE when they
+ * were lost (*@lost_errno says why), else appended to @to. */
+static gboolean
+worker_take_fds (Worker *worker,
+                 guint   n_fds,
+                 GArray *to,
+                 int    *lost_errno)
+{
+  if (n_fds == 0)
+    return TRUE;
+
+  if (worker->lost->len > 0 && g_array_index (worker->lost, LostFds, 0).ahead == 0)
+    {
+      *lost_errno = g_array_index (worker->lost, LostFds, 0).lost_errno;
+      g_array_remove_index (worker->lost, 0);
+      return FALSE;
+    }
+
+  if (n_fds > worker->fds->len ||
+      (worker->lost->len > 0 && n_fds > g_array_index (worker->lost, LostFds, 0).ahead))
+    worker_die (_("Call without the descriptors it announces"));
+  g_array_append_vals (to, worker->fds->data, n_fds);
+  g_array_remove_range (worker->fds, 0, n_fds);
+  for (guint i = 0; i < worker->lost->len; i++)
+    g_array_index (worker->lost, LostFds, i).ahead -= n_fds;
+
+  return TRUE;
 }
 
 /* The pool went away, or the socket failed. */
@@ -191,13 +220,23 @@ worker_handle_ring (Worker             *worker,
                     AforkWirePoolFrame *frame)
 {
   g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) fds = g_array_new (FALSE, FALSE, sizeof (int));
+  int lost_errno = 0;
   int fd;
 
-  if (worker->ring != NULL || worker->out->len > 0 || worker->fds->len < 1)
+  if (worker->ring != NULL || worker->out->len > 0 ||
+      (worker->fds->len < 1 && worker->lost->len == 0))
     worker_die (_("Unexpected ring frame from the parent"));
+  if (!worker_take_fds (worker, 1, fds, &lost_errno))
+    {
+      /* TRANSLATORS: %s is the reason, as in "this process has reached
+       * its limit of open files" */
+      g_autofree char *message = g_strdup_printf (_("Descriptors from the parent were lost: %s"),
+                                                  _afork_fds_lost_reason (lost_errno));
+      worker_die (message);
+    }
 
-  fd = g_array_index (worker->fds, int, 0);
-  g_array_remove_index (worker->fds, 0);
+  fd = g_array_index (fds, int, 0);
   worker->ring = _afork_ring_map (fd, frame->ring_size, &error);
   close (fd);
   if (worker->ring == NULL)
@@ -213,35 +252,22 @@ worker_handle_call (Worker             *worker,
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
   const AforkFunction *function;
+  int lost_errno = 0;
   gsize start;
 
   g_array_set_size (child->call_fds, 0);
   g_array_set_size (child->reply_fds, 0);
 
-  if (worker->fds_lost != NULL && worker->lost_start == 0 && frame->n_fds > 0)
+  /* A call whose descriptors were lost fails without running. */
+  if (!worker_take_fds (worker, frame->n_fds, child->call_fds, &lost_errno))
     {
-      /* Its descriptors were lost: what came of them is closed, and the
-       * call fails without running. */
-      for (guint i = 0; i < worker->lost_count; i++)
-        close (g_array_index (worker->fds, int, i));
-      g_array_remove_range (worker->fds, 0, worker->lost_count);
-      g_set_error (&error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
-                   /* TRANSLATORS: %s is a function name, %d a process id, then
-                    * the reason, as in "this process has reached its limit
-                    * of open files" */
-                   _("The descriptors of the call to “%s” were lost in worker process %d: %s"),
-                   frame->function, (int) getpid (), worker->fds_lost);
-      worker->fds_lost = NULL;
-    }
-  else
-    {
-      if (frame->n_fds > worker->fds->len ||
-          (worker->fds_lost != NULL && frame->n_fds > worker->lost_start))
-        worker_die (_("Call without the descriptors it announces"));
-      g_array_append_vals (child->call_fds, worker->fds->data, frame->n_fds);
-      g_array_remove_range (worker->fds, 0, frame->n_fds);
-      if (worker->fds_lost != NULL)
-        worker->lost_start -= frame->n_fds;
+      /* TRANSLATORS: %s is a function name, %d a process id, then the
+       * reason, as in "this process has reached its limit of open files" */
+      g_autofree char *message = g_strdup_printf (_("The descriptors of the call to “%s” were lost in worker process %d: %s"),
+                                                  frame->function, (int) getpid (),
+                                                  _afork_fds_lost_reason (lost_errno));
+
+      _afork_fds_lost_set_error (&error, lost_errno, message);
     }
 
   /* The replies before go first: a function that crashes the worker must
@@ -330,6 +356,7 @@ _afork_pool_worker_run (AforkChild *child)
   worker.sock = child->fd;
   worker.in = g_byte_array_sized_new (READ_CHUNK);
   worker.fds = g_array_new (FALSE, FALSE, sizeof (int));
+  worker.lost = g_array_new (FALSE, FALSE, sizeof (LostFds));
   worker.functions = g_hash_table_new (g_str_hash, g_str_equal);
   worker.out = g_byte_array_new ();
   child->call_fds = g_array_new (FALSE, FALSE, sizeof (int));

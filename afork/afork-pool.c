@@ -120,7 +120,8 @@ struct _Worker
   gboolean           doomed;      /* killed: takes no more calls */
   gboolean           exit_watched; /* doomed, and waited for */
   gboolean           exited;       /* known to have exited (and been reaped) */
-  const char        *fds_lost;     /* why descriptors it sent were lost, or NULL */
+  gboolean           fds_lost;     /* descriptors it sent were lost */
+  int                fds_lost_errno; /* why: _afork_fds_lost_errno () */
   GError            *broken;      /* a protocol error met outside the pool thread */
   gboolean           write_failed;
   GQueue             out;         /* Call * (owned) whose frames are not all written */
@@ -954,18 +955,21 @@ dispatch_locked (Core *core)
 static void
 note_fds_lost (Worker *worker)
 {
-  if (worker->fds_lost == NULL)
-    worker->fds_lost = _afork_fds_lost_reason (worker->fd);
+  if (!worker->fds_lost)
+    worker->fds_lost_errno = _afork_fds_lost_errno (worker->fd);
+  worker->fds_lost = TRUE;
 }
 
 static void
 set_fds_lost_error (Worker  *worker,
                     GError **error)
 {
-  g_set_error (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
-               /* TRANSLATORS: %s is the reason, as in "this process has
-                * reached its limit of open files" */
-               _("Descriptors from a pool worker were lost: %s"), worker->fds_lost);
+  /* TRANSLATORS: %s is the reason, as in "this process has reached its
+   * limit of open files" */
+  g_autofree char *message = g_strdup_printf (_("Descriptors from a pool worker were lost: %s"),
+                                              _afork_fds_lost_reason (worker->fds_lost_errno));
+
+  _afork_fds_lost_set_error (error, worker->fds_lost_errno, message);
 }
 
 /* Decodes what the worker wrote. Returns FALSE when the worker must go. */
@@ -1007,7 +1011,7 @@ worker_handle_input_locked (Worker  *worker,
       if (head == NULL || frame.n_fds > worker->in_fds->len)
         {
           _afork_wire_pool_frame_clear (&frame);
-          if (head != NULL && worker->fds_lost != NULL)
+          if (head != NULL && worker->fds_lost)
             set_fds_lost_error (worker, error);
           else
             g_set_error_literal (error, AFORK_ERROR, AFORK_ERROR_PROTOCOL,
@@ -1135,12 +1139,12 @@ worker_read_ring_locked (Worker  *worker,
         return FALSE;
       /* At end of stream, all the worker published is there; once
        * descriptors were lost, all it published before them. */
-      if (!open || worker->fds_lost != NULL)
+      if (!open || worker->fds_lost)
         head = _afork_ring_get_head (worker->ring);
       if (!_afork_ring_read (worker->ring, head, worker->in, error) ||
           !worker_handle_input_locked (worker, error) || !open)
         return FALSE;
-      if (worker->fds_lost != NULL)
+      if (worker->fds_lost)
         {
           set_fds_lost_error (worker, error);
           return FALSE;
@@ -1162,6 +1166,14 @@ static gboolean
 worker_read_locked (Worker  *worker,
                     GError **error)
 {
+  /* Nothing more is read once descriptors were lost: a later frame's
+   * would follow what came of them. */
+  if (worker->fds_lost)
+    {
+      set_fds_lost_error (worker, error);
+      return FALSE;
+    }
+
   if (worker->ring != NULL)
     return worker_read_ring_locked (worker, error);
 
@@ -1187,7 +1199,7 @@ worker_read_locked (Worker  *worker,
         note_fds_lost (worker);
       if (!worker_handle_input_locked (worker, error))
         return FALSE;
-      if (worker->fds_lost != NULL)
+      if (worker->fds_lost)
         {
           set_fds_lost_error (worker, error);
           return FALSE;

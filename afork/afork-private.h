@@ -57,6 +57,10 @@ gssize    _afork_recv_fds           (int             sock,
                                      GArray         *fds,
                                      int             flags,
                                      gboolean       *truncated);
-const char *_afork_fds_lost_reason  (int             sock);
+int       _afork_fds_lost_errno     (int             sock);
+const char *_afork_fds_lost_reason  (int             lost_errno);
+void      _afork_fds_lost_set_error (GError        **error,
+                                     int             lost_errno,
+                                     const char     *message);
 
 G_END_DECLS

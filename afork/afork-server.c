@@ -920,7 +920,7 @@ receive (AforkServer *server,
       /* TRANSLATORS: %s is the reason, as in "this process has reached
        * its limit of open files" */
       g_autofree char *message = g_strdup_printf (_("Descriptors from the parent were lost: %s"),
-                                                  _afork_fds_lost_reason (server->sock));
+                                                  _afork_fds_lost_reason (_afork_fds_lost_errno (server->sock)));
       _afork_server_die (server, message);
     }
 
