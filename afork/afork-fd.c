@@ -114,9 +114,11 @@ _afork_recv_fds (int         sock,
 }
 
 /* Why descriptors were lost in a receive on @sock (MSG_CTRUNC), as an
- * errno: EMFILE when this process's table is full (the kernel drops what
- * it cannot install), 0 when the sender attached more than a message
- * carries. Asked at once, while those that came are still open. */
+ * errno. The control buffer holds as many as the kernel lets a message
+ * carry (SCM_MAX_FD), so some could not be installed: almost always
+ * because this process's table is full (EMFILE; the kernel drops the
+ * rest). A duplicate of @sock tells another cause; one that succeeds says
+ * nothing (another thread may have closed a descriptor since). */
 int
 _afork_fds_lost_errno (int sock)
 {
@@ -125,7 +127,7 @@ _afork_fds_lost_errno (int sock)
   if (fd >= 0)
     {
       close (fd);
-      return 0;
+      return EMFILE;
     }
 
   return errno;
@@ -135,8 +137,6 @@ _afork_fds_lost_errno (int sock)
 const char *
 _afork_fds_lost_reason (int lost_errno)
 {
-  if (lost_errno == 0)
-    return _("more were attached to one message than it carries");
   if (lost_errno == EMFILE)
     return _("this process has reached its limit of open files");
 
