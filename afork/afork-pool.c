@@ -1674,12 +1674,6 @@ maintain_locked (Core *core)
           worker->exit_watched = TRUE;
           afork_process_wait_async (worker->process, NULL, doomed_exit_cb, worker_ref (worker));
         }
-    }
-
-  for (guint i = 0; i < core->workers->len; i++)
-    {
-      Worker *worker = core->workers->pdata[i];
-
       if (worker->doomed || worker->write_failed)
         continue;
       /* A used-up worker leaves room for the worker that takes its place

@@ -884,6 +884,25 @@ count_fds (void)
   return n;
 }
 
+/* Lowers this process's RLIMIT_NOFILE to leave room for @room more
+ * descriptors than it has open; the limit before goes to *@saved. */
+static void
+leave_room_for_fds (guint          room,
+                    struct rlimit *saved)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  struct rlimit tight;
+  const char *name;
+  int highest = 0;
+
+  while ((name = g_dir_read_name (dir)) != NULL)
+    highest = MAX (highest, atoi (name));
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, saved), ==, 0);
+  tight = *saved;
+  tight.rlim_cur = (rlim_t) highest + 1 + room;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &tight), ==, 0);
+}
+
 /* This process at its limit of open files when a reply brings 100
  * descriptors: the kernel drops those it cannot install. The call fails
  * and says why, the descriptors that did come are closed, and once there
@@ -897,10 +916,7 @@ test_fds_at_limit (gconstpointer data)
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GUnixFDList) out = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GDir) dir = NULL;
-  struct rlimit limit, tight;
-  const char *name;
-  int highest = 0;
+  struct rlimit limit;
   guint before;
 
   if (!g_test_subprocess ())
@@ -916,16 +932,8 @@ test_fds_at_limit (gconstpointer data)
   g_assert_no_error (error);
   g_clear_pointer (&reply, g_variant_unref);
 
-  /* Room for 20 more. */
-  dir = g_dir_open ("/proc/self/fd", 0, NULL);
-  while ((name = g_dir_read_name (dir)) != NULL)
-    highest = MAX (highest, atoi (name));
-  g_clear_pointer (&dir, g_dir_close);
   before = count_fds ();
-  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
-  tight = limit;
-  tight.rlim_cur = (rlim_t) highest + 1 + 20;
-  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &tight), ==, 0);
+  leave_room_for_fds (20, &limit);
 
   reply = afork_pool_call_with_fds (pool, "pool_make_fds", g_variant_new ("(u)", 100), NULL,
                                     &out, NULL, &error);
@@ -1140,12 +1148,9 @@ test_fds_at_limit_behind (gconstpointer data)
   g_autoptr(AforkPool) pool = NULL;
   g_autoptr(GVariant) reply = NULL;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GDir) dir = NULL;
-  struct rlimit limit, tight;
-  const char *name;
+  struct rlimit limit;
   cpu_set_t one_cpu;
   guint n_ahead = 0;
-  int highest = 0;
 
   if (!g_test_subprocess ())
     {
@@ -1167,15 +1172,7 @@ test_fds_at_limit_behind (gconstpointer data)
   g_assert_no_error (error);
   g_clear_pointer (&reply, g_variant_unref);
   slow_down_pool_thread ();
-
-  dir = g_dir_open ("/proc/self/fd", 0, NULL);
-  while ((name = g_dir_read_name (dir)) != NULL)
-    highest = MAX (highest, atoi (name));
-  g_clear_pointer (&dir, g_dir_close);
-  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &limit), ==, 0);
-  tight = limit;
-  tight.rlim_cur = (rlim_t) highest + 1 + 20;
-  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &tight), ==, 0);
+  leave_room_for_fds (20, &limit);
 
   g_signal_connect (pool, "event::ahead", G_CALLBACK (count_event_cb), &n_ahead);
   for (guint i = 0; i < 10; i++)
