@@ -26,6 +26,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "afork-pool-worker-private.h"
+#include "afork-process-private.h"
 #include "afork-ring-private.h"
 #include "afork-wire-private.h"
 
@@ -142,6 +143,9 @@ struct _Core
   Call            *submitted;        /* atomic: asynchronous calls not taken in yet, newest first */
   AforkProcess    *template_process;
   GError          *template_error;   /* the template cannot produce workers */
+  gboolean         own_template;     /* made by the pool, which can make it again */
+  gboolean         template_lost;    /* it has exited: no worker is started until
+                                      * its status is in */
   gboolean         ever_ready;
   GQueue           queue;            /* Call *, not sent, oldest first */
   GPtrArray       *workers;          /* Worker * */
@@ -1443,6 +1447,95 @@ worker_start_ring (Worker *worker)
   worker->wakes = g_byte_array_sized_new (64);
 }
 
+/* The template's end of its connection is closed: it has exited. A
+ * template that is only waited for (its fork request still queued) holds
+ * it open. */
+static gboolean
+template_gone_locked (Core *core)
+{
+  struct pollfd pfd = { .events = POLLIN };
+  char byte;
+
+  pfd.fd = core->template_process->fd;
+  if (pfd.fd < 0 || poll (&pfd, 1, 0) != 1)
+    return FALSE;
+
+  return (pfd.revents & (POLLHUP | POLLERR)) != 0 ||
+         recv (pfd.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+static GError *
+template_exit_error (AforkProcess *template_process,
+                     gboolean      status_known)
+{
+  if (status_known && afork_process_get_if_signaled (template_process))
+    {
+      int sig = afork_process_get_term_sig (template_process);
+
+      return g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+                          /* TRANSLATORS: a signal number and its name */
+                          _("The template of the pool was killed by signal %d (%s); "
+                            "the pool cannot start workers"),
+                          sig, g_strsignal (sig));
+    }
+  if (status_known)
+    return g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+                        /* TRANSLATORS: %d is an exit status */
+                        _("The template of the pool exited with status %d; "
+                          "the pool cannot start workers"),
+                        afork_process_get_exit_status (template_process));
+
+  return g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+                              _("The template of the pool exited; the pool cannot start workers"));
+}
+
+static void
+template_exit_cb (GObject      *object,
+                  GAsyncResult *result,
+                  gpointer      user_data)
+{
+  AforkProcess *template_process = AFORK_PROCESS (object);
+  Core *core = user_data;
+  GError *error;
+
+  error = template_exit_error (template_process,
+                               afork_process_wait_finish (template_process, result, NULL));
+
+  core_lock (core);
+  if (core->template_process == template_process && !core->disposed)
+    {
+      core->template_lost = FALSE;
+      if (core->own_template)
+        {
+          /* A process of the default template, as at the start: its
+           * error, if it cannot be made, is every call's. */
+          g_clear_error (&error);
+          g_object_unref (core->template_process);
+          core->template_process = afork_process_new (&core->template_error);
+          core->ever_ready = FALSE;
+        }
+      else if (core->template_error == NULL)
+        core->template_error = g_steal_pointer (&error);
+      maintain_locked (core);
+    }
+  core_unlock (core);
+
+  g_clear_error (&error);
+  core_unref (core);
+}
+
+/* The template has exited: waits for its status, starting no worker. */
+static void
+template_lost_locked (Core *core)
+{
+  if (core->template_lost)
+    return;
+
+  core->template_lost = TRUE;
+  g_atomic_ref_count_inc (&core->ref);
+  afork_process_wait_async (core->template_process, NULL, template_exit_cb, core);
+}
+
 static void
 worker_run_cb (GObject      *object,
                GAsyncResult *result,
@@ -1466,9 +1559,13 @@ worker_run_cb (GObject      *object,
           worker_unref (worker);  /* the list's; the run's is dropped below */
         }
 
-      /* No respawning for a template that fails: its error is every
-       * call's, now (and for good if it never made a worker). */
-      if (error != NULL)
+      /* A template that made workers and has exited: the calls wait for
+       * what its status decides (template_exit_cb ()). Otherwise, no
+       * respawning for a template that fails: its error is every call's,
+       * now (and for good if it never made a worker). */
+      if (error != NULL && core->ever_ready && !core->disposed && template_gone_locked (core))
+        template_lost_locked (core);
+      else if (error != NULL)
         {
           if (!core->ever_ready && core->template_error == NULL)
             core->template_error = g_error_copy (error);
@@ -1690,7 +1787,7 @@ maintain_locked (Core *core)
 
   /* New workers for the calls that found no room. */
   new_room = core->max_calls > 0 ? MIN (core->load, core->max_calls) : core->load;
-  if (!core->disposed && core->template_error == NULL)
+  if (!core->disposed && core->template_error == NULL && !core->template_lost)
     {
       guint waiting = core->queue.length;
 
@@ -2116,6 +2213,12 @@ afork_pool_init (AforkPool *self)
  * [method@Afork.Process.require] first. The pool takes the template over:
  * do not use it afterwards.
  *
+ * If the template exits (killed from outside, say), its workers go with it
+ * and the pool cannot start others: every call then fails with
+ * %AFORK_ERROR_CHILD_EXITED, saying so. Make a new pool from a new
+ * template. A pool made with %NULL makes a new process of the default
+ * template itself and goes on.
+ *
  * Returns: (transfer full): a new pool
  *
  * Since: 1.0
@@ -2134,7 +2237,10 @@ afork_pool_new (AforkProcess *template_process)
   if (template_process != NULL)
     core->template_process = g_object_ref (template_process);
   else
-    core->template_process = afork_process_new (&core->template_error);
+    {
+      core->template_process = afork_process_new (&core->template_error);
+      core->own_template = TRUE;
+    }
 
   return self;
 }

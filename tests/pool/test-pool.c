@@ -1807,6 +1807,155 @@ run_owner (void)
   return 0;
 }
 
+/* The pool workers of this program, by their title. */
+static GArray *
+pool_worker_pids (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc", 0, NULL);
+  g_autofree char *title = g_strdup_printf ("afork %d afork:pool-worker", (int) getpid ());
+  GArray *pids = g_array_new (FALSE, FALSE, sizeof (GPid));
+  const char *name;
+
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = NULL;
+      g_autofree char *cmdline = NULL;
+      gint64 pid;
+      gsize len;
+      char state;
+
+      if (!g_ascii_string_to_signed (name, 10, 1, G_MAXINT, &pid, NULL))
+        continue;
+      path = g_strdup_printf ("/proc/%s/cmdline", name);
+      if (!g_file_get_contents (path, &cmdline, &len, NULL))
+        continue;
+      for (gsize i = 0; i < len; i++)
+        if (cmdline[i] == '\0')
+          cmdline[i] = ' ';
+      if (g_str_has_prefix (cmdline, title) &&
+          afork_test_proc_stat ((GPid) pid, &state, NULL, NULL) && state != 'Z')
+        {
+          GPid p = (GPid) pid;
+
+          g_array_append_val (pids, p);
+        }
+    }
+
+  return pids;
+}
+
+/* A pool worker of this program whose template is not @not_template,
+ * waited for (bounded); 0 if none came. */
+static GPid
+wait_pool_worker (GPid not_template)
+{
+  gint64 deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+
+  do
+    {
+      g_autoptr(GArray) pids = pool_worker_pids ();
+
+      for (guint i = 0; i < pids->len; i++)
+        {
+          GPid pid = g_array_index (pids, GPid, i);
+          GPid parent = afork_test_proc_parent (pid);
+
+          if (parent > 1 && parent != not_template)
+            return pid;
+        }
+      g_usleep (10 * 1000);
+    }
+  while (g_get_monotonic_time () < deadline);
+
+  return 0;
+}
+
+/* The pool's template is killed. A template of the caller's cannot be
+ * made again: every call then fails with an error that says so, without
+ * a loop of respawns. The pool's own template (none given) is replaced,
+ * and the pool goes on. */
+static void
+test_template_death (gconstpointer data)
+{
+  gboolean own = GPOINTER_TO_INT (data);
+  g_autoptr(AforkPool) pool = own ? afork_pool_new (NULL) : make_pool ();
+  GMainContext *context = g_main_context_default ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  GPid worker, template_pid;
+  Batch batch;
+
+  afork_pool_set_min_workers (pool, 1);
+  afork_pool_set_max_workers (pool, 2);
+  if (own)
+    {
+      /* The default template's workers serve no test function: a worker
+       * that says so has served the call. */
+      reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+      g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+      g_clear_error (&error);
+      worker = wait_pool_worker (0);
+    }
+  else
+    {
+      gint32 pid;
+
+      reply = afork_pool_call (pool, "pool_pid", NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_variant_get (reply, "(i)", &pid);
+      worker = (GPid) pid;
+    }
+  g_assert_cmpint (worker, >, 0);
+  template_pid = afork_test_proc_parent (worker);
+  g_assert_cmpint (template_pid, >, 1);
+
+  g_assert_cmpint (kill (template_pid, SIGKILL), ==, 0);
+  /* Its workers go with it. */
+  g_assert_true (afork_test_wait_gone (worker, AFORK_TEST_WAIT_SECONDS));
+
+  if (own)
+    {
+      /* A new template, and a worker of it, with nothing asked. */
+      GPid next = wait_pool_worker (template_pid);
+
+      g_assert_cmpint (next, >, 0);
+      g_assert_cmpint (afork_test_proc_parent (next), !=, template_pid);
+      g_clear_pointer (&reply, g_variant_unref);
+      reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+      g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+      return;
+    }
+
+  batch_init (&batch);
+  for (guint i = 0; i < 20; i++)
+    {
+      batch.pending++;
+      afork_pool_call_async (pool, "pool_echo", NULL, NULL, batch_cb, &batch);
+    }
+  iterate_until_zero (context, &batch.pending);
+  g_assert_cmpuint (batch.ok, ==, 0);
+  g_assert_cmpuint (batch.errors->len, ==, 20);
+  for (guint i = 0; i < batch.errors->len; i++)
+    {
+      GError *e = batch.errors->pdata[i];
+
+      g_assert_error (e, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
+      g_assert_nonnull (strstr (e->message, "template of the pool"));
+      g_assert_nonnull (strstr (e->message, "signal 9"));
+    }
+  batch_clear (&batch);
+
+  /* Later calls fail at once, the same way, and nothing is respawned. */
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
+  g_assert_nonnull (strstr (error->message, "template of the pool"));
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
+  g_usleep (200 * 1000);
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
+}
+
 /* The owner is killed while its worker is in a long call: the worker does
  * not live on. */
 static void
@@ -1893,6 +2042,8 @@ main (int    argc,
   g_test_add_data_func ("/afork/pool/fds/at-limit-behind/socket", GUINT_TO_POINTER (1),
                         test_fds_at_limit_behind);
   g_test_add_func ("/afork/pool/workers/owner-death", test_owner_death);
+  g_test_add_data_func ("/afork/pool/template/death", GINT_TO_POINTER (FALSE), test_template_death);
+  g_test_add_data_func ("/afork/pool/template/death-own", GINT_TO_POINTER (TRUE), test_template_death);
 
   return g_test_run ();
 }
