@@ -131,6 +131,7 @@ _afork_server_handle_exec (AforkServer  *server,
   if (exec.cwd != NULL && chdir (exec.cwd) != 0)
     report_and_exit (status_fd, AFORK_WIRE_EXEC_STEP_CHDIR, errno);
 
+  _afork_server_restore_nofile ();
   if (exec.envp != NULL)
     execvpe (exec.argv[0], exec.argv, exec.envp);
   else

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -656,6 +657,7 @@ handle_run (AforkServer  *server,
     }
   _afork_server_set_title ("afork", server->child.owner, name);
   _afork_fd_set_blocking (server->sock, TRUE);
+  _afork_server_restore_nofile ();
   _afork_server_sandbox_enter_run ();
 
   if (func.loader != NULL)
@@ -992,6 +994,38 @@ serve_loop (AforkServer *server)
     }
 }
 
+/* The limit of open files the server started with, when it raised it. */
+static struct rlimit nofile_start;
+static gboolean nofile_raised;
+
+/* A template keeps a descriptor for each child it reports on, and takes
+ * descriptors with every request: its limit of open files, not the
+ * program's, would bound the processes it makes, and at that limit it
+ * could not even read a request. It takes the hard limit, as a program
+ * that needs many descriptors does; what it runs or executes gets back
+ * the limit it was started with (_afork_server_restore_nofile ()). */
+void
+_afork_server_raise_nofile (void)
+{
+  struct rlimit raised;
+
+  if (nofile_raised || getrlimit (RLIMIT_NOFILE, &nofile_start) != 0 ||
+      nofile_start.rlim_cur >= nofile_start.rlim_max)
+    return;
+
+  raised.rlim_cur = nofile_start.rlim_max;
+  raised.rlim_max = nofile_start.rlim_max;
+  nofile_raised = setrlimit (RLIMIT_NOFILE, &raised) == 0;
+}
+
+void
+_afork_server_restore_nofile (void)
+{
+  if (nofile_raised)
+    setrlimit (RLIMIT_NOFILE, &nofile_start);
+  nofile_raised = FALSE;
+}
+
 void
 _afork_server_serve (int  fd,
                      GPid owner)
@@ -1003,6 +1037,7 @@ _afork_server_serve (int  fd,
   /* Whatever the program this server was forked or executed from did
    * with its signals, the server and what it makes start afresh. */
   _afork_server_reset_signals ();
+  _afork_server_raise_nofile ();
 
   _afork_fd_set_blocking (fd, TRUE);
   server.sock = fd;

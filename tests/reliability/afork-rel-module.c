@@ -44,6 +44,25 @@ rel_run_pid (AforkChild *child)
   write_pid (afork_child_get_fd (child));
 }
 
+/* Writes "nofile N\n", its soft limit of open files, then waits for end
+ * of file. */
+EXPORT void rel_run_nofile (AforkChild *child);
+void
+rel_run_nofile (AforkChild *child)
+{
+  int fd = afork_child_get_fd (child);
+  struct rlimit limit;
+  char line[64];
+  int len;
+
+  if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
+    return;
+  len = snprintf (line, sizeof line, "nofile %llu\n", (unsigned long long) limit.rlim_cur);
+  afork_test_write_all (fd, line, (size_t) len);
+  while (read (fd, line, sizeof line) > 0 || errno == EINTR)
+    ;
+}
+
 /* Writes "pid N\n", then echoes what it reads until end of file. */
 EXPORT void rel_run_echo (AforkChild *child);
 void

@@ -13,8 +13,10 @@
 #include "rel-util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* A pipe opened without O_CLOEXEC before anything else. */
@@ -302,6 +304,75 @@ one_process (RelKind *kind,
   close (fds[0]);
 }
 
+/* A template started at a low limit of open files keeps one descriptor
+ * for each child it reports on: it still makes many more processes than
+ * that limit, while each of them, and a program it executes, gets the
+ * limit the template was started with. */
+static void
+test_template_limit (void)
+{
+  g_autoptr(GPtrArray) connections = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(AforkProcess) template_process = NULL;
+  g_autoptr(AforkExecOptions) options = NULL;
+  g_autoptr(AforkProcess) exec_process = NULL;
+  g_autoptr(GSocketConnection) exec_connection = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *module = rel_module_path ("afork-rel-module");
+  g_autofree char *out = NULL;
+  const char *argv[] = { "/bin/sh", "-c", "ulimit -Sn", NULL };
+  struct rlimit start, limit;
+  int out_pipe[2];
+
+  if (!g_test_subprocess ())
+    {
+      /* A fresh program, whose default template starts at the low limit. */
+      g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDERR);
+      g_test_trap_assert_passed ();
+      return;
+    }
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &start), ==, 0);
+  if (start.rlim_max < 1024)
+    {
+      g_test_skip ("The hard limit of open files is below 1024");
+      return;
+    }
+
+  limit = start;
+  limit.rlim_cur = 64;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+  template_process = afork_process_new (&error);
+  g_assert_no_error (error);
+  afork_process_require (template_process, module);
+  limit.rlim_cur = MIN (start.rlim_max, 4096);
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
+
+  for (guint i = 0; i < 150; i++)
+    {
+      g_autoptr(AforkProcess) process = afork_process_fork (template_process);
+      GSocketConnection *connection = afork_process_run (process, "rel_run_nofile", NULL, &error);
+      g_autofree char *line = NULL;
+
+      g_assert_no_error (error);
+      g_ptr_array_add (connections, connection);
+      line = rel_read_line (connection, &error);
+      g_assert_no_error (error);
+      g_assert_cmpstr (line, ==, "nofile 64");
+    }
+
+  g_assert_cmpint (pipe2 (out_pipe, O_CLOEXEC), ==, 0);
+  options = afork_exec_options_new ();
+  afork_exec_options_set_stdout_fd (options, out_pipe[1]);
+  exec_process = afork_process_fork (template_process);
+  exec_connection = afork_process_exec (exec_process, argv, options, NULL, &error);
+  g_assert_no_error (error);
+  close (out_pipe[1]);
+  g_clear_object (&options);
+  out = afork_test_read_fd_to_eof (out_pipe[0]);
+  close (out_pipe[0]);
+  g_assert_cmpstr (out, ==, "64\n");
+}
+
 static void
 test_soak (void)
 {
@@ -365,6 +436,7 @@ main (int    argc,
   rel_add_kind_tests ("/afork/reliability/fd-leaks/exact/spare", test_exact_spare);
   g_test_add_func ("/afork/reliability/fd-leaks/pipe-eof", test_pipe_eof);
   g_test_add_func ("/afork/reliability/fd-leaks/soak", test_soak);
+  g_test_add_func ("/afork/reliability/fd-leaks/template-limit", test_template_limit);
 
   ret = g_test_run ();
   rel_kinds_reset ();
