@@ -50,6 +50,10 @@ G_BEGIN_DECLS
  * @AFORK_ERROR_SANDBOX: a sandbox given to [method@Afork.Process.sandbox]
  *   could not be enforced: the kernel lacks a layer it asks for (the
  *   message names it), or an allowed path cannot be opened
+ * @AFORK_ERROR_TEMPLATE_EXITED: the template of an [class@Afork.Pool]
+ *   exited (killed from outside, say): the pool cannot start workers, and
+ *   the workers it had went with it. Unlike %AFORK_ERROR_CHILD_EXITED, it
+ *   says nothing about the call.
  *
  * Error codes of the %AFORK_ERROR domain.
  *
@@ -70,6 +74,7 @@ typedef enum
   AFORK_ERROR_THREADED,
   AFORK_ERROR_STATUS_UNKNOWN,
   AFORK_ERROR_SANDBOX,
+  AFORK_ERROR_TEMPLATE_EXITED,
 } AforkError;
 
 AFORK_AVAILABLE_IN_1_0

@@ -195,6 +195,7 @@ enum
 static guint signals[N_SIGNALS];
 
 static void maintain_locked   (Core *core);
+static gboolean template_gone_locked (Core *core);
 static void worker_idle_locked (Worker *worker);
 static void worker_lost_locked (Worker *worker,
                                 GError *head_error);
@@ -1319,10 +1320,18 @@ lost_wait_cb (GObject      *object,
                              (int) data->pid, afork_process_get_exit_status (process));
     }
   else
-    error = g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
-                         _("Worker process %d exited during the call"), (int) data->pid);
+    error = NULL;
 
   core_lock (core);
+  /* No status: its template, which reports it, has gone, and a worker
+   * goes with its template. */
+  if (error == NULL && core->template_process != NULL && template_gone_locked (core))
+    error = g_error_new (AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED,
+                         _("Worker process %d went with the template of the pool, "
+                           "which exited during the call"), (int) data->pid);
+  else if (error == NULL)
+    error = g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+                         _("Worker process %d exited during the call"), (int) data->pid);
   call_finish_locked (data->call, NULL, NULL, error);
   core_unlock (core);
 
@@ -1472,20 +1481,20 @@ template_exit_error (AforkProcess *template_process,
     {
       int sig = afork_process_get_term_sig (template_process);
 
-      return g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+      return g_error_new (AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED,
                           /* TRANSLATORS: a signal number and its name */
                           _("The template of the pool was killed by signal %d (%s); "
                             "the pool cannot start workers"),
                           sig, g_strsignal (sig));
     }
   if (status_known)
-    return g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+    return g_error_new (AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED,
                         /* TRANSLATORS: %d is an exit status */
                         _("The template of the pool exited with status %d; "
                           "the pool cannot start workers"),
                         afork_process_get_exit_status (template_process));
 
-  return g_error_new_literal (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
+  return g_error_new_literal (AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED,
                               _("The template of the pool exited; the pool cannot start workers"));
 }
 
@@ -2214,8 +2223,8 @@ afork_pool_init (AforkPool *self)
  * do not use it afterwards.
  *
  * If the template exits (killed from outside, say), its workers go with it
- * and the pool cannot start others: every call then fails with
- * %AFORK_ERROR_CHILD_EXITED, saying so. Make a new pool from a new
+ * and the pool cannot start others: the calls they were running and every
+ * later call fail with %AFORK_ERROR_TEMPLATE_EXITED. Make a new pool from a new
  * template. A pool made with %NULL makes a new process of the default
  * template itself and goes on.
  *

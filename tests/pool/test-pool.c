@@ -1883,7 +1883,7 @@ test_template_death (gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
   GPid worker, template_pid;
-  Batch batch;
+  Batch batch, running;
 
   afork_pool_set_min_workers (pool, 1);
   afork_pool_set_max_workers (pool, 2);
@@ -1909,6 +1909,18 @@ test_template_death (gconstpointer data)
   template_pid = afork_test_proc_parent (worker);
   g_assert_cmpint (template_pid, >, 1);
 
+  /* A call in flight when the template dies. */
+  batch_init (&running);
+  if (!own)
+    {
+      running.pending++;
+      afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 100000), NULL,
+                             batch_cb, &running);
+      while (afork_pool_get_n_queued (pool) > 0)
+        g_main_context_iteration (context, FALSE);
+      g_usleep (100 * 1000);
+    }
+
   g_assert_cmpint (kill (template_pid, SIGKILL), ==, 0);
   /* Its workers go with it. */
   g_assert_true (afork_test_wait_gone (worker, AFORK_TEST_WAIT_SECONDS));
@@ -1923,8 +1935,16 @@ test_template_death (gconstpointer data)
       g_clear_pointer (&reply, g_variant_unref);
       reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
       g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+      batch_clear (&running);
       return;
     }
+
+  /* The call in flight says that the template went, not that it failed. */
+  iterate_until_zero (context, &running.pending);
+  g_assert_cmpuint (running.ok, ==, 0);
+  g_assert_cmpuint (running.errors->len, ==, 1);
+  g_assert_error ((GError *) running.errors->pdata[0], AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED);
+  batch_clear (&running);
 
   batch_init (&batch);
   for (guint i = 0; i < 20; i++)
@@ -1939,7 +1959,7 @@ test_template_death (gconstpointer data)
     {
       GError *e = batch.errors->pdata[i];
 
-      g_assert_error (e, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
+      g_assert_error (e, AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED);
       g_assert_nonnull (strstr (e->message, "template of the pool"));
       g_assert_nonnull (strstr (e->message, "signal 9"));
     }
@@ -1949,7 +1969,7 @@ test_template_death (gconstpointer data)
   g_clear_pointer (&reply, g_variant_unref);
   reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
   g_assert_null (reply);
-  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED);
   g_assert_nonnull (strstr (error->message, "template of the pool"));
   g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
   g_usleep (200 * 1000);
