@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <gio/gunixfdlist.h>
+#include <glib-unix.h>
 
 #include "afork-pool-worker-private.h"
 #include "afork-process-private.h"
@@ -146,6 +147,11 @@ struct _Core
   gboolean         own_template;     /* made by the pool, which can make it again */
   gboolean         template_lost;    /* it has exited: no worker is started until
                                       * its status is in */
+  GSource         *template_watch;   /* in the pool thread: its connection hangs up */
+  GError          *spawn_error;      /* a worker could not start, and the template
+                                      * may be exiting: no worker is started until
+                                      * spawn_error_until, when the calls get it */
+  gint64           spawn_error_until;
   gboolean         ever_ready;
   GQueue           queue;            /* Call *, not sent, oldest first */
   GPtrArray       *workers;          /* Worker * */
@@ -193,6 +199,11 @@ enum
 };
 
 static guint signals[N_SIGNALS];
+
+/* How long a worker that could not start holds the queue, while the
+ * template's exit would show, and how often the template is looked at. */
+#define SPAWN_ERROR_WAIT_USEC (G_USEC_PER_SEC)
+#define SPAWN_ERROR_POLL_USEC (10 * 1000)
 
 static void maintain_locked   (Core *core);
 static gboolean template_gone_locked (Core *core);
@@ -1533,16 +1544,63 @@ template_exit_cb (GObject      *object,
   core_unref (core);
 }
 
+static void
+template_unwatch_locked (Core *core)
+{
+  if (core->template_watch != NULL)
+    {
+      g_source_destroy (core->template_watch);
+      g_clear_pointer (&core->template_watch, g_source_unref);
+    }
+}
+
 /* The template has exited: waits for its status, starting no worker. */
 static void
 template_lost_locked (Core *core)
 {
+  template_unwatch_locked (core);
+  g_clear_error (&core->spawn_error);
   if (core->template_lost)
     return;
 
   core->template_lost = TRUE;
   g_atomic_ref_count_inc (&core->ref);
   afork_process_wait_async (core->template_process, NULL, template_exit_cb, core);
+}
+
+static gboolean
+template_hup_cb (G_GNUC_UNUSED gint         fd,
+                 G_GNUC_UNUSED GIOCondition condition,
+                 gpointer                   user_data)
+{
+  Core *core = user_data;
+
+  core_lock (core);
+  if (core->template_watch == g_main_current_source () && !core->disposed)
+    {
+      template_lost_locked (core);
+      maintain_locked (core);
+    }
+  core_unlock (core);
+
+  return G_SOURCE_REMOVE;
+}
+
+/* Watches the template's connection from the pool thread, so that its
+ * exit is known even when no worker is being started. The watch holds no
+ * reference: it goes before the core does (template_unwatch_locked ()). */
+static void
+template_watch_locked (Core *core)
+{
+  if (core->template_watch != NULL || core->template_lost || core->template_process == NULL ||
+      core->template_process->fd < 0)
+    return;
+
+  core->template_watch = g_unix_fd_source_new (core->template_process->fd, G_IO_HUP | G_IO_ERR);
+  g_source_set_callback (core->template_watch, (GSourceFunc) (void (*) (void)) template_hup_cb,
+                         core, NULL);
+  g_source_set_static_name (core->template_watch, "[afork] pool template");
+  g_source_attach (core->template_watch, pool_context ());
 }
 
 static void
@@ -1572,8 +1630,18 @@ worker_run_cb (GObject      *object,
        * what its status decides (template_exit_cb ()). Otherwise, no
        * respawning for a template that fails: its error is every call's,
        * now (and for good if it never made a worker). */
-      if (error != NULL && core->ever_ready && !core->disposed && template_gone_locked (core))
-        template_lost_locked (core);
+      if (error != NULL && core->ever_ready && !core->disposed)
+        {
+          /* The template's connection may close an instant after the
+           * new worker's (both when it dies): a moment to tell. */
+          if (template_gone_locked (core))
+            template_lost_locked (core);
+          else if (core->spawn_error == NULL && !core->template_lost)
+            {
+              core->spawn_error = g_error_copy (error);
+              core->spawn_error_until = g_get_monotonic_time () + SPAWN_ERROR_WAIT_USEC;
+            }
+        }
       else if (error != NULL)
         {
           if (!core->ever_ready && core->template_error == NULL)
@@ -1594,6 +1662,7 @@ worker_run_cb (GObject      *object,
       worker->state = WORKER_READY;
       worker->idle_since = g_get_monotonic_time ();
       core->ever_ready = TRUE;
+      template_watch_locked (core);
 
       worker->source = g_source_new (&worker_source_funcs, sizeof (WorkerSource));
       ws = (WorkerSource *) worker->source;
@@ -1771,6 +1840,18 @@ maintain_locked (Core *core)
   /* Again, for the deadlines of the calls just started. */
   next = time_out_calls_locked (core, now);
 
+  /* A worker could not start: the template has exited, or the calls get
+   * that worker's error. */
+  if (core->spawn_error != NULL && !core->disposed && template_gone_locked (core))
+    template_lost_locked (core);
+  else if (core->spawn_error != NULL && now >= core->spawn_error_until)
+    {
+      fail_queue_locked (core, core->spawn_error);
+      g_clear_error (&core->spawn_error);
+    }
+  else if (core->spawn_error != NULL)
+    AT (MIN (core->spawn_error_until, now + SPAWN_ERROR_POLL_USEC));
+
   for (guint i = 0; i < core->workers->len; i++)
     {
       Worker *worker = core->workers->pdata[i];
@@ -1796,7 +1877,8 @@ maintain_locked (Core *core)
 
   /* New workers for the calls that found no room. */
   new_room = core->max_calls > 0 ? MIN (core->load, core->max_calls) : core->load;
-  if (!core->disposed && core->template_error == NULL && !core->template_lost)
+  if (!core->disposed && core->template_error == NULL && !core->template_lost &&
+      core->spawn_error == NULL)
     {
       guint waiting = core->queue.length;
 
@@ -1868,6 +1950,7 @@ maintain_locked (Core *core)
    * the timer drops the pool thread's reference. */
   if (core->disposed && core->workers->len == 0)
     {
+      template_unwatch_locked (core);
       g_clear_object (&core->template_process);
       next = now;
     }
@@ -1923,7 +2006,10 @@ timer_dispatch (GSource                  *source,
   maintain_locked (core);
   done = core->disposed && core->workers->len == 0;
   if (done)
-    g_clear_object (&core->template_process);
+    {
+      template_unwatch_locked (core);
+      g_clear_object (&core->template_process);
+    }
   core_unlock (core);
 
   if (done)
@@ -1948,8 +2034,10 @@ core_unref (Core *core)
 
   g_assert (core->workers->len == 0);
   g_assert (core->queue.length == 0);
+  template_unwatch_locked (core);
   g_clear_object (&core->template_process);
   g_clear_error (&core->template_error);
+  g_clear_error (&core->spawn_error);
   g_ptr_array_unref (core->workers);
   g_ptr_array_unref (core->close_tasks);
   g_hash_table_unref (core->deliveries);

@@ -152,6 +152,7 @@ setup_pool (ThumbDecoder  *self,
   afork_pool_set_max_calls_per_worker (self->pool, 1);
   afork_pool_set_call_timeout (self->pool, self->options.timeout_ms);
 
+  g_free (self->description);
 #ifdef THUMB_HAVE_SANDBOX
   self->description = g_strdup (_("a sandboxed process per image"));
 #else
@@ -198,16 +199,111 @@ thumb_decoder_describe (ThumbDecoder *self)
 }
 
 #ifdef THUMB_HAVE_POOL
+/* A call, kept to be made again on a new pool. */
+typedef struct
+{
+  GVariant    *parameters;
+  GUnixFDList *fd_list;
+  gboolean     again;
+} PoolCall;
+
+static void
+pool_call_free (PoolCall *call)
+{
+  g_variant_unref (call->parameters);
+  g_object_unref (call->fd_list);
+  g_free (call);
+}
+
+static void pool_call_done (GObject      *source,
+                            GAsyncResult *result,
+                            gpointer      user_data);
+
+static void
+pool_call_start (ThumbDecoder *self,
+                 GTask        *task)
+{
+  PoolCall *call = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  /* Its pool could not be made again: try once more. */
+  if (self->pool == NULL && !setup_pool (self, &error))
+    {
+      g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED,
+                               _("The workers cannot decode: %s"), error->message);
+      g_error_free (error);
+      g_object_unref (task);
+      return;
+    }
+
+  afork_pool_call_with_fds_async (self->pool, "afork_thumbnailer_decode",
+                                  call->parameters, call->fd_list,
+                                  g_task_get_cancellable (task), pool_call_done, task);
+}
+
+/* The pool's template went (killed from outside, the out-of-memory
+ * killer): not the image's fault. The first call to hear it makes the
+ * pool again, and each call that was on the old pool is made once more
+ * on the new one. */
+static gboolean
+pool_call_again (ThumbDecoder *self,
+                 AforkPool    *pool,
+                 GTask        *task,
+                 GError      **error)
+{
+  PoolCall *call = g_task_get_task_data (task);
+
+  /* The worker that died may have read some of the file: the next
+   * starts from the beginning, or the call is not made again. */
+  if (call->again || lseek (g_unix_fd_list_peek_fds (call->fd_list, NULL)[0], 0, SEEK_SET) != 0)
+    return FALSE;
+  call->again = TRUE;
+
+  if (self->pool == pool)
+    {
+      g_autoptr(GError) local_error = NULL;
+
+      g_clear_object (&self->pool);
+      if (!setup_pool (self, &local_error))
+        {
+          g_propagate_error (error, g_steal_pointer (&local_error));
+          return FALSE;
+        }
+    }
+
+  pool_call_start (self, task);
+
+  return TRUE;
+}
+
 static void
 pool_call_done (GObject      *source,
                 GAsyncResult *result,
                 gpointer      user_data)
 {
   g_autoptr(GTask) task = user_data;
+  ThumbDecoder *self = g_task_get_source_object (task);
   GError *error = NULL;
   GVariant *reply;
 
   reply = afork_pool_call_with_fds_finish (AFORK_POOL (source), NULL, result, &error);
+  if (reply == NULL && g_error_matches (error, AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED))
+    {
+      GError *setup_error = NULL;
+
+      if (pool_call_again (self, AFORK_POOL (source), task, &setup_error))
+        {
+          g_error_free (error);
+          g_steal_pointer (&task);
+          return;
+        }
+      if (setup_error != NULL)
+        {
+          g_error_free (error);
+          error = setup_error;
+        }
+    }
+
   if (reply == NULL && error->domain == AFORK_ERROR && error->code != AFORK_ERROR_CHILD_EXITED)
     {
       /* Not the image's fault (no server, a missing module, a sandbox the
@@ -282,12 +378,12 @@ thumb_decoder_decode_async (ThumbDecoder        *self,
 
 #ifdef THUMB_HAVE_POOL
   {
-    g_autoptr(GUnixFDList) fd_list = g_unix_fd_list_new_from_array (&fd, 1);
-    GVariant *parameters = g_variant_new ("(hu@a{ss})", 0, max_side, keys);
+    PoolCall *call = g_new0 (PoolCall, 1);
 
-    afork_pool_call_with_fds_async (self->pool, "afork_thumbnailer_decode",
-                                    parameters, fd_list, cancellable,
-                                    pool_call_done, g_steal_pointer (&task));
+    call->fd_list = g_unix_fd_list_new_from_array (&fd, 1);
+    call->parameters = g_variant_ref_sink (g_variant_new ("(hu@a{ss})", 0, max_side, keys));
+    g_task_set_task_data (task, call, (GDestroyNotify) pool_call_free);
+    pool_call_start (self, g_steal_pointer (&task));
   }
 #else
   {

@@ -588,6 +588,140 @@ test_unreadable (void)
   thumb_test_dir_clear (&dir);
 }
 
+typedef struct
+{
+  gint  stop;       /* atomic */
+  GPid  killed;     /* the template killed, once */
+} TemplateKiller;
+
+/* The owner of a pool worker titled "afork OWNER afork:pool-worker", if
+ * @pid is one. */
+static GPid
+pool_worker_owner (const char *pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/cmdline", pid);
+  g_autofree char *cmdline = NULL;
+  g_auto(GStrv) words = NULL;
+  gint64 owner = 0;
+  gsize len;
+
+  if (!g_file_get_contents (path, &cmdline, &len, NULL))
+    return 0;
+  for (gsize i = 0; i < len; i++)
+    if (cmdline[i] == '\0')
+      cmdline[i] = ' ';
+  words = g_strsplit (g_strstrip (cmdline), " ", -1);
+  if (g_strv_length (words) != 3 || !g_str_equal (words[0], "afork") ||
+      !g_str_equal (words[2], "afork:pool-worker") ||
+      !g_ascii_string_to_signed (words[1], 10, 1, G_MAXINT, &owner, NULL))
+    return 0;
+
+  return (GPid) owner;
+}
+
+/* The parent of @pid, or 0. */
+static GPid
+proc_parent (const char *pid)
+{
+  g_autofree char *path = g_strdup_printf ("/proc/%s/stat", pid);
+  g_autofree char *stat = NULL;
+  const char *end;
+  int ppid = 0;
+  char state;
+
+  if (!g_file_get_contents (path, &stat, NULL, NULL) ||
+      (end = strrchr (stat, ')')) == NULL ||
+      sscanf (end + 1, " %c %d", &state, &ppid) != 2)
+    return 0;
+
+  return (GPid) ppid;
+}
+
+/* Kills the template of the first pool worker of an afork-thumbnailer
+ * that it sees. */
+static gpointer
+kill_template_thread (gpointer data)
+{
+  TemplateKiller *killer = data;
+
+  while (!g_atomic_int_get (&killer->stop) && killer->killed == 0)
+    {
+      g_autoptr(GDir) dir = g_dir_open ("/proc", 0, NULL);
+      const char *name;
+
+      while (dir != NULL && (name = g_dir_read_name (dir)) != NULL && killer->killed == 0)
+        {
+          GPid owner = pool_worker_owner (name);
+          g_autofree char *comm_path = NULL;
+          g_autofree char *comm = NULL;
+          GPid template_pid;
+
+          if (owner <= 0)
+            continue;
+          comm_path = g_strdup_printf ("/proc/%d/comm", (int) owner);
+          if (!g_file_get_contents (comm_path, &comm, NULL, NULL) ||
+              !g_str_has_prefix (comm, "afork-thumbnail"))
+            continue;
+          template_pid = proc_parent (name);
+          if (template_pid > 1 && template_pid != owner && kill (template_pid, SIGKILL) == 0)
+            killer->killed = template_pid;
+        }
+      g_usleep (1000);
+    }
+
+  return NULL;
+}
+
+/* The template of the workers is killed during a run (as the kernel's
+ * out-of-memory killer might): not the images' fault. The images being
+ * decoded are decoded again by workers of a new template, and the run
+ * makes every thumbnail. */
+static void
+test_template_killed (void)
+{
+  ThumbTestDir dir;
+  g_autoptr(GPtrArray) images = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *out = NULL;
+  g_autofree char *expected = NULL;
+  TemplateKiller killer = { 0, 0 };
+  GThread *thread;
+  int status;
+
+  if (!thumb_test_isolated ())
+    {
+      g_test_skip ("images are decoded in the program itself (afork built without pools)");
+      return;
+    }
+
+  thumb_test_dir_init (&dir);
+  for (int i = 0; i < 100; i++)
+    {
+      g_autofree char *name = g_strdup_printf ("photo-%03d.jpg", i);
+
+      g_ptr_array_add (images, thumb_test_write_image (dir.images, name, "jpeg", 160, 120));
+    }
+
+  thread = g_thread_new ("template-killer", kill_template_thread, &killer);
+  status = thumb_test_run (&dir, NULL, &out, dir.images, NULL);
+  g_atomic_int_set (&killer.stop, 1);
+  g_thread_join (thread);
+
+  /* A worker was seen, so the run was under way. */
+  g_assert_cmpint (killer.killed, >, 1);
+  expected = g_strdup_printf ("%u made, 0 up to date, 0 failed", images->len);
+  assert_summary (out, expected);
+  g_assert_cmpint (status, ==, 0);
+  for (guint i = 0; i < images->len; i++)
+    {
+      g_autofree char *fail = thumb_test_fail_path (&dir, images->pdata[i]);
+
+      thumb_test_check_thumb (&dir, "normal", images->pdata[i], 128, 96, 160, 120, "image/jpeg");
+      g_assert_false (g_file_test (fail, G_FILE_TEST_EXISTS));
+    }
+
+  thumb_test_dir_clear (&dir);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -605,6 +739,7 @@ main (int   argc,
   g_test_add_func ("/thumbnailer/hostile/unreadable", test_unreadable);
   g_test_add_func ("/thumbnailer/sandboxed", test_sandboxed);
   g_test_add_func ("/thumbnailer/no-workers", test_no_workers);
+  g_test_add_func ("/thumbnailer/template-killed", test_template_killed);
 
   return g_test_run ();
 }
