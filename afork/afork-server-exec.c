@@ -131,7 +131,8 @@ _afork_server_handle_exec (AforkServer  *server,
   if (exec.cwd != NULL && chdir (exec.cwd) != 0)
     report_and_exit (status_fd, AFORK_WIRE_EXEC_STEP_CHDIR, errno);
 
-  _afork_server_restore_nofile ();
+  /* Above the standard descriptors and the status channel, none is left. */
+  _afork_server_restore_nofile (NULL);
   if (exec.envp != NULL)
     execvpe (exec.argv[0], exec.argv, exec.envp);
   else

@@ -657,7 +657,7 @@ handle_run (AforkServer  *server,
     }
   _afork_server_set_title ("afork", server->child.owner, name);
   _afork_fd_set_blocking (server->sock, TRUE);
-  _afork_server_restore_nofile ();
+  _afork_server_restore_nofile (server);
   _afork_server_sandbox_enter_run ();
 
   if (func.loader != NULL)
@@ -994,8 +994,10 @@ serve_loop (AforkServer *server)
     }
 }
 
-/* The limit of open files the server started with, when it raised it. */
+/* The limit of open files the server started with, and the one it set
+ * instead, when it raised it. */
 static struct rlimit nofile_start;
+static struct rlimit nofile_raised_to;
 static gboolean nofile_raised;
 
 /* A template keeps a descriptor for each child it reports on, and takes
@@ -1016,14 +1018,66 @@ _afork_server_raise_nofile (void)
   raised.rlim_cur = nofile_start.rlim_max;
   raised.rlim_max = nofile_start.rlim_max;
   nofile_raised = setrlimit (RLIMIT_NOFILE, &raised) == 0;
+  nofile_raised_to = raised;
 }
 
-void
-_afork_server_restore_nofile (void)
+/* Moves *@fd below @limit, keeping its close-on-exec flag, if it is not
+ * and a lower number is free. */
+static void
+move_fd_below (int   *fd,
+               rlim_t limit)
 {
-  if (nofile_raised)
-    setrlimit (RLIMIT_NOFILE, &nofile_start);
+  int flags, lower;
+
+  if (*fd < 0 || (rlim_t) *fd < limit || (flags = fcntl (*fd, F_GETFD)) < 0)
+    return;
+
+  lower = fcntl (*fd, (flags & FD_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 3);
+  if (lower < 0)
+    return;
+  if ((rlim_t) lower >= limit)
+    {
+      close (lower);
+      return;
+    }
+  close (*fd);
+  *fd = lower;
+}
+
+/* Gives the process the limit the server started with, unless a module
+ * or a call function set one of its own since. Its socket and argument
+ * descriptors, numbered while the limit was high, are moved below it
+ * first: a run function may rely on select (), which takes none above
+ * the limit. */
+void
+_afork_server_restore_nofile (AforkServer *server)
+{
+  struct rlimit now;
+
+  if (!nofile_raised || getrlimit (RLIMIT_NOFILE, &now) != 0 ||
+      now.rlim_cur != nofile_raised_to.rlim_cur || now.rlim_max != nofile_raised_to.rlim_max)
+    {
+      nofile_raised = FALSE;
+      return;
+    }
   nofile_raised = FALSE;
+
+  if (server != NULL)
+    {
+      int sock = server->sock;
+
+      move_fd_below (&server->sock, nofile_start.rlim_cur);
+      if (server->child.fd == sock)
+        server->child.fd = server->sock;
+      for (guint i = 0; i < server->child.args->len; i++)
+        {
+          AforkArg *arg = &g_array_index (server->child.args, AforkArg, i);
+
+          if (arg->is_fd)
+            move_fd_below (&arg->fd, nofile_start.rlim_cur);
+        }
+    }
+  setrlimit (RLIMIT_NOFILE, &nofile_start);
 }
 
 void

@@ -44,8 +44,8 @@ rel_run_pid (AforkChild *child)
   write_pid (afork_child_get_fd (child));
 }
 
-/* Writes "nofile N\n", its soft limit of open files, then waits for end
- * of file. */
+/* Writes "nofile N fd F\n", its soft limit of open files and the number
+ * of its socket, then waits for end of file. */
 EXPORT void rel_run_nofile (AforkChild *child);
 void
 rel_run_nofile (AforkChild *child)
@@ -57,10 +57,15 @@ rel_run_nofile (AforkChild *child)
 
   if (getrlimit (RLIMIT_NOFILE, &limit) != 0)
     return;
-  len = snprintf (line, sizeof line, "nofile %llu\n", (unsigned long long) limit.rlim_cur);
+  len = snprintf (line, sizeof line, "nofile %llu fd %d\n", (unsigned long long) limit.rlim_cur, fd);
   afork_test_write_all (fd, line, (size_t) len);
-  while (read (fd, line, sizeof line) > 0 || errno == EINTR)
-    ;
+  for (;;)
+    {
+      ssize_t n = read (fd, line, sizeof line);
+
+      if (n == 0 || (n < 0 && errno != EINTR))
+        break;
+    }
 }
 
 /* Writes "pid N\n", then echoes what it reads until end of file. */
@@ -100,6 +105,30 @@ rel_run_crash (G_GNUC_UNUSED AforkChild *child)
 
 /* Writes "pid N\n" into the last descriptor argument, which it takes and
  * closes, so that a test learns the pid of a process in preparation. */
+/* Sets the soft limit of open files to its argument. */
+EXPORT gboolean rel_call_set_nofile (AforkChild *, const char * const *, GError **);
+gboolean
+rel_call_set_nofile (G_GNUC_UNUSED AforkChild *child,
+                     const char * const       *args,
+                     GError                  **error)
+{
+  struct rlimit limit;
+
+  if (args == NULL || args[0] == NULL || getrlimit (RLIMIT_NOFILE, &limit) != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_FAILED, "no limit given");
+      return FALSE;
+    }
+  limit.rlim_cur = g_ascii_strtoull (args[0], NULL, 10);
+  if (setrlimit (RLIMIT_NOFILE, &limit) != 0)
+    {
+      g_set_error_literal (error, G_IO_ERROR, g_io_error_from_errno (errno), g_strerror (errno));
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 EXPORT gboolean rel_call_report_pid (AforkChild *, const char * const *, GError **);
 gboolean
 rel_call_report_pid (AforkChild          *child,

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -312,6 +313,7 @@ static void
 test_template_limit (void)
 {
   g_autoptr(GPtrArray) connections = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GPtrArray) processes = g_ptr_array_new_with_free_func (g_object_unref);
   g_autoptr(AforkProcess) template_process = NULL;
   g_autoptr(AforkExecOptions) options = NULL;
   g_autoptr(AforkProcess) exec_process = NULL;
@@ -321,7 +323,9 @@ test_template_limit (void)
   g_autofree char *out = NULL;
   const char *argv[] = { "/bin/sh", "-c", "ulimit -Sn", NULL };
   struct rlimit start, limit;
+  guint limit_seen;
   int out_pipe[2];
+  int fd_seen;
 
   if (!g_test_subprocess ())
     {
@@ -347,18 +351,41 @@ test_template_limit (void)
   limit.rlim_cur = MIN (start.rlim_max, 4096);
   g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &limit), ==, 0);
 
+  /* Asked for at once: the template holds many of their sockets at a
+   * time, numbered far above 64. */
   for (guint i = 0; i < 150; i++)
+    g_ptr_array_add (processes, afork_process_fork (template_process));
+  for (guint i = 0; i < processes->len; i++)
     {
-      g_autoptr(AforkProcess) process = afork_process_fork (template_process);
-      GSocketConnection *connection = afork_process_run (process, "rel_run_nofile", NULL, &error);
+      GSocketConnection *connection = afork_process_run (processes->pdata[i], "rel_run_nofile",
+                                                         NULL, &error);
       g_autofree char *line = NULL;
 
       g_assert_no_error (error);
       g_ptr_array_add (connections, connection);
       line = rel_read_line (connection, &error);
       g_assert_no_error (error);
-      g_assert_cmpstr (line, ==, "nofile 64");
+      /* Its socket too is below the limit it has. */
+      g_assert_true (sscanf (line, "nofile %u fd %d", &limit_seen, &fd_seen) == 2);
+      g_assert_cmpuint (limit_seen, ==, 64);
+      g_assert_cmpint (fd_seen, >=, 3);
+      g_assert_cmpint (fd_seen, <, 64);
     }
+
+  /* A limit a call function set is the process's own: it stays. */
+  {
+    g_autoptr(AforkProcess) process = afork_process_fork (template_process);
+    const char *args[] = { "80", NULL };
+    g_autoptr(GSocketConnection) connection = NULL;
+    g_autofree char *line = NULL;
+
+    afork_process_call (process, "rel_call_set_nofile", args);
+    connection = afork_process_run (process, "rel_run_nofile", NULL, &error);
+    g_assert_no_error (error);
+    line = rel_read_line (connection, &error);
+    g_assert_no_error (error);
+    g_assert_true (g_str_has_prefix (line, "nofile 80 fd "));
+  }
 
   g_assert_cmpint (pipe2 (out_pipe, O_CLOEXEC), ==, 0);
   options = afork_exec_options_new ();
