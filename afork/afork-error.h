@@ -27,7 +27,8 @@ G_BEGIN_DECLS
  *   system call that failed in the parent
  * @AFORK_ERROR_SERVER_NOT_FOUND: the `afork-server` helper program does
  *   not exist or is not executable
- * @AFORK_ERROR_SPAWN_FAILED: a server process could not be started
+ * @AFORK_ERROR_SPAWN_FAILED: a server process, or a worker of an
+ *   [class@Afork.Pool], could not be started
  * @AFORK_ERROR_MODULE_NOT_FOUND: a module given to
  *   [method@Afork.Process.require] could not be found or loaded
  * @AFORK_ERROR_FUNCTION_NOT_FOUND: a run or call function was not found in

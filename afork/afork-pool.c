@@ -119,6 +119,7 @@ struct _Worker
   GQueue             calls;       /* Call *, sent, oldest first */
   guint              n_assigned;
   gint64             idle_since;
+  guint              generation;  /* of the template it was forked from */
   gboolean           doomed;      /* killed: takes no more calls */
   gboolean           exit_watched; /* doomed, and waited for */
   gboolean           exited;       /* known to have exited (and been reaped) */
@@ -145,6 +146,8 @@ struct _Core
   AforkProcess    *template_process;
   GError          *template_error;   /* the template cannot produce workers */
   gboolean         own_template;     /* made by the pool, which can make it again */
+  gboolean         template_replaced; /* the pool made this one again */
+  guint            template_generation; /* which template workers are forked from */
   gboolean         template_lost;    /* it has exited: no worker is started until
                                       * its status is in */
   GSource         *template_watch;   /* in the pool thread: its connection hangs up */
@@ -1299,8 +1302,9 @@ worker_remove_locked (Worker *worker)
 
 typedef struct
 {
-  Call *call;
-  GPid  pid;
+  Call  *call;
+  GPid   pid;
+  guint  generation;   /* of the worker's template */
 } LostData;
 
 static void
@@ -1334,9 +1338,11 @@ lost_wait_cb (GObject      *object,
     error = NULL;
 
   core_lock (core);
-  /* No status: its template, which reports it, has gone, and a worker
-   * goes with its template. */
-  if (error == NULL && core->template_process != NULL && template_gone_locked (core))
+  /* No status: its template, which reports it, has gone (or was made
+   * again since), and a worker goes with its template. */
+  if (error == NULL &&
+      (data->generation != core->template_generation || core->template_lost ||
+       template_gone_locked (core)))
     error = g_error_new (AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED,
                          _("Worker process %d went with the template of the pool, "
                            "which exited during the call"), (int) data->pid);
@@ -1411,6 +1417,7 @@ worker_lost_locked (Worker *worker,
 
           data->call = head;
           data->pid = worker->pid;
+          data->generation = worker->generation;
           afork_process_wait_async (worker->process, NULL, lost_wait_cb, data);
         }
     }
@@ -1476,6 +1483,8 @@ template_gone_locked (Core *core)
   struct pollfd pfd = { .events = POLLIN };
   char byte;
 
+  if (core->template_process == NULL)
+    return FALSE;
   pfd.fd = core->template_process->fd;
   if (pfd.fd < 0 || poll (&pfd, 1, 0) != 1)
     return FALSE;
@@ -1509,6 +1518,8 @@ template_exit_error (AforkProcess *template_process,
                               _("The template of the pool exited; the pool cannot start workers"));
 }
 
+static void template_watch_locked (Core *core);
+
 static void
 template_exit_cb (GObject      *object,
                   GAsyncResult *result,
@@ -1516,30 +1527,56 @@ template_exit_cb (GObject      *object,
 {
   AforkProcess *template_process = AFORK_PROCESS (object);
   Core *core = user_data;
+  AforkProcess *fresh = NULL;
+  GError *fresh_error = NULL;
+  gboolean again = FALSE;
   GError *error;
 
   error = template_exit_error (template_process,
                                afork_process_wait_finish (template_process, result, NULL));
 
+  /* The pool's own template is made again, unless it was made again
+   * already and never made a worker (no loop of templates), or the pool
+   * is closing with nothing left to do. Made outside the lock: it may
+   * wait for room in the default template's socket. */
   core_lock (core);
   if (core->template_process == template_process && !core->disposed)
     {
-      core->template_lost = FALSE;
-      if (core->own_template)
+      again = core->own_template && (core->ever_ready || !core->template_replaced) &&
+              !(core->closing && core->queue.length == 0);
+      if (!again)
         {
-          /* A process of the default template, as at the start: its
-           * error, if it cannot be made, is every call's. */
-          g_clear_error (&error);
-          g_object_unref (core->template_process);
-          core->template_process = afork_process_new (&core->template_error);
-          core->ever_ready = FALSE;
+          core->template_lost = FALSE;
+          if (core->template_error == NULL)
+            core->template_error = g_steal_pointer (&error);
+          maintain_locked (core);
         }
-      else if (core->template_error == NULL)
-        core->template_error = g_steal_pointer (&error);
-      maintain_locked (core);
     }
   core_unlock (core);
 
+  if (again)
+    {
+      fresh = afork_process_new (&fresh_error);
+
+      core_lock (core);
+      if (core->template_process == template_process && !core->disposed)
+        {
+          core->template_lost = FALSE;
+          g_object_unref (core->template_process);
+          core->template_process = g_steal_pointer (&fresh);
+          if (core->template_process == NULL && core->template_error == NULL)
+            core->template_error = g_steal_pointer (&fresh_error);
+          core->template_generation++;
+          core->template_replaced = TRUE;
+          core->ever_ready = FALSE;
+          template_watch_locked (core);
+          maintain_locked (core);
+        }
+      core_unlock (core);
+    }
+
+  g_clear_object (&fresh);
+  g_clear_error (&fresh_error);
   g_clear_error (&error);
   core_unref (core);
 }
@@ -1603,6 +1640,48 @@ template_watch_locked (Core *core)
   g_source_attach (core->template_watch, pool_context ());
 }
 
+/* Calls wait for no worker that cannot start: they fail with its error,
+ * and for good if the template never made a worker (no loop of
+ * respawns). */
+static void
+fail_start_locked (Core   *core,
+                   GError *error)
+{
+  g_autoptr(GError) start_error = NULL;
+
+  start_error = g_error_new (AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED,
+                             _("No worker could be started: %s"), error->message);
+  if (!core->ever_ready && core->template_error == NULL)
+    core->template_error = g_error_copy (start_error);
+  fail_queue_locked (core, start_error);
+}
+
+/* A worker could not start. If it died, so may have its template, whose
+ * connection may close an instant after the worker's: the calls wait a
+ * moment to tell (maintain_locked ()). Once the template is known to have
+ * exited, its wait status decides (template_exit_cb ()). */
+static void
+start_failed_locked (Core   *core,
+                     GError *error)
+{
+  if (!g_error_matches (error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED))
+    {
+      /* A missing module, say: the template's own error. */
+      if (!core->ever_ready && core->template_error == NULL)
+        core->template_error = g_error_copy (error);
+      fail_queue_locked (core, error);
+      return;
+    }
+
+  if (template_gone_locked (core))
+    template_lost_locked (core);
+  else if (core->spawn_error == NULL && !core->template_lost)
+    {
+      core->spawn_error = g_error_copy (error);
+      core->spawn_error_until = g_get_monotonic_time () + SPAWN_ERROR_WAIT_USEC;
+    }
+}
+
 static void
 worker_run_cb (GObject      *object,
                GAsyncResult *result,
@@ -1617,7 +1696,11 @@ worker_run_cb (GObject      *object,
 
   core_lock (core);
 
-  if (connection == NULL || worker->state == WORKER_GONE || core->disposed)
+  /* A worker of a template that was made again since, ready or not,
+   * tells nothing about the new one: it goes (its socket closed, it
+   * leaves). */
+  if (connection == NULL || worker->state == WORKER_GONE || core->disposed ||
+      worker->generation != core->template_generation)
     {
       g_clear_object (&connection);
       if (worker->state != WORKER_GONE)
@@ -1625,29 +1708,8 @@ worker_run_cb (GObject      *object,
           worker_remove_locked (worker);
           worker_unref (worker);  /* the list's; the run's is dropped below */
         }
-
-      /* A template that made workers and has exited: the calls wait for
-       * what its status decides (template_exit_cb ()). Otherwise, no
-       * respawning for a template that fails: its error is every call's,
-       * now (and for good if it never made a worker). */
-      if (error != NULL && core->ever_ready && !core->disposed)
-        {
-          /* The template's connection may close an instant after the
-           * new worker's (both when it dies): a moment to tell. */
-          if (template_gone_locked (core))
-            template_lost_locked (core);
-          else if (core->spawn_error == NULL && !core->template_lost)
-            {
-              core->spawn_error = g_error_copy (error);
-              core->spawn_error_until = g_get_monotonic_time () + SPAWN_ERROR_WAIT_USEC;
-            }
-        }
-      else if (error != NULL)
-        {
-          if (!core->ever_ready && core->template_error == NULL)
-            core->template_error = g_error_copy (error);
-          fail_queue_locked (core, error);
-        }
+      if (error != NULL && !core->disposed && worker->generation == core->template_generation)
+        start_failed_locked (core, error);
     }
   else
     {
@@ -1696,6 +1758,7 @@ worker_spawn_locked (Core *core)
   g_atomic_ref_count_inc (&core->ref);
   worker->core = core;
   worker->state = WORKER_STARTING;
+  worker->generation = core->template_generation;
   worker->fd = -1;
   worker->in = g_byte_array_new ();
   worker->in_fds = g_array_new (FALSE, FALSE, sizeof (int));
@@ -1846,8 +1909,9 @@ maintain_locked (Core *core)
     template_lost_locked (core);
   else if (core->spawn_error != NULL && now >= core->spawn_error_until)
     {
-      fail_queue_locked (core, core->spawn_error);
-      g_clear_error (&core->spawn_error);
+      g_autoptr(GError) spawn_error = g_steal_pointer (&core->spawn_error);
+
+      fail_start_locked (core, spawn_error);
     }
   else if (core->spawn_error != NULL)
     AT (MIN (core->spawn_error_until, now + SPAWN_ERROR_POLL_USEC));
@@ -2314,7 +2378,8 @@ afork_pool_init (AforkPool *self)
  * and the pool cannot start others: the calls they were running and every
  * later call fail with %AFORK_ERROR_TEMPLATE_EXITED. Make a new pool from a new
  * template. A pool made with %NULL makes a new process of the default
- * template itself and goes on.
+ * template itself and goes on (once, if the new one dies before it made a
+ * worker).
  *
  * Returns: (transfer full): a new pool
  *
@@ -2338,6 +2403,9 @@ afork_pool_new (AforkProcess *template_process)
       core->template_process = afork_process_new (&core->template_error);
       core->own_template = TRUE;
     }
+  core_lock (core);
+  template_watch_locked (core);
+  core_unlock (core);
 
   return self;
 }

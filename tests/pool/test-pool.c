@@ -1807,16 +1807,16 @@ run_owner (void)
   return 0;
 }
 
-/* The pool workers of this program, by their title. */
+/* The processes of this program titled "afork PID @name" (not zombies). */
 static GArray *
-pool_worker_pids (void)
+titled_pids (const char *name)
 {
   g_autoptr(GDir) dir = g_dir_open ("/proc", 0, NULL);
-  g_autofree char *title = g_strdup_printf ("afork %d afork:pool-worker", (int) getpid ());
+  g_autofree char *title = g_strdup_printf ("afork %d %s", (int) getpid (), name);
   GArray *pids = g_array_new (FALSE, FALSE, sizeof (GPid));
-  const char *name;
+  const char *entry;
 
-  while ((name = g_dir_read_name (dir)) != NULL)
+  while ((entry = g_dir_read_name (dir)) != NULL)
     {
       g_autofree char *path = NULL;
       g_autofree char *cmdline = NULL;
@@ -1824,15 +1824,16 @@ pool_worker_pids (void)
       gsize len;
       char state;
 
-      if (!g_ascii_string_to_signed (name, 10, 1, G_MAXINT, &pid, NULL))
+      if (!g_ascii_string_to_signed (entry, 10, 1, G_MAXINT, &pid, NULL))
         continue;
-      path = g_strdup_printf ("/proc/%s/cmdline", name);
+      path = g_strdup_printf ("/proc/%s/cmdline", entry);
       if (!g_file_get_contents (path, &cmdline, &len, NULL))
         continue;
       for (gsize i = 0; i < len; i++)
         if (cmdline[i] == '\0')
           cmdline[i] = ' ';
-      if (g_str_has_prefix (cmdline, title) &&
+      g_strchomp (cmdline);
+      if (g_str_equal (cmdline, title) &&
           afork_test_proc_stat ((GPid) pid, &state, NULL, NULL) && state != 'Z')
         {
           GPid p = (GPid) pid;
@@ -1844,23 +1845,36 @@ pool_worker_pids (void)
   return pids;
 }
 
-/* A pool worker of this program whose template is not @not_template,
+static gboolean
+pid_in (GArray *pids,
+        GPid    pid)
+{
+  for (guint i = 0; i < pids->len; i++)
+    if (g_array_index (pids, GPid, i) == pid)
+      return TRUE;
+
+  return FALSE;
+}
+
+/* A process titled @name, not in @before, whose parent is not @not_parent,
  * waited for (bounded); 0 if none came. */
 static GPid
-wait_pool_worker (GPid not_template)
+wait_titled (const char *name,
+             GArray     *before,
+             GPid        not_parent)
 {
   gint64 deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC;
 
   do
     {
-      g_autoptr(GArray) pids = pool_worker_pids ();
+      g_autoptr(GArray) pids = titled_pids (name);
 
       for (guint i = 0; i < pids->len; i++)
         {
           GPid pid = g_array_index (pids, GPid, i);
           GPid parent = afork_test_proc_parent (pid);
 
-          if (parent > 1 && parent != not_template)
+          if (!pid_in (before, pid) && parent > 1 && parent != not_parent)
             return pid;
         }
       g_usleep (10 * 1000);
@@ -1870,83 +1884,145 @@ wait_pool_worker (GPid not_template)
   return 0;
 }
 
+static void
+wait_no_workers (AforkPool *pool)
+{
+  gint64 deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC;
+
+  while (afork_pool_get_n_workers (pool) > 0 && g_get_monotonic_time () < deadline)
+    g_usleep (10 * 1000);
+  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
+}
+
+typedef enum
+{
+  TEMPLATE_DEATH_CALLERS,        /* killed with a worker in a call */
+  TEMPLATE_DEATH_OWN,            /* the pool's own, killed with calls coming */
+  TEMPLATE_DEATH_CALLERS_EARLY,  /* killed before its first worker */
+  TEMPLATE_DEATH_OWN_EARLY,
+} TemplateDeath;
+
+/* Every call of @batch was served by a worker of the default template,
+ * which knows no test function, but those sent to a worker of the dead
+ * template (@at_most of them): they say so. */
+static void
+assert_served (Batch *batch,
+               guint  n,
+               guint  at_most)
+{
+  guint n_lost = 0;
+
+  g_assert_cmpuint (batch->errors->len, ==, n);
+  for (guint i = 0; i < batch->errors->len; i++)
+    {
+      GError *e = batch->errors->pdata[i];
+
+      if (g_error_matches (e, AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED))
+        n_lost++;
+      else
+        g_assert_error (e, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+    }
+  g_assert_cmpuint (n_lost, <=, at_most);
+}
+
 /* The pool's template is killed. A template of the caller's cannot be
- * made again: every call then fails with an error that says so, without
- * a loop of respawns. The pool's own template (none given) is replaced,
- * and the pool goes on. */
+ * made again: the call in flight and every later call fail with
+ * AFORK_ERROR_TEMPLATE_EXITED, without a loop of respawns. The pool's own
+ * template (none given) is made again, and the pool serves the calls that
+ * were waiting and the next ones. */
 static void
 test_template_death (gconstpointer data)
 {
-  gboolean own = GPOINTER_TO_INT (data);
+  TemplateDeath death = GPOINTER_TO_INT (data);
+  gboolean own = death == TEMPLATE_DEATH_OWN || death == TEMPLATE_DEATH_OWN_EARLY;
+  gboolean early = death == TEMPLATE_DEATH_CALLERS_EARLY || death == TEMPLATE_DEATH_OWN_EARLY;
+  g_autoptr(GArray) workers_before = titled_pids ("afork:pool-worker");
+  g_autoptr(GArray) children_before = titled_pids ("child");
   g_autoptr(AforkPool) pool = own ? afork_pool_new (NULL) : make_pool ();
   GMainContext *context = g_main_context_default ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
-  GPid worker, template_pid;
+  GPid worker = 0, template_pid;
   Batch batch, running;
 
-  afork_pool_set_min_workers (pool, 1);
   afork_pool_set_max_workers (pool, 2);
-  if (own)
+  batch_init (&batch);
+  batch_init (&running);
+
+  if (early)
     {
-      /* The default template's workers serve no test function: a worker
-       * that says so has served the call. */
-      reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
-      g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
-      g_clear_error (&error);
-      worker = wait_pool_worker (0);
+      /* Its template, before any call: the one new child of this program. */
+      template_pid = wait_titled ("child", children_before, 0);
     }
   else
     {
-      gint32 pid;
+      afork_pool_set_min_workers (pool, 1);
+      if (own)
+        {
+          reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+          g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+          g_clear_error (&error);
+          worker = wait_titled ("afork:pool-worker", workers_before, 0);
+        }
+      else
+        {
+          gint32 pid;
 
-      reply = afork_pool_call (pool, "pool_pid", NULL, NULL, &error);
-      g_assert_no_error (error);
-      g_variant_get (reply, "(i)", &pid);
-      worker = (GPid) pid;
+          reply = afork_pool_call (pool, "pool_pid", NULL, NULL, &error);
+          g_assert_no_error (error);
+          g_variant_get (reply, "(i)", &pid);
+          worker = (GPid) pid;
+
+          /* A call in flight when the template dies. */
+          running.pending++;
+          afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 100000), NULL,
+                                 batch_cb, &running);
+          while (afork_pool_get_n_queued (pool) > 0)
+            g_main_context_iteration (context, FALSE);
+          g_usleep (100 * 1000);
+        }
+      g_assert_cmpint (worker, >, 0);
+      template_pid = afork_test_proc_parent (worker);
     }
-  g_assert_cmpint (worker, >, 0);
-  template_pid = afork_test_proc_parent (worker);
   g_assert_cmpint (template_pid, >, 1);
 
-  /* A call in flight when the template dies. */
-  batch_init (&running);
-  if (!own)
-    {
-      running.pending++;
-      afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 100000), NULL,
-                             batch_cb, &running);
-      while (afork_pool_get_n_queued (pool) > 0)
-        g_main_context_iteration (context, FALSE);
-      g_usleep (100 * 1000);
-    }
-
   g_assert_cmpint (kill (template_pid, SIGKILL), ==, 0);
-  /* Its workers go with it. */
-  g_assert_true (afork_test_wait_gone (worker, AFORK_TEST_WAIT_SECONDS));
+  g_assert_true (afork_test_wait_gone (template_pid, AFORK_TEST_WAIT_SECONDS));
 
   if (own)
     {
-      /* A new template, and a worker of it, with nothing asked. */
-      GPid next = wait_pool_worker (template_pid);
-
-      g_assert_cmpint (next, >, 0);
-      g_assert_cmpint (afork_test_proc_parent (next), !=, template_pid);
+      /* Calls made at once, while the template is made again. */
+      for (guint i = 0; i < 20; i++)
+        {
+          batch.pending++;
+          afork_pool_call_async (pool, "pool_echo", NULL, NULL, batch_cb, &batch);
+        }
+      iterate_until_zero (context, &batch.pending);
+      g_assert_cmpuint (batch.ok, ==, 0);
+      assert_served (&batch, 20, 2);
+      /* By a worker of a new template. */
+      worker = wait_titled ("afork:pool-worker", workers_before, template_pid);
+      g_assert_cmpint (worker, >, 0);
       g_clear_pointer (&reply, g_variant_unref);
       reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
       g_assert_error (error, AFORK_ERROR, AFORK_ERROR_FUNCTION_NOT_FOUND);
+      batch_clear (&batch);
       batch_clear (&running);
       return;
     }
 
-  /* The call in flight says that the template went, not that it failed. */
-  iterate_until_zero (context, &running.pending);
-  g_assert_cmpuint (running.ok, ==, 0);
-  g_assert_cmpuint (running.errors->len, ==, 1);
-  g_assert_error ((GError *) running.errors->pdata[0], AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED);
-  batch_clear (&running);
+  if (!early)
+    {
+      /* Its workers go with it, and the call in flight says that the
+       * template went, not that the call failed. */
+      g_assert_true (afork_test_wait_gone (worker, AFORK_TEST_WAIT_SECONDS));
+      iterate_until_zero (context, &running.pending);
+      g_assert_cmpuint (running.ok, ==, 0);
+      g_assert_cmpuint (running.errors->len, ==, 1);
+      g_assert_error ((GError *) running.errors->pdata[0], AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED);
+      wait_no_workers (pool);
+    }
 
-  batch_init (&batch);
   for (guint i = 0; i < 20; i++)
     {
       batch.pending++;
@@ -1963,17 +2039,19 @@ test_template_death (gconstpointer data)
       g_assert_nonnull (strstr (e->message, "template of the pool"));
       g_assert_nonnull (strstr (e->message, "signal 9"));
     }
-  batch_clear (&batch);
 
   /* Later calls fail at once, the same way, and nothing is respawned. */
   g_clear_pointer (&reply, g_variant_unref);
   reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
   g_assert_null (reply);
   g_assert_error (error, AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED);
-  g_assert_nonnull (strstr (error->message, "template of the pool"));
-  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
-  g_usleep (200 * 1000);
-  g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
+  for (guint i = 0; i < 20; i++)
+    {
+      g_assert_cmpuint (afork_pool_get_n_workers (pool), ==, 0);
+      g_usleep (10 * 1000);
+    }
+  batch_clear (&batch);
+  batch_clear (&running);
 }
 
 /* The owner is killed while its worker is in a long call: the worker does
@@ -2062,8 +2140,14 @@ main (int    argc,
   g_test_add_data_func ("/afork/pool/fds/at-limit-behind/socket", GUINT_TO_POINTER (1),
                         test_fds_at_limit_behind);
   g_test_add_func ("/afork/pool/workers/owner-death", test_owner_death);
-  g_test_add_data_func ("/afork/pool/template/death", GINT_TO_POINTER (FALSE), test_template_death);
-  g_test_add_data_func ("/afork/pool/template/death-own", GINT_TO_POINTER (TRUE), test_template_death);
+  g_test_add_data_func ("/afork/pool/template/death", GINT_TO_POINTER (TEMPLATE_DEATH_CALLERS),
+                        test_template_death);
+  g_test_add_data_func ("/afork/pool/template/death-own", GINT_TO_POINTER (TEMPLATE_DEATH_OWN),
+                        test_template_death);
+  g_test_add_data_func ("/afork/pool/template/death-early",
+                        GINT_TO_POINTER (TEMPLATE_DEATH_CALLERS_EARLY), test_template_death);
+  g_test_add_data_func ("/afork/pool/template/death-own-early",
+                        GINT_TO_POINTER (TEMPLATE_DEATH_OWN_EARLY), test_template_death);
 
   return g_test_run ();
 }

@@ -637,8 +637,8 @@ proc_parent (const char *pid)
   return (GPid) ppid;
 }
 
-/* Kills the template of the first pool worker of an afork-thumbnailer
- * that it sees. */
+/* Kills the template of the first pool worker that it sees of an
+ * afork-thumbnailer this test started. */
 static gpointer
 kill_template_thread (gpointer data)
 {
@@ -662,6 +662,13 @@ kill_template_thread (gpointer data)
           if (!g_file_get_contents (comm_path, &comm, NULL, NULL) ||
               !g_str_has_prefix (comm, "afork-thumbnail"))
             continue;
+          /* This test's thumbnailer, not another program's. */
+          {
+            g_autofree char *owner_name = g_strdup_printf ("%d", (int) owner);
+
+            if (proc_parent (owner_name) != getpid ())
+              continue;
+          }
           template_pid = proc_parent (name);
           if (template_pid > 1 && template_pid != owner && kill (template_pid, SIGKILL) == 0)
             killer->killed = template_pid;
