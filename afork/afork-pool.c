@@ -210,6 +210,7 @@ static guint signals[N_SIGNALS];
 
 static void maintain_locked   (Core *core);
 static gboolean template_gone_locked (Core *core);
+static void template_watch_locked (Core *core);
 static void worker_idle_locked (Worker *worker);
 static void worker_lost_locked (Worker *worker,
                                 GError *head_error);
@@ -1517,8 +1518,6 @@ template_exit_error (AforkProcess *template_process,
   return g_error_new_literal (AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED,
                               _("The template of the pool exited; the pool cannot start workers"));
 }
-
-static void template_watch_locked (Core *core);
 
 static void
 template_exit_cb (GObject      *object,

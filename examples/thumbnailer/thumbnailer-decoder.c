@@ -305,8 +305,11 @@ pool_call_done (GObject      *source,
         }
       if (setup_error != NULL)
         {
+          g_task_return_new_error (task, G_IO_ERROR, G_IO_ERROR_NOT_INITIALIZED,
+                                   _("The workers cannot decode: %s"), setup_error->message);
+          g_error_free (setup_error);
           g_error_free (error);
-          error = setup_error;
+          return;
         }
     }
 
