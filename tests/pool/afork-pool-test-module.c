@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,23 @@ pool_nothing (G_GNUC_UNUSED AforkChild *child,
 }
 
 /* (i): the worker's pid. */
+static void
+exit_in_child (void)
+{
+  _exit (3);
+}
+
+/* A call function for a template: every process forked from it after
+ * this exits at once, as a worker that cannot start. */
+EXPORT gboolean pool_call_children_exit (AforkChild *, const char * const *, GError **);
+gboolean
+pool_call_children_exit (G_GNUC_UNUSED AforkChild         *child,
+                         G_GNUC_UNUSED const char * const *args,
+                         G_GNUC_UNUSED GError            **error)
+{
+  return pthread_atfork (NULL, NULL, exit_in_child) == 0;
+}
+
 EXPORT GVariant *pool_pid (AforkChild *child, GVariant *parameters, GError **error);
 GVariant *
 pool_pid (G_GNUC_UNUSED AforkChild *child,

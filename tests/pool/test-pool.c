@@ -2054,6 +2054,34 @@ test_template_death (gconstpointer data)
   batch_clear (&running);
 }
 
+/* Workers that die as they start, while their template lives: after a
+ * moment (the template's death would show), the calls fail with
+ * AFORK_ERROR_SPAWN_FAILED naming why, and for good, as the template never
+ * made a worker. */
+static void
+test_start_fails (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(AforkProcess) template_process = afork_process_new (&error);
+  g_autoptr(AforkPool) pool = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  g_assert_no_error (error);
+  afork_process_require (template_process, POOL_TEST_MODULE);
+  afork_process_call (template_process, "pool_call_children_exit", NULL);
+  pool = afork_pool_new (template_process);
+
+  reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED);
+  g_assert_nonnull (strstr (error->message, "No worker could be started"));
+  g_clear_error (&error);
+
+  reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
+  g_assert_error (error, AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED);
+  wait_no_workers (pool);
+}
+
 /* The owner is killed while its worker is in a long call: the worker does
  * not live on. */
 static void
@@ -2148,6 +2176,7 @@ main (int    argc,
                         GINT_TO_POINTER (TEMPLATE_DEATH_CALLERS_EARLY), test_template_death);
   g_test_add_data_func ("/afork/pool/template/death-own-early",
                         GINT_TO_POINTER (TEMPLATE_DEATH_OWN_EARLY), test_template_death);
+  g_test_add_func ("/afork/pool/template/start-fails", test_start_fails);
 
   return g_test_run ();
 }
