@@ -64,7 +64,6 @@ gboolean  _afork_server_is_template        (AforkServer           *server);
 void      _afork_server_add_child          (AforkServer           *server,
                                             pid_t                  pid);
 void      _afork_server_reset_signals      (void);
-void      _afork_server_raise_nofile       (void);
 void      _afork_server_restore_nofile     (AforkServer           *server);
 void      _afork_server_forget_loop_state  (AforkServer           *server);
 GArray   *_afork_server_parse_strings      (AforkServer           *server,

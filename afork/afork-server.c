@@ -1006,8 +1006,8 @@ static gboolean nofile_raised;
  * could not even read a request. It takes the hard limit, as a program
  * that needs many descriptors does; what it runs or executes gets back
  * the limit it was started with (_afork_server_restore_nofile ()). */
-void
-_afork_server_raise_nofile (void)
+static void
+raise_nofile (void)
 {
   struct rlimit raised;
 
@@ -1091,7 +1091,7 @@ _afork_server_serve (int  fd,
   /* Whatever the program this server was forked or executed from did
    * with its signals, the server and what it makes start afresh. */
   _afork_server_reset_signals ();
-  _afork_server_raise_nofile ();
+  raise_nofile ();
 
   _afork_fd_set_blocking (fd, TRUE);
   server.sock = fd;
