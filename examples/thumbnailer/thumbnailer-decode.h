@@ -26,6 +26,7 @@ typedef struct {
 } ThumbDecodeHooks;
 
 void      thumb_decode_init      (void);
+void      thumb_decode_use_huge_pages (void);
 GVariant *thumb_decode_fd        (int                     fd,
                                   guint                   max_side,
                                   GVariant               *keys,

@@ -18,10 +18,7 @@
 #include <glib/gi18n-lib.h>
 #include <gmodule.h>
 
-#include <malloc.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 G_MODULE_EXPORT const char *g_module_check_init (GModule *module);
 G_MODULE_EXPORT gboolean afork_thumbnailer_init (AforkChild         *child,
@@ -41,75 +38,6 @@ g_module_check_init (G_GNUC_UNUSED GModule *module)
   bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
 
   return NULL;
-}
-
-/* Volatile: a block whose address nobody reads may otherwise not be
- * allocated at all. */
-static gpointer volatile below_huge_pages;
-
-/* A worker is a process forked for one image, and every page it touches
- * for the first time costs it a page fault: some 20 µs each in a
- * virtual machine, several µs on bare metal. The buffers of one decode
- * (the pixels at the decoded scale, the scaled copy, zlib's state, the
- * PNG) come to a few hundred pages, which malloc takes from fresh mmap()s
- * (128 KiB and more) or from the template's heap. A transparent huge page
- * costs one fault for 2 MiB. So before its first call a worker grows its
- * heap, asks for huge pages (MADV_HUGEPAGE) in the 8 MiB from the first
- * 2 MiB boundary above the heap it was forked with (the 2 MiB around the
- * old top already has a table of small pages), keeps the part below that
- * boundary allocated (untouched, it costs nothing), and has malloc serve
- * blocks up to 16 MiB from the heap rather than from mmap(): the decode's
- * buffers then come from huge pages. Larger blocks are mapped as before,
- * and given back when freed. Where a step fails (no transparent huge
- * pages, a heap that cannot grow, another malloc), the worker decodes as
- * it would have, page by page. A huge page may cost the kernel a
- * compaction where memory is fragmented: that is the price of
- * MADV_HUGEPAGE (transparent_hugepage/defrag). */
-static void
-use_huge_pages (void)
-{
-  static gboolean done;
-  const guintptr huge = 2 << 20;
-  const guintptr area = 8 << 20;
-  const guintptr limit = 16 << 20;
-  guintptr first, start;
-  char *block;
-
-  if (done)
-    return;
-  done = TRUE;
-
-  /* Blocks up to @limit from the heap (the one below among them); the
-   * trim threshold is raised too, so that freeing it keeps the heap
-   * grown. */
-  if (mallopt (M_MMAP_THRESHOLD, limit) == 0 ||
-      mallopt (M_TRIM_THRESHOLD, 2 * limit) == 0)
-    return;
-
-  /* Above the heap this process was forked with (and past the 2 MiB
-   * around its top, which has a table of small pages already), nothing
-   * is mapped yet: a huge page can go there. */
-  first = ((guintptr) sbrk (0) + huge - 1) & ~(huge - 1);
-
-  /* A block from the top of the heap to past first + area: the heap
-   * grows to hold it, and malloc writes nothing between the two (the
-   * block's header is at its start, the top's after its end). Freed, it
-   * goes back to the top of the heap, where the next blocks come from. A
-   * block that came from elsewhere (one of the template's free blocks,
-   * or a mapping of its own, gone with free()) is not used. */
-  block = malloc (area + 2 * huge);
-  if (block == NULL)
-    return;
-  start = (guintptr) block;
-  free (block);
-  if (start >= first || first + area > (guintptr) sbrk (0) ||
-      madvise ((void *) first, area, MADV_HUGEPAGE) != 0)
-    return;
-
-  /* The part below the boundary: allocated for good and never written,
-   * so that the next block's header (8 bytes before it, 16-byte aligned)
-   * is at the boundary, in the first huge page. */
-  below_huge_pages = malloc (first - start + 8);
 }
 
 /* Arguments: none, or "crash-marker=BYTES", "hang-marker=BYTES" (tests
@@ -150,7 +78,7 @@ afork_thumbnailer_decode (AforkChild  *child,
       return NULL;
     }
 
-  use_huge_pages ();
+  thumb_decode_use_huge_pages ();
 
   g_variant_get (parameters, "(hu@a{ss})", &handle, &max_side, &keys);
   fd = afork_child_get_call_fd (child, handle);
