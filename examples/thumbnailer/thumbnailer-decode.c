@@ -40,8 +40,9 @@ static gpointer volatile below_huge_pages;
  * benchmark's hand-written fork per image), before its first decode.
  *
  * A worker is a process forked for one image, and every page it touches
- * for the first time costs it a page fault: some 20 µs each in a
- * virtual machine, several µs on bare metal. The buffers of one decode
+ * for the first time costs it a page fault: 15 to 20 µs each in a
+ * virtual machine that shadows page tables (tests/bench/bench-page-costs.c
+ * measures it), far less on bare metal. The buffers of one decode
  * (the pixels at the decoded scale, the scaled copy, zlib's state, the
  * PNG) come to a few hundred pages, which malloc takes from fresh mmap()s
  * (128 KiB and more) or from the template's heap. A transparent huge page
