@@ -6,7 +6,10 @@
  * caller iterating a particular context. Callers write calls themselves
  * when a worker can take them (one sendmsg, no hand-over); the pool thread
  * reads the replies, and hands each to its caller's context (or wakes the
- * synchronous caller). The state is shared under one mutex per pool. */
+ * synchronous caller). The state is shared under one mutex per pool.
+ *
+ * What the pool does when its template exits is in afork-pool-template.c,
+ * the synchronous calls in afork-pool-sync.c. */
 #include "afork-private.h"
 
 #include "afork-enum-types.h"
@@ -14,11 +17,8 @@
 #include "afork-process.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -26,158 +26,14 @@
 #include <gio/gunixfdlist.h>
 #include <glib-unix.h>
 
+#include "afork-pool-private.h"
 #include "afork-pool-worker-private.h"
 #include "afork-process-private.h"
 #include "afork-ring-private.h"
 #include "afork-wire-private.h"
 
-/* A synchronous caller waits awake this long for a worker's reply before
- * it sleeps (see _afork_ring_wait_awake ()). */
-#define AWAKE_WAIT_USEC 50
-
 #define READ_CHUNK (64 * 1024)
 #define MAX_IOV    64
-
-typedef struct _Core   Core;
-typedef struct _Worker Worker;
-typedef struct _Call   Call;
-
-typedef enum
-{
-  CALL_QUEUED,
-  CALL_SENT,
-  CALL_DONE,
-} CallState;
-
-/* Values come as the worker sent them, type and serialised form, and
- * become GVariants in the thread they are handed to: making one takes
- * GLib's global lock of type information, which the pool thread then
- * does not contend for with the callers. */
-typedef struct
-{
-  char           *name;
-  AforkWireValue  value;
-} Event;
-
-struct _Call
-{
-  gatomicrefcount  ref;
-  Core            *core;          /* owned */
-  char            *function;
-  GByteArray      *frame;         /* the call frame, or NULL when it cannot be made */
-  gsize            frame_pos;     /* what its worker took of it */
-  gboolean         fds_sent;
-  GUnixFDList     *fd_list;
-  GCancellable    *cancellable;
-  gulong           cancel_id;
-  CallState        state;
-  Worker          *worker;        /* while sent */
-  gint64           started;       /* when it became its worker's first call */
-  gboolean         abandoned;     /* finished while its worker still has it */
-  GQueue           events;        /* Event *, not delivered yet */
-  gboolean         finished;
-  AforkWireValue   reply;         /* not made into a GVariant yet */
-  GUnixFDList     *out_fds;
-  GError          *error;
-  AforkPool           *pool;      /* an asynchronous call not handed over yet */
-  GAsyncReadyCallback  callback;
-  gpointer             user_data;
-  GMainContext        *context;   /* where it is handed over */
-  gboolean         deliver_scheduled;
-  gboolean         sync;
-  GCond            cond;          /* a synchronous caller waits on it */
-  int              wake_fd;       /* … or polls this and its worker's socket */
-  gboolean         polling;
-  gboolean         waiting;       /* on cond: only then is it signalled */
-  Call            *next_submitted;
-};
-
-typedef enum
-{
-  WORKER_STARTING,
-  WORKER_READY,
-  WORKER_GONE,
-} WorkerState;
-
-typedef struct
-{
-  GSource  source;
-  Worker      *worker;
-  gpointer     tag;
-  GIOCondition cond;
-} WorkerSource;
-
-struct _Worker
-{
-  gatomicrefcount    ref;
-  Core              *core;        /* owned */
-  WorkerState        state;
-  AforkProcess      *process;
-  GSocketConnection *connection;
-  int                fd;
-  GPid               pid;
-  GQueue             calls;       /* Call *, sent, oldest first */
-  guint              n_assigned;
-  gint64             idle_since;
-  guint              generation;  /* of the template it was forked from */
-  gboolean           doomed;      /* killed: takes no more calls */
-  gboolean           exit_watched; /* doomed, and waited for */
-  gboolean           exited;       /* known to have exited (and been reaped) */
-  gboolean           fds_lost;     /* descriptors it sent were lost */
-  int                fds_lost_errno; /* why: _afork_fds_lost_errno () */
-  GError            *broken;      /* a protocol error met outside the pool thread */
-  gboolean           write_failed;
-  GQueue             out;         /* Call * (owned) whose frames are not all written */
-  GByteArray        *in;
-  GArray            *in_fds;
-  AforkRing         *ring;        /* its replies, when not on the socket */
-  gboolean           ring_pending; /* a reader stopped with bytes left there */
-  guint              awake_misses; /* waits awake in a row the reply missed */
-  guint              asleep_waits; /* waits left to make asleep */
-  GByteArray        *wakes;       /* with a ring, what the socket carries */
-  GSource           *source;
-};
-
-struct _Core
-{
-  gatomicrefcount  ref;
-  GMutex           lock;
-  Call            *submitted;        /* atomic: asynchronous calls not taken in yet, newest first */
-  AforkProcess    *template_process;
-  GError          *template_error;   /* the template cannot produce workers */
-  gboolean         own_template;     /* made by the pool, which can make it again */
-  gboolean         template_replaced; /* the pool made this one again */
-  guint            template_generation; /* which template workers are forked from */
-  gboolean         template_lost;    /* it has exited: no worker is started until
-                                      * its status is in */
-  GSource         *template_watch;   /* in the pool thread: its connection hangs up */
-  GError          *spawn_error;      /* a worker could not start, and the template
-                                      * may be exiting: no worker is started until
-                                      * spawn_error_until, when the calls get it */
-  gint64           spawn_error_until;
-  gboolean         ever_ready;
-  GQueue           queue;            /* Call *, not sent, oldest first */
-  GPtrArray       *workers;          /* Worker * */
-  guint            n_exiting;        /* workers whose exit close waits for */
-  guint            n_to_replace;     /* workers lost or used up, to start again at once */
-  guint            max_workers;
-  guint            min_workers;
-  guint            load;
-  guint            idle_timeout;
-  guint            max_calls;
-  guint            call_timeout;
-  gboolean         closing;
-  gboolean         disposed;
-  GPtrArray       *close_tasks;
-  GSource         *timer;            /* in the pool thread: maintain () */
-  GHashTable      *deliveries;       /* GMainContext * → Delivery * */
-};
-
-struct _AforkPool
-{
-  GObject  parent_instance;
-  Core    *core;
-};
 
 G_DEFINE_FINAL_TYPE (AforkPool, afork_pool, G_TYPE_OBJECT)
 
@@ -203,28 +59,18 @@ enum
 
 static guint signals[N_SIGNALS];
 
-/* How long a worker that could not start holds the queue, while the
- * template's exit would show, and how often the template is looked at. */
-#define SPAWN_ERROR_WAIT_USEC (G_USEC_PER_SEC)
-#define SPAWN_ERROR_POLL_USEC (10 * 1000)
-
-static void maintain_locked   (Core *core);
-static gboolean template_gone_locked (Core *core);
-static void template_watch_locked (Core *core);
-static void worker_idle_locked (Worker *worker);
 static void worker_lost_locked (Worker *worker,
                                 GError *head_error);
 
 /* The pool thread ---------------------------------------------------------- */
 
-static void submit_locked   (Call *call);
-static void dispatch_locked (Core *core);
+static void submit_locked (Call *call);
 
 /* The lock ---------------------------------------------------------------
  *
  * An asynchronous call does not wait for the lock: it is pushed onto
  * core->submitted, and whoever holds the lock takes it in before letting
- * go (core_unlock ()). A thread that submits a flood of calls while the
+ * go (_afork_pool_core_unlock ()). A thread that submits a flood of calls while the
  * pool thread reads replies is then never put to sleep, and the pool
  * thread sends the calls in batches. */
 
@@ -259,18 +105,18 @@ take_submitted_locked (Core *core)
       submit_locked (call);
     }
 
-  dispatch_locked (core);
+  _afork_pool_dispatch_locked (core);
 }
 
-static void
-core_lock (Core *core)
+void
+_afork_pool_core_lock (Core *core)
 {
   g_mutex_lock (&core->lock);
   take_submitted_locked (core);
 }
 
-static void
-core_unlock (Core *core)
+void
+_afork_pool_core_unlock (Core *core)
 {
   do
     {
@@ -296,8 +142,8 @@ pool_thread_func (gpointer data)
   return NULL;
 }
 
-static GMainContext *
-pool_context (void)
+GMainContext *
+_afork_pool_context (void)
 {
   static GMainContext *context;
 
@@ -324,9 +170,9 @@ event_free (Event *event)
 
 /* Emits ::event for each of @events, in the thread the call is handed
  * to, and frees them. */
-static void
-emit_events (AforkPool *pool,
-             GQueue    *events)
+void
+_afork_pool_emit_events (AforkPool *pool,
+                         GQueue    *events)
 {
   Event *event;
 
@@ -340,8 +186,6 @@ emit_events (AforkPool *pool,
     }
 }
 
-static void core_unref (Core *core);
-
 static Call *
 call_ref (Call *call)
 {
@@ -349,8 +193,8 @@ call_ref (Call *call)
   return call;
 }
 
-static void
-call_unref (Call *call)
+void
+_afork_pool_call_unref (Call *call)
 {
   if (!g_atomic_ref_count_dec (&call->ref))
     return;
@@ -367,7 +211,7 @@ call_unref (Call *call)
   g_clear_pointer (&call->context, g_main_context_unref);
   if (call->sync)
     g_cond_clear (&call->cond);
-  core_unref (call->core);
+  _afork_pool_core_unref (call->core);
   g_free (call);
 }
 
@@ -390,7 +234,7 @@ typedef struct
 static void
 delivery_free (Delivery *delivery)
 {
-  g_queue_clear_full (&delivery->calls, (GDestroyNotify) call_unref);
+  g_queue_clear_full (&delivery->calls, (GDestroyNotify) _afork_pool_call_unref);
   g_free (delivery);
 }
 
@@ -583,7 +427,7 @@ handover_deliver (Handover *handover)
 
   if (pool != NULL)
     {
-      emit_events (pool, &handover->events);
+      _afork_pool_emit_events (pool, &handover->events);
 
       if (handover->finished)
         {
@@ -607,7 +451,7 @@ handover_deliver (Handover *handover)
     }
 
   g_queue_clear_full (&handover->events, (GDestroyNotify) event_free);
-  call_unref (call);
+  _afork_pool_call_unref (call);
 }
 
 static gboolean
@@ -620,13 +464,13 @@ deliveries_cb (gpointer user_data)
   guint n = 0;
 
   /* One turn of the lock for all the calls the source hands over. */
-  core_lock (core);
+  _afork_pool_core_lock (core);
   delivery = g_hash_table_lookup (core->deliveries, key->context);
   handovers = g_new (Handover, MAX (delivery->calls.length, 1));
   for (Call *call; (call = g_queue_pop_head (&delivery->calls)) != NULL; n++)
     handover_take_locked (&handovers[n], call);
   delivery->source = NULL;
-  core_unlock (core);
+  _afork_pool_core_unlock (core);
 
   for (guint i = 0; i < n; i++)
     handover_deliver (&handovers[i]);
@@ -639,7 +483,7 @@ static void
 delivery_key_free (DeliveryKey *key)
 {
   g_main_context_unref (key->context);
-  core_unref (key->core);
+  _afork_pool_core_unref (key->core);
   g_free (key);
 }
 
@@ -651,10 +495,10 @@ cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
   Core *core = call->core;
   GError *error;
 
-  core_lock (core);
+  _afork_pool_core_lock (core);
   if (call->finished)
     {
-      core_unlock (core);
+      _afork_pool_core_unlock (core);
       return;
     }
 
@@ -664,7 +508,7 @@ cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
   if (call->state == CALL_QUEUED)
     {
       if (g_queue_remove (&core->queue, call))
-        call_unref (call);
+        _afork_pool_call_unref (call);
       call->state = CALL_DONE;
     }
   else if (call->state == CALL_SENT)
@@ -683,26 +527,26 @@ cancelled_cb (G_GNUC_UNUSED GCancellable *cancellable,
     }
 
   call_finish_locked (call, NULL, NULL, error);
-  core_unlock (core);
+  _afork_pool_core_unlock (core);
 }
 
 /* Workers ---------------------------------------------------------------- */
 
-static Worker *
-worker_ref (Worker *worker)
+Worker *
+_afork_pool_worker_ref (Worker *worker)
 {
   g_atomic_ref_count_inc (&worker->ref);
   return worker;
 }
 
-static void
-worker_unref (Worker *worker)
+void
+_afork_pool_worker_unref (Worker *worker)
 {
   if (!g_atomic_ref_count_dec (&worker->ref))
     return;
 
   g_assert (worker->source == NULL);
-  g_queue_clear_full (&worker->out, (GDestroyNotify) call_unref);
+  g_queue_clear_full (&worker->out, (GDestroyNotify) _afork_pool_call_unref);
   g_byte_array_unref (worker->in);
   g_clear_error (&worker->broken);
   for (guint i = 0; i < worker->in_fds->len; i++)
@@ -712,7 +556,7 @@ worker_unref (Worker *worker)
   g_clear_pointer (&worker->wakes, g_byte_array_unref);
   g_clear_object (&worker->connection);
   g_clear_object (&worker->process);
-  core_unref (worker->core);
+  _afork_pool_core_unref (worker->core);
   g_free (worker);
 }
 
@@ -822,7 +666,7 @@ worker_flush_locked (Worker *worker)
               break;
             }
           res -= left;
-          call_unref (g_queue_pop_head (&worker->out));
+          _afork_pool_call_unref (g_queue_pop_head (&worker->out));
         }
     }
 
@@ -847,8 +691,8 @@ worker_wants_reader (Worker *worker)
   return worker->calls.length > 1 || !head->sync || head->wake_fd < 0;
 }
 
-static void
-worker_update_source_locked (Worker *worker)
+void
+_afork_pool_worker_update_source_locked (Worker *worker)
 {
   WorkerSource *ws;
   GIOCondition cond = 0;
@@ -871,8 +715,8 @@ worker_update_source_locked (Worker *worker)
 
 /* Sends the oldest queued calls to the least loaded workers that have
  * room. Any thread, under the lock. */
-static void
-dispatch_locked (Core *core)
+void
+_afork_pool_dispatch_locked (Core *core)
 {
   gboolean kick = FALSE;
   guint n_busy = 0;
@@ -951,7 +795,7 @@ dispatch_locked (Core *core)
       if (worker->out.length > 0 && !worker->write_failed &&
           worker_flush_locked (worker) != WRITE_DONE)
         kick = TRUE;
-      worker_update_source_locked (worker);
+      _afork_pool_worker_update_source_locked (worker);
     }
 
   /* Calls left waiting: the pool thread may start a worker for them. When
@@ -1073,7 +917,7 @@ worker_handle_input_locked (Worker  *worker,
           head->state = CALL_DONE;
           head->worker = NULL;
           call_finish_locked (head, &frame.raw, fds, call_error);
-          call_unref (head);
+          _afork_pool_call_unref (head);
 
           head = g_queue_peek_head (&worker->calls);
           if (head != NULL)
@@ -1136,7 +980,7 @@ worker_drain_socket_locked (Worker    *worker,
     }
 }
 
-/* worker_read_locked () with a ring. The descriptors of a frame are on
+/* _afork_pool_worker_read_locked () with a ring. The descriptors of a frame are on
  * the socket before the frame is published, so the socket is read after
  * the ring's head and before its bytes. Before it returns, it marks the
  * reader asleep: the worker writes a byte to the socket for what it
@@ -1182,9 +1026,9 @@ worker_read_ring_locked (Worker  *worker,
 }
 
 /* Reads what is there. Returns FALSE at end of stream or on an error. */
-static gboolean
-worker_read_locked (Worker  *worker,
-                    GError **error)
+gboolean
+_afork_pool_worker_read_locked (Worker  *worker,
+                                GError **error)
 {
   /* Nothing more is read once descriptors were lost: a later frame's
    * would follow what came of them. */
@@ -1240,7 +1084,7 @@ worker_source_dispatch (GSource                 *source,
   GIOCondition revents = g_source_query_unix_fd (source, ws->tag);
   g_autoptr(GError) error = NULL;
 
-  core_lock (core);
+  _afork_pool_core_lock (core);
 
   if (worker->ring_pending)
     {
@@ -1249,29 +1093,29 @@ worker_source_dispatch (GSource                 *source,
     }
 
   if ((revents & G_IO_OUT) && worker_flush_locked (worker) == WRITE_DONE)
-    dispatch_locked (core);
+    _afork_pool_dispatch_locked (core);
 
   if (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR))
     {
-      if (!worker_read_locked (worker, &error))
+      if (!_afork_pool_worker_read_locked (worker, &error))
         {
           worker_lost_locked (worker, g_steal_pointer (&error));
-          maintain_locked (core);
-          core_unlock (core);
+          _afork_pool_maintain_locked (core);
+          _afork_pool_core_unlock (core);
           return G_SOURCE_CONTINUE;
         }
-      dispatch_locked (core);
+      _afork_pool_dispatch_locked (core);
       /* An idle worker may have to go, or to be timed. */
       if (worker->calls.length == 0)
         {
-          maintain_locked (core);
-          core_unlock (core);
+          _afork_pool_maintain_locked (core);
+          _afork_pool_core_unlock (core);
           return G_SOURCE_CONTINUE;
         }
     }
 
-  worker_update_source_locked (worker);
-  core_unlock (core);
+  _afork_pool_worker_update_source_locked (worker);
+  _afork_pool_core_unlock (core);
 
   return G_SOURCE_CONTINUE;
 }
@@ -1338,12 +1182,12 @@ lost_wait_cb (GObject      *object,
   else
     error = NULL;
 
-  core_lock (core);
+  _afork_pool_core_lock (core);
   /* No status: its template, which reports it, has gone (or was made
    * again since), and a worker goes with its template. */
   if (error == NULL &&
       (data->generation != core->template_generation || core->template_lost ||
-       template_gone_locked (core)))
+       _afork_pool_template_gone_locked (core)))
     error = g_error_new (AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED,
                          _("Worker process %d went with the template of the pool, "
                            "which exited during the call"), (int) data->pid);
@@ -1351,9 +1195,9 @@ lost_wait_cb (GObject      *object,
     error = g_error_new (AFORK_ERROR, AFORK_ERROR_CHILD_EXITED,
                          _("Worker process %d exited during the call"), (int) data->pid);
   call_finish_locked (data->call, NULL, NULL, error);
-  core_unlock (core);
+  _afork_pool_core_unlock (core);
 
-  call_unref (data->call);
+  _afork_pool_call_unref (data->call);
   g_free (data);
 }
 
@@ -1368,10 +1212,10 @@ worker_lost_locked (Worker *worker,
   Call *head;
   Call *call;
 
-  worker_ref (worker);
+  _afork_pool_worker_ref (worker);
   worker_remove_locked (worker);
   /* Calls not all written are sent again, whole, to another worker. */
-  g_queue_clear_full (&worker->out, (GDestroyNotify) call_unref);
+  g_queue_clear_full (&worker->out, (GDestroyNotify) _afork_pool_call_unref);
   /* The pool replaces it now, not when the next call finds no room: the
    * call after a crash then finds a worker ready, or nearly. A used-up
    * worker's replacement was started with its last call. */
@@ -1388,7 +1232,7 @@ worker_lost_locked (Worker *worker,
       if (call->abandoned || call->finished)
         {
           call->state = CALL_DONE;
-          call_unref (call);
+          _afork_pool_call_unref (call);
           continue;
         }
       call->state = CALL_QUEUED;
@@ -1405,12 +1249,12 @@ worker_lost_locked (Worker *worker,
       if (head->finished || head->abandoned)
         {
           g_clear_error (&head_error);
-          call_unref (head);
+          _afork_pool_call_unref (head);
         }
       else if (head_error != NULL)
         {
           call_finish_locked (head, NULL, NULL, g_steal_pointer (&head_error));
-          call_unref (head);
+          _afork_pool_call_unref (head);
         }
       else
         {
@@ -1425,13 +1269,13 @@ worker_lost_locked (Worker *worker,
 
   g_clear_error (&head_error);
   /* The reference taken above, and the list's. */
-  worker_unref (worker);
-  worker_unref (worker);
+  _afork_pool_worker_unref (worker);
+  _afork_pool_worker_unref (worker);
 }
 
-static void
-fail_queue_locked (Core         *core,
-                   const GError *error)
+void
+_afork_pool_fail_queue_locked (Core         *core,
+                               const GError *error)
 {
   Call *call;
 
@@ -1439,7 +1283,7 @@ fail_queue_locked (Core         *core,
     {
       call->state = CALL_DONE;
       call_finish_locked (call, NULL, NULL, g_error_copy (error));
-      call_unref (call);
+      _afork_pool_call_unref (call);
     }
 }
 
@@ -1475,212 +1319,6 @@ worker_start_ring (Worker *worker)
   worker->wakes = g_byte_array_sized_new (64);
 }
 
-/* The template's end of its connection is closed: it has exited. A
- * template that is only waited for (its fork request still queued) holds
- * it open. */
-static gboolean
-template_gone_locked (Core *core)
-{
-  struct pollfd pfd = { .events = POLLIN };
-  char byte;
-
-  if (core->template_process == NULL)
-    return FALSE;
-  pfd.fd = core->template_process->fd;
-  if (pfd.fd < 0 || poll (&pfd, 1, 0) != 1)
-    return FALSE;
-
-  return (pfd.revents & (POLLHUP | POLLERR)) != 0 ||
-         recv (pfd.fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
-}
-
-static GError *
-template_exit_error (AforkProcess *template_process,
-                     gboolean      status_known)
-{
-  if (status_known && afork_process_get_if_signaled (template_process))
-    {
-      int sig = afork_process_get_term_sig (template_process);
-
-      return g_error_new (AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED,
-                          /* TRANSLATORS: a signal number and its name */
-                          _("The template of the pool was killed by signal %d (%s); "
-                            "the pool cannot start workers"),
-                          sig, g_strsignal (sig));
-    }
-  if (status_known)
-    return g_error_new (AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED,
-                        /* TRANSLATORS: %d is an exit status */
-                        _("The template of the pool exited with status %d; "
-                          "the pool cannot start workers"),
-                        afork_process_get_exit_status (template_process));
-
-  return g_error_new_literal (AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED,
-                              _("The template of the pool exited; the pool cannot start workers"));
-}
-
-static void
-template_exit_cb (GObject      *object,
-                  GAsyncResult *result,
-                  gpointer      user_data)
-{
-  AforkProcess *template_process = AFORK_PROCESS (object);
-  Core *core = user_data;
-  AforkProcess *fresh = NULL;
-  GError *fresh_error = NULL;
-  gboolean again = FALSE;
-  GError *error;
-
-  error = template_exit_error (template_process,
-                               afork_process_wait_finish (template_process, result, NULL));
-
-  /* The pool's own template is made again, unless it was made again
-   * already and never made a worker (no loop of templates), or the pool
-   * is closing with nothing left to do. Made outside the lock: it may
-   * wait for room in the default template's socket. */
-  core_lock (core);
-  if (core->template_process == template_process && !core->disposed)
-    {
-      again = core->own_template && (core->ever_ready || !core->template_replaced) &&
-              !(core->closing && core->queue.length == 0);
-      if (!again)
-        {
-          core->template_lost = FALSE;
-          if (core->template_error == NULL)
-            core->template_error = g_steal_pointer (&error);
-          maintain_locked (core);
-        }
-    }
-  core_unlock (core);
-
-  if (again)
-    {
-      fresh = afork_process_new (&fresh_error);
-
-      core_lock (core);
-      if (core->template_process == template_process && !core->disposed)
-        {
-          core->template_lost = FALSE;
-          g_object_unref (core->template_process);
-          core->template_process = g_steal_pointer (&fresh);
-          if (core->template_process == NULL && core->template_error == NULL)
-            core->template_error = g_steal_pointer (&fresh_error);
-          core->template_generation++;
-          core->template_replaced = TRUE;
-          core->ever_ready = FALSE;
-          template_watch_locked (core);
-          maintain_locked (core);
-        }
-      core_unlock (core);
-    }
-
-  g_clear_object (&fresh);
-  g_clear_error (&fresh_error);
-  g_clear_error (&error);
-  core_unref (core);
-}
-
-static void
-template_unwatch_locked (Core *core)
-{
-  if (core->template_watch != NULL)
-    {
-      g_source_destroy (core->template_watch);
-      g_clear_pointer (&core->template_watch, g_source_unref);
-    }
-}
-
-/* The template has exited: waits for its status, starting no worker. */
-static void
-template_lost_locked (Core *core)
-{
-  template_unwatch_locked (core);
-  g_clear_error (&core->spawn_error);
-  if (core->template_lost)
-    return;
-
-  core->template_lost = TRUE;
-  g_atomic_ref_count_inc (&core->ref);
-  afork_process_wait_async (core->template_process, NULL, template_exit_cb, core);
-}
-
-static gboolean
-template_hup_cb (G_GNUC_UNUSED gint         fd,
-                 G_GNUC_UNUSED GIOCondition condition,
-                 gpointer                   user_data)
-{
-  Core *core = user_data;
-
-  core_lock (core);
-  if (core->template_watch == g_main_current_source () && !core->disposed)
-    {
-      template_lost_locked (core);
-      maintain_locked (core);
-    }
-  core_unlock (core);
-
-  return G_SOURCE_REMOVE;
-}
-
-/* Watches the template's connection from the pool thread, so that its
- * exit is known even when no worker is being started. The watch holds no
- * reference: it goes before the core does (template_unwatch_locked ()). */
-static void
-template_watch_locked (Core *core)
-{
-  if (core->template_watch != NULL || core->template_lost || core->template_process == NULL ||
-      core->template_process->fd < 0)
-    return;
-
-  core->template_watch = g_unix_fd_source_new (core->template_process->fd, G_IO_HUP | G_IO_ERR);
-  g_source_set_callback (core->template_watch, (GSourceFunc) (void (*) (void)) template_hup_cb,
-                         core, NULL);
-  g_source_set_static_name (core->template_watch, "[afork] pool template");
-  g_source_attach (core->template_watch, pool_context ());
-}
-
-/* Calls wait for no worker that cannot start: they fail with its error,
- * and for good if the template never made a worker (no loop of
- * respawns). */
-static void
-fail_start_locked (Core   *core,
-                   GError *error)
-{
-  g_autoptr(GError) start_error = NULL;
-
-  start_error = g_error_new (AFORK_ERROR, AFORK_ERROR_SPAWN_FAILED,
-                             _("No worker could be started: %s"), error->message);
-  if (!core->ever_ready && core->template_error == NULL)
-    core->template_error = g_error_copy (start_error);
-  fail_queue_locked (core, start_error);
-}
-
-/* A worker could not start. If it died, so may have its template, whose
- * connection may close an instant after the worker's: the calls wait a
- * moment to tell (maintain_locked ()). Once the template is known to have
- * exited, its wait status decides (template_exit_cb ()). */
-static void
-start_failed_locked (Core   *core,
-                     GError *error)
-{
-  if (!g_error_matches (error, AFORK_ERROR, AFORK_ERROR_CHILD_EXITED))
-    {
-      /* A missing module, say: the template's own error. */
-      if (!core->ever_ready && core->template_error == NULL)
-        core->template_error = g_error_copy (error);
-      fail_queue_locked (core, error);
-      return;
-    }
-
-  if (template_gone_locked (core))
-    template_lost_locked (core);
-  else if (core->spawn_error == NULL && !core->template_lost)
-    {
-      core->spawn_error = g_error_copy (error);
-      core->spawn_error_until = g_get_monotonic_time () + SPAWN_ERROR_WAIT_USEC;
-    }
-}
-
 static void
 worker_run_cb (GObject      *object,
                GAsyncResult *result,
@@ -1693,7 +1331,7 @@ worker_run_cb (GObject      *object,
 
   connection = afork_process_run_finish (AFORK_PROCESS (object), result, &error);
 
-  core_lock (core);
+  _afork_pool_core_lock (core);
 
   /* A worker of a template that was made again since, ready or not,
    * tells nothing about the new one: it goes (its socket closed, it
@@ -1705,10 +1343,10 @@ worker_run_cb (GObject      *object,
       if (worker->state != WORKER_GONE)
         {
           worker_remove_locked (worker);
-          worker_unref (worker);  /* the list's; the run's is dropped below */
+          _afork_pool_worker_unref (worker);  /* the list's; the run's is dropped below */
         }
       if (error != NULL && !core->disposed && worker->generation == core->template_generation)
-        start_failed_locked (core, error);
+        _afork_pool_start_failed_locked (core, error);
     }
   else
     {
@@ -1723,7 +1361,7 @@ worker_run_cb (GObject      *object,
       worker->state = WORKER_READY;
       worker->idle_since = g_get_monotonic_time ();
       core->ever_ready = TRUE;
-      template_watch_locked (core);
+      _afork_pool_template_watch_locked (core);
 
       worker->source = g_source_new (&worker_source_funcs, sizeof (WorkerSource));
       ws = (WorkerSource *) worker->source;
@@ -1736,16 +1374,16 @@ worker_run_cb (GObject      *object,
        * wakes the pool thread again for nothing. Nothing iterates the pool
        * context from inside a dispatch. */
       g_source_set_can_recurse (worker->source, TRUE);
-      g_source_attach (worker->source, pool_context ());
+      g_source_attach (worker->source, _afork_pool_context ());
 
-      dispatch_locked (core);
-      worker_update_source_locked (worker);
+      _afork_pool_dispatch_locked (core);
+      _afork_pool_worker_update_source_locked (worker);
     }
 
-  maintain_locked (core);
-  core_unlock (core);
+  _afork_pool_maintain_locked (core);
+  _afork_pool_core_unlock (core);
 
-  worker_unref (worker);
+  _afork_pool_worker_unref (worker);
 }
 
 static void
@@ -1765,7 +1403,7 @@ worker_spawn_locked (Core *core)
 
   worker->process = afork_process_fork (core->template_process);
   afork_process_run_async (worker->process, AFORK_POOL_WORKER_FUNCTION, NULL,
-                           worker_run_cb, worker_ref (worker));
+                           worker_run_cb, _afork_pool_worker_ref (worker));
 }
 
 static void
@@ -1777,12 +1415,12 @@ exit_wait_cb (GObject      *object,
 
   afork_process_wait_finish (AFORK_PROCESS (object), result, NULL);
 
-  core_lock (core);
+  _afork_pool_core_lock (core);
   core->n_exiting--;
-  maintain_locked (core);
-  core_unlock (core);
+  _afork_pool_maintain_locked (core);
+  _afork_pool_core_unlock (core);
 
-  core_unref (core);
+  _afork_pool_core_unref (core);
 }
 
 /* Lets an idle worker go; with @wait, close waits for it to exit. */
@@ -1799,7 +1437,7 @@ worker_retire_locked (Worker   *worker,
       g_atomic_ref_count_inc (&core->ref);
       afork_process_wait_async (worker->process, NULL, exit_wait_cb, core);
     }
-  worker_unref (worker);
+  _afork_pool_worker_unref (worker);
 }
 
 /* A worker the pool killed has exited: all it wrote can be read now. The
@@ -1816,21 +1454,21 @@ doomed_exit_cb (GObject      *object,
 
   if (afork_process_wait_finish (AFORK_PROCESS (object), result, NULL))
     {
-      core_lock (core);
+      _afork_pool_core_lock (core);
       /* Its pid may be another process's now. */
       worker->exited = TRUE;
       if (worker->state == WORKER_READY)
         {
           GError *error = NULL;
 
-          worker_read_locked (worker, &error);
+          _afork_pool_worker_read_locked (worker, &error);
           worker_lost_locked (worker, error);
-          maintain_locked (core);
+          _afork_pool_maintain_locked (core);
         }
-      core_unlock (core);
+      _afork_pool_core_unlock (core);
     }
 
-  worker_unref (worker);
+  _afork_pool_worker_unref (worker);
 }
 
 /* Kills the workers whose running call is past call-timeout, failing that
@@ -1865,7 +1503,7 @@ time_out_calls_locked (Core   *core,
             next = deadline;
         }
 
-      worker_update_source_locked (worker);
+      _afork_pool_worker_update_source_locked (worker);
     }
 
   return next;
@@ -1873,8 +1511,8 @@ time_out_calls_locked (Core   *core,
 
 /* The pool thread's housekeeping: time-outs, new workers, idle workers,
  * closing. */
-static void
-maintain_locked (Core *core)
+void
+_afork_pool_maintain_locked (Core *core)
 {
   gint64 now = g_get_monotonic_time ();
   gint64 next = -1;
@@ -1896,21 +1534,21 @@ maintain_locked (Core *core)
   time_out_calls_locked (core, now);
 
   if (core->template_error != NULL)
-    fail_queue_locked (core, core->template_error);
+    _afork_pool_fail_queue_locked (core, core->template_error);
 
-  dispatch_locked (core);
+  _afork_pool_dispatch_locked (core);
   /* Again, for the deadlines of the calls just started. */
   next = time_out_calls_locked (core, now);
 
   /* A worker could not start: the template has exited, or the calls get
    * that worker's error. */
-  if (core->spawn_error != NULL && !core->disposed && template_gone_locked (core))
-    template_lost_locked (core);
+  if (core->spawn_error != NULL && !core->disposed && _afork_pool_template_gone_locked (core))
+    _afork_pool_template_lost_locked (core);
   else if (core->spawn_error != NULL && now >= core->spawn_error_until)
     {
       g_autoptr(GError) spawn_error = g_steal_pointer (&core->spawn_error);
 
-      fail_start_locked (core, spawn_error);
+      _afork_pool_fail_start_locked (core, spawn_error);
     }
   else if (core->spawn_error != NULL)
     AT (MIN (core->spawn_error_until, now + SPAWN_ERROR_POLL_USEC));
@@ -1922,12 +1560,12 @@ maintain_locked (Core *core)
       if (worker->doomed && !worker->exit_watched && worker->process != NULL)
         {
           worker->exit_watched = TRUE;
-          afork_process_wait_async (worker->process, NULL, doomed_exit_cb, worker_ref (worker));
+          afork_process_wait_async (worker->process, NULL, doomed_exit_cb, _afork_pool_worker_ref (worker));
         }
       if (worker->doomed || worker->write_failed)
         continue;
       /* A used-up worker leaves room for the worker that takes its place
-       * (dispatch_locked () keeps the calls running within max-workers);
+       * (_afork_pool_dispatch_locked () keeps the calls running within max-workers);
        * idle, it is retired below. */
       if (worker_used_up (core, worker))
         continue;
@@ -2013,7 +1651,7 @@ maintain_locked (Core *core)
    * the timer drops the pool thread's reference. */
   if (core->disposed && core->workers->len == 0)
     {
-      template_unwatch_locked (core);
+      _afork_pool_template_unwatch_locked (core);
       g_clear_object (&core->template_process);
       next = now;
     }
@@ -2025,8 +1663,8 @@ maintain_locked (Core *core)
  * pool thread is woken only when something is to be done now; for the idle
  * timeout, its timer is moved only when it would come too late, so a
  * round trip after a round trip wakes nobody. */
-static void
-worker_idle_locked (Worker *worker)
+void
+_afork_pool_worker_idle_locked (Worker *worker)
 {
   Core *core = worker->core;
   gint64 deadline, ready;
@@ -2039,7 +1677,7 @@ worker_idle_locked (Worker *worker)
       return;
     }
 
-  worker_update_source_locked (worker);
+  _afork_pool_worker_update_source_locked (worker);
 
   deadline = worker->idle_since + (gint64) core->idle_timeout * 1000;
   ready = g_source_get_ready_time (core->timer);
@@ -2065,21 +1703,21 @@ timer_dispatch (GSource                  *source,
 
   g_source_set_ready_time (source, -1);
 
-  core_lock (core);
-  maintain_locked (core);
+  _afork_pool_core_lock (core);
+  _afork_pool_maintain_locked (core);
   done = core->disposed && core->workers->len == 0;
   if (done)
     {
-      template_unwatch_locked (core);
+      _afork_pool_template_unwatch_locked (core);
       g_clear_object (&core->template_process);
     }
-  core_unlock (core);
+  _afork_pool_core_unlock (core);
 
   if (done)
     {
       /* The pool thread's reference, taken at creation. */
       g_source_destroy (source);
-      core_unref (core);
+      _afork_pool_core_unref (core);
     }
 
   return G_SOURCE_CONTINUE;
@@ -2089,15 +1727,15 @@ static GSourceFuncs timer_funcs = {
   NULL, NULL, timer_dispatch, NULL, NULL, NULL,
 };
 
-static void
-core_unref (Core *core)
+void
+_afork_pool_core_unref (Core *core)
 {
   if (!g_atomic_ref_count_dec (&core->ref))
     return;
 
   g_assert (core->workers->len == 0);
   g_assert (core->queue.length == 0);
-  template_unwatch_locked (core);
+  _afork_pool_template_unwatch_locked (core);
   g_clear_object (&core->template_process);
   g_clear_error (&core->template_error);
   g_clear_error (&core->spawn_error);
@@ -2121,13 +1759,13 @@ afork_pool_dispose (GObject *object)
     {
       /* No call is pending (each holds a reference): let the workers go
        * without waiting for them. The pool thread drops the rest. */
-      core_lock (core);
+      _afork_pool_core_lock (core);
       core->closing = TRUE;
       core->disposed = TRUE;
       g_source_set_ready_time (core->timer, 0);
-      core_unlock (core);
+      _afork_pool_core_unlock (core);
       self->core = NULL;
-      core_unref (core);
+      _afork_pool_core_unref (core);
     }
 
   G_OBJECT_CLASS (afork_pool_parent_class)->dispose (object);
@@ -2333,7 +1971,7 @@ afork_pool_init (AforkPool *self)
   ((TimerSource *) core->timer)->core = core;
   g_source_set_static_name (core->timer, "[afork] pool");
   g_source_set_ready_time (core->timer, -1);
-  g_source_attach (core->timer, pool_context ());
+  g_source_attach (core->timer, _afork_pool_context ());
 
   self->core = core;
 }
@@ -2402,19 +2040,19 @@ afork_pool_new (AforkProcess *template_process)
       core->template_process = afork_process_new (&core->template_error);
       core->own_template = TRUE;
     }
-  core_lock (core);
-  template_watch_locked (core);
-  core_unlock (core);
+  _afork_pool_core_lock (core);
+  _afork_pool_template_watch_locked (core);
+  _afork_pool_core_unlock (core);
 
   return self;
 }
 
-static Call *
-call_new (AforkPool    *self,
-          const char   *function,
-          GVariant     *parameters,
-          GUnixFDList  *fd_list,
-          GCancellable *cancellable)
+Call *
+_afork_pool_call_new (AforkPool    *self,
+                      const char   *function,
+                      GVariant     *parameters,
+                      GUnixFDList  *fd_list,
+                      GCancellable *cancellable)
 {
   Call *call = g_new0 (Call, 1);
 
@@ -2445,7 +2083,7 @@ call_new (AforkPool    *self,
 }
 
 /* Takes @call, and a reference to it, into the queue unless it cannot be
- * made. dispatch_locked () sends it. */
+ * made. _afork_pool_dispatch_locked () sends it. */
 static void
 submit_locked (Call *call)
 {
@@ -2476,27 +2114,27 @@ submit_locked (Call *call)
       return;
     }
 
-  call_unref (call);
+  _afork_pool_call_unref (call);
 }
 
 /* Queues @call (the caller keeps its own reference). */
-static void
-call_submit (Call *call)
+void
+_afork_pool_call_submit (Call *call)
 {
   Core *core = call->core;
   Call *head;
 
   if (call->cancellable != NULL)
     call->cancel_id = g_cancellable_connect (call->cancellable, G_CALLBACK (cancelled_cb),
-                                             call_ref (call), (GDestroyNotify) call_unref);
+                                             call_ref (call), (GDestroyNotify) _afork_pool_call_unref);
 
   if (call->sync)
     {
       /* It waits for the lock anyway. */
-      core_lock (core);
+      _afork_pool_core_lock (core);
       submit_locked (call_ref (call));
-      dispatch_locked (core);
-      core_unlock (core);
+      _afork_pool_dispatch_locked (core);
+      _afork_pool_core_unlock (core);
       return;
     }
 
@@ -2509,7 +2147,7 @@ call_submit (Call *call)
   while (!g_atomic_pointer_compare_and_exchange (&core->submitted, head, call));
 
   if (g_mutex_trylock (&core->lock))
-    core_unlock (core);
+    _afork_pool_core_unlock (core);
   else if (head == NULL)
     {
       /* The holder takes it in, unless it lets go of the lock in
@@ -2559,7 +2197,7 @@ afork_pool_call_with_fds_async (AforkPool           *self,
   g_return_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list));
   g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
 
-  call = call_new (self, function, parameters, fd_list, cancellable);
+  call = _afork_pool_call_new (self, function, parameters, fd_list, cancellable);
   /* As a GTask would: the pool lives until the call is handed over, in
    * the thread-default context of now. */
   call->pool = g_object_ref (self);
@@ -2567,8 +2205,8 @@ afork_pool_call_with_fds_async (AforkPool           *self,
   call->user_data = user_data;
   call->context = g_main_context_ref_thread_default ();
 
-  call_submit (call);
-  call_unref (call);
+  _afork_pool_call_submit (call);
+  _afork_pool_call_unref (call);
 }
 
 /**
@@ -2664,314 +2302,6 @@ afork_pool_call_finish (AforkPool     *self,
   return afork_pool_call_with_fds_finish (self, NULL, result, error);
 }
 
-static void
-close_wake_fd (gpointer data)
-{
-  close (GPOINTER_TO_INT (data) - 1);
-}
-
-static GPrivate wake_fd_key = G_PRIVATE_INIT (close_wake_fd);
-
-/* An eventfd of the calling thread, kept for its life; -1 if none can be
- * made. */
-static int
-thread_wake_fd (void)
-{
-  gpointer data = g_private_get (&wake_fd_key);
-  int fd;
-
-  if (data != NULL)
-    return GPOINTER_TO_INT (data) - 1;
-
-  fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd >= 0)
-    g_private_set (&wake_fd_key, GINT_TO_POINTER (fd + 1));
-
-  return fd;
-}
-
-/* Per thread: the waits left before can_wait_awake () asks again, times
- * two, plus its last answer; 0 before the first. */
-static GPrivate awake_key;
-
-#define AWAKE_ASK_EVERY 256
-
-/* Whether the calling thread may run on more than one CPU: waiting awake
- * for a worker that shares its only CPU would only hold the worker up.
- * Asked again every AWAKE_ASK_EVERY waits (the system call costs some
- * 1 µs here, against a round trip of 20), since a program may change its
- * affinity; a stale answer costs a missed wait, which the back-off
- * absorbs. */
-static gboolean
-can_wait_awake (void)
-{
-  gsize cached = GPOINTER_TO_SIZE (g_private_get (&awake_key));
-  gboolean answer;
-
-  if (cached >= 2)
-    {
-      g_private_set (&awake_key, GSIZE_TO_POINTER (cached - 2));
-      return (cached & 1) != 0;
-    }
-
-  {
-    cpu_set_t set;
-
-    answer = sched_getaffinity (0, sizeof set, &set) != 0 || CPU_COUNT (&set) > 1;
-  }
-  g_private_set (&awake_key, GSIZE_TO_POINTER ((gsize) AWAKE_ASK_EVERY * 2 + (answer ? 1 : 0)));
-
-  return answer;
-}
-
-/* A synchronous call that its worker runs waits on the worker's socket
- * itself, and reads the reply: the round trip then costs what a
- * hand-written one does, without a hand-over through the pool thread.
- * While it is the worker's only call, the pool thread does not read that
- * socket (worker_wants_reader ()); when it does (calls behind, or before,
- * this one), whichever takes the lock first reads, and the pool thread
- * wakes the caller through its eventfd if it was first. A worker that
- * dies is left to the pool thread. Returns FALSE when the call is not in
- * that state (the caller waits on its condition, and is signalled when
- * its call becomes the worker's first). */
-static gboolean
-sync_read_reply_locked (Call *call)
-{
-  Core *core = call->core;
-  Worker *worker = call->worker;
-  struct pollfd pfds[2];
-  gboolean pending;
-  gboolean awake;
-  gboolean waited = FALSE;
-  gboolean woke = FALSE;
-  gboolean reading;
-  AforkRing *ring = NULL;   /* kept mapped by the worker's reference */
-  guint64 pos = 0;
-  int wake_fd;
-
-  if (call->state != CALL_SENT || worker == NULL || worker->state != WORKER_READY ||
-      worker->doomed || g_queue_peek_head (&worker->calls) != call || worker->fd < 0)
-    return FALSE;
-
-  wake_fd = call->wake_fd;
-  if (wake_fd < 0)
-    return FALSE;
-
-  pfds[0].fd = worker->fd;
-  pfds[0].events = POLLIN;
-  pfds[1].fd = wake_fd;
-  pfds[1].events = POLLIN;
-  /* Bytes left in the ring by the last reader need no waiting. */
-  pending = worker->ring_pending;
-  /* A worker whose reply did not come while its caller waited awake is
-   * waited for asleep for a while, twice as long after each miss: one
-   * with long calls, or on the caller's only CPU, costs a wasted wait now
-   * and then, not one at every call. */
-  awake = !pending && worker->ring != NULL && worker->asleep_waits == 0;
-  if (awake)
-    {
-      ring = worker->ring;
-      pos = _afork_ring_get_pos (ring);
-    }
-  if (!pending && worker->asleep_waits > 0)
-    worker->asleep_waits--;
-  call->polling = TRUE;
-  worker_ref (worker);
-  core_unlock (core);
-
-  pfds[0].revents = POLLIN;
-  pfds[1].revents = 0;
-  if (awake && can_wait_awake ())
-    {
-      /* TRUE leaves the worker told that its reader is awake: this
-       * caller reads, or tells the pool thread to (below). */
-      woke = _afork_ring_wait_awake (ring, pos, AWAKE_WAIT_USEC);
-      waited = TRUE;
-      pending = woke;
-    }
-  if (!pending)
-    while (poll (pfds, 2, -1) < 0 && errno == EINTR)
-      ;
-  if (pfds[1].revents != 0)
-    {
-      guint64 count;
-
-      if (read (wake_fd, &count, sizeof count) < 0)
-        { /* nothing to drain */ }
-    }
-
-  core_lock (core);
-  call->polling = FALSE;
-  if (waited)
-    {
-      worker->awake_misses = woke ? 0 : MIN (worker->awake_misses + 1, 8);
-      worker->asleep_waits = woke ? 0 : 1u << worker->awake_misses;
-    }
-  reading = (pfds[0].revents & POLLIN) && !call->finished && worker->state == WORKER_READY;
-  /* The wait saw bytes that this caller will not read (the pool thread
-   * read its reply meanwhile, with those of the worker's other calls):
-   * the reader is marked asleep again, and what is there left to the
-   * pool thread. */
-  if (woke && !reading && worker->state == WORKER_READY && _afork_ring_reader_sleeps (ring))
-    {
-      worker->ring_pending = TRUE;
-      if (worker->source != NULL)
-        g_source_set_ready_time (worker->source, 0);
-    }
-  if (reading)
-    {
-      g_autoptr(GError) error = NULL;
-
-      /* End of stream is the pool thread's to handle: it sees the
-       * hang-up. A protocol error is handed to it. */
-      if (!worker_read_locked (worker, &error) && error != NULL && worker->broken == NULL)
-        {
-          worker->broken = g_steal_pointer (&error);
-          worker->doomed = TRUE;
-          g_source_set_ready_time (core->timer, 0);
-        }
-      dispatch_locked (core);
-      if (worker->calls.length == 0)
-        worker_idle_locked (worker);
-      else
-        worker_update_source_locked (worker);
-    }
-  worker_unref (worker);
-
-  return TRUE;
-}
-
-/**
- * afork_pool_call_with_fds:
- * @self: an #AforkPool
- * @function: the name of a pool function ([callback@Afork.PoolFunc])
- * @parameters: (nullable): the parameters; a floating reference is sunk;
- *   %NULL for an empty tuple
- * @fd_list: (nullable): descriptors that `h` values of @parameters index
- * @out_fd_list: (out) (optional) (nullable) (transfer full): return location
- *   for the descriptors of the reply, or %NULL
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for a #GError
- *
- * Calls @function in a worker of the pool and waits for its reply; see
- * [method@Afork.Pool.call_with_fds_async]. It does not need any main loop
- * to run; [signal@Afork.Pool::event] is emitted in the calling thread
- * while it waits.
- *
- * When the worker's replies have been coming quickly, the calling thread
- * waits for this one awake, at most 50 µs, before it sleeps: a round trip
- * then costs no wake-up. A thread that may only run on one CPU never
- * does, and a worker whose reply did not come in time is waited for
- * asleep for a while.
- *
- * Returns: (transfer full): the reply, or %NULL with @error set
- *
- * Since: 1.0
- */
-GVariant *
-afork_pool_call_with_fds (AforkPool     *self,
-                          const char    *function,
-                          GVariant      *parameters,
-                          GUnixFDList   *fd_list,
-                          GUnixFDList  **out_fd_list,
-                          GCancellable  *cancellable,
-                          GError       **error)
-{
-  g_autoptr(AforkPool) keep = NULL;
-  GVariant *reply = NULL;
-  GUnixFDList *out_fds = NULL;
-  GError *call_error = NULL;
-  Core *core;
-  Call *call;
-
-  g_return_val_if_fail (AFORK_IS_POOL (self), NULL);
-  g_return_val_if_fail (function != NULL, NULL);
-  g_return_val_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list), NULL);
-  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-
-  keep = g_object_ref (self);
-  core = self->core;
-  call = call_new (self, function, parameters, fd_list, cancellable);
-  call->sync = TRUE;
-  call->wake_fd = thread_wake_fd ();
-  g_cond_init (&call->cond);
-
-  call_submit (call);
-
-  core_lock (core);
-  for (;;)
-    {
-      if (call->events.length > 0)
-        {
-          GQueue events = call->events;
-
-          g_queue_init (&call->events);
-          core_unlock (core);
-          emit_events (self, &events);
-          core_lock (core);
-          continue;
-        }
-      if (call->finished)
-        break;
-      if (!sync_read_reply_locked (call))
-        {
-          call->waiting = TRUE;
-          g_cond_wait (&call->cond, &core->lock);
-          call->waiting = FALSE;
-        }
-    }
-  out_fds = g_steal_pointer (&call->out_fds);
-  call_error = g_steal_pointer (&call->error);
-  core_unlock (core);
-
-  /* The call is this thread's alone now. */
-  reply = _afork_wire_value_make (&call->reply);
-
-  if (call->cancel_id != 0)
-    g_cancellable_disconnect (call->cancellable, call->cancel_id);
-  call_unref (call);
-
-  if (call_error != NULL)
-    {
-      g_propagate_error (error, call_error);
-      g_clear_object (&out_fds);
-      return NULL;
-    }
-
-  if (out_fd_list != NULL)
-    *out_fd_list = g_steal_pointer (&out_fds);
-  g_clear_object (&out_fds);
-
-  return reply;
-}
-
-/**
- * afork_pool_call:
- * @self: an #AforkPool
- * @function: the name of a pool function ([callback@Afork.PoolFunc])
- * @parameters: (nullable): the parameters; a floating reference is sunk;
- *   %NULL for an empty tuple
- * @cancellable: (nullable): a #GCancellable
- * @error: return location for a #GError
- *
- * Calls @function in a worker of the pool and waits for its reply; see
- * [method@Afork.Pool.call_with_fds].
- *
- * Returns: (transfer full): the reply, or %NULL with @error set
- *
- * Since: 1.0
- */
-GVariant *
-afork_pool_call (AforkPool     *self,
-                 const char    *function,
-                 GVariant      *parameters,
-                 GCancellable  *cancellable,
-                 GError       **error)
-{
-  return afork_pool_call_with_fds (self, function, parameters, NULL, NULL, cancellable, error);
-}
-
 /**
  * afork_pool_close_async:
  * @self: an #AforkPool
@@ -3004,11 +2334,11 @@ afork_pool_close_async (AforkPool           *self,
   g_task_set_source_tag (task, afork_pool_close_async);
   g_task_set_name (task, "[afork] pool close");
 
-  core_lock (core);
+  _afork_pool_core_lock (core);
   core->closing = TRUE;
   g_ptr_array_add (core->close_tasks, task);
   g_source_set_ready_time (core->timer, 0);
-  core_unlock (core);
+  _afork_pool_core_unlock (core);
 }
 
 /**
@@ -3051,9 +2381,9 @@ afork_pool_get_n_workers (AforkPool *self)
 
   g_return_val_if_fail (AFORK_IS_POOL (self), 0);
 
-  core_lock (self->core);
+  _afork_pool_core_lock (self->core);
   n = self->core->workers->len;
-  core_unlock (self->core);
+  _afork_pool_core_unlock (self->core);
 
   return n;
 }
@@ -3076,9 +2406,9 @@ afork_pool_get_n_queued (AforkPool *self)
 
   g_return_val_if_fail (AFORK_IS_POOL (self), 0);
 
-  core_lock (self->core);
+  _afork_pool_core_lock (self->core);
   n = self->core->queue.length;
-  core_unlock (self->core);
+  _afork_pool_core_unlock (self->core);
 
   return n;
 }
@@ -3089,9 +2419,9 @@ get_uint (AforkPool *self,
 {
   guint value;
 
-  core_lock (self->core);
+  _afork_pool_core_lock (self->core);
   value = G_STRUCT_MEMBER (guint, self->core, offset);
-  core_unlock (self->core);
+  _afork_pool_core_unlock (self->core);
 
   return value;
 }
@@ -3104,12 +2434,12 @@ set_uint (AforkPool *self,
 {
   gboolean changed;
 
-  core_lock (self->core);
+  _afork_pool_core_lock (self->core);
   changed = G_STRUCT_MEMBER (guint, self->core, offset) != value;
   G_STRUCT_MEMBER (guint, self->core, offset) = value;
   if (changed)
     g_source_set_ready_time (self->core->timer, 0);
-  core_unlock (self->core);
+  _afork_pool_core_unlock (self->core);
 
   if (changed)
     g_object_notify_by_pspec (G_OBJECT (self), properties[prop_id]);
