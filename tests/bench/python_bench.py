@@ -35,8 +35,9 @@
 # script imports what it needs in its functions, so that nothing of it is
 # paid in a child either way.
 #
-# Prints "row NAME round R rate X" (calls, processes or files per second)
-# for every round, then the ratios the targets are about, computed round
+# Prints "machine: page costs ..." (tests/bench/bench-page-costs.c), then
+# "row NAME round R rate X" (calls, processes or files per second) for
+# every round, then the ratios the targets are about, computed round
 # by round (drift between rounds cancels) and reported as the median.
 
 import os
@@ -209,6 +210,13 @@ def main():
     # hash_files through PYTHONPATH.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [here, examples, os.environ.get("PYTHONPATH")]))
+
+    # What a page costs a new process here, which the fresh rows pay.
+    import subprocess
+    costs = os.path.join(os.environ.get("AFORK_BENCH_DIR", "."), "bench-page-costs")
+    if os.access(costs, os.X_OK):
+        print("machine: " + subprocess.run([costs], stdout=subprocess.PIPE, text=True).stdout.strip(),
+              flush=True)
 
     rows = Rows(seconds)
     per_round = []
