@@ -14,10 +14,6 @@
 
 G_BEGIN_DECLS
 
-/* A synchronous caller waits awake this long for a worker's reply before
- * it sleeps (see _afork_ring_wait_awake ()). */
-#define AWAKE_WAIT_USEC 50
-
 /* How long a worker that could not start holds the queue, while the
  * template's exit would show, and how often the template is looked at. */
 #define SPAWN_ERROR_WAIT_USEC (G_USEC_PER_SEC)
@@ -154,7 +150,7 @@ struct _Core
   gboolean         closing;
   gboolean         disposed;
   GPtrArray       *close_tasks;
-  GSource         *timer;            /* in the pool thread: maintain () */
+  GSource         *timer;            /* in the pool thread: timer_dispatch () */
   GHashTable      *deliveries;       /* GMainContext * → Delivery * */
 };
 

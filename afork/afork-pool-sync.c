@@ -12,6 +12,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+/* A synchronous caller waits awake this long for a worker's reply before
+ * it sleeps (see _afork_ring_wait_awake ()). */
+#define AWAKE_WAIT_USEC 50
+
 static void
 close_wake_fd (gpointer data)
 {

@@ -166,7 +166,8 @@ template_hup_cb (G_GNUC_UNUSED gint         fd,
 
 /* Watches the template's connection from the pool thread, so that its
  * exit is known even when no worker is being started. The watch holds no
- * reference: it goes before the core does (_afork_pool_template_unwatch_locked ()). */
+ * reference: it goes before the core does
+ * (_afork_pool_template_unwatch_locked ()). */
 void
 _afork_pool_template_watch_locked (Core *core)
 {
@@ -199,8 +200,8 @@ _afork_pool_fail_start_locked (Core   *core,
 
 /* A worker could not start. If it died, so may have its template, whose
  * connection may close an instant after the worker's: the calls wait a
- * moment to tell (_afork_pool_maintain_locked ()). Once the template is known to have
- * exited, its wait status decides (template_exit_cb ()). */
+ * moment to tell (_afork_pool_maintain_locked ()). Once the template is
+ * known to have exited, its wait status decides (template_exit_cb ()). */
 void
 _afork_pool_start_failed_locked (Core   *core,
                                  GError *error)

@@ -70,9 +70,9 @@ static void submit_locked (Call *call);
  *
  * An asynchronous call does not wait for the lock: it is pushed onto
  * core->submitted, and whoever holds the lock takes it in before letting
- * go (_afork_pool_core_unlock ()). A thread that submits a flood of calls while the
- * pool thread reads replies is then never put to sleep, and the pool
- * thread sends the calls in batches. */
+ * go (_afork_pool_core_unlock ()). A thread that submits a flood of calls
+ * while the pool thread reads replies is then never put to sleep, and the
+ * pool thread sends the calls in batches. */
 
 /* Moves the submitted calls, oldest first, to the queue. */
 static void
@@ -596,7 +596,7 @@ typedef enum
 
 /* @call has become its worker's first: its time counts from now, and a
  * synchronous caller waiting on its condition reads the reply from now on
- * (sync_read_reply_locked ()). */
+ * (sync_read_reply_locked () in afork-pool-sync.c). */
 static void
 call_starts_locked (Call *call)
 {
@@ -675,10 +675,10 @@ worker_flush_locked (Worker *worker)
 
 /* Whether the pool thread reads @worker's socket. It does, except while
  * the only call the worker has is a synchronous one: its caller reads the
- * reply itself (sync_read_reply_locked ()), and a second reader would
- * only be woken for nothing, once a call. An idle worker keeps what it
- * had, so that calls of one kind in a row change nothing. A hang-up is
- * seen either way. */
+ * reply itself (sync_read_reply_locked () in afork-pool-sync.c), and a
+ * second reader would only be woken for nothing, once a call. An idle
+ * worker keeps what it had, so that calls of one kind in a row change
+ * nothing. A hang-up is seen either way. */
 static gboolean
 worker_wants_reader (Worker *worker)
 {
@@ -980,13 +980,13 @@ worker_drain_socket_locked (Worker    *worker,
     }
 }
 
-/* _afork_pool_worker_read_locked () with a ring. The descriptors of a frame are on
- * the socket before the frame is published, so the socket is read after
- * the ring's head and before its bytes. Before it returns, it marks the
- * reader asleep: the worker writes a byte to the socket for what it
- * publishes from then on. A worker that keeps publishing (events in a
- * loop) does not keep the reader, and the lock, for ever: after a few
- * turns the rest waits for the next reader, which the pool thread is
+/* _afork_pool_worker_read_locked () with a ring. The descriptors of a
+ * frame are on the socket before the frame is published, so the socket is
+ * read after the ring's head and before its bytes. Before it returns, it
+ * marks the reader asleep: the worker writes a byte to the socket for
+ * what it publishes from then on. A worker that keeps publishing (events
+ * in a loop) does not keep the reader, and the lock, for ever: after a
+ * few turns the rest waits for the next reader, which the pool thread is
  * told to be at once. */
 static gboolean
 worker_read_ring_locked (Worker  *worker,
@@ -1565,8 +1565,8 @@ _afork_pool_maintain_locked (Core *core)
       if (worker->doomed || worker->write_failed)
         continue;
       /* A used-up worker leaves room for the worker that takes its place
-       * (_afork_pool_dispatch_locked () keeps the calls running within max-workers);
-       * idle, it is retired below. */
+       * (_afork_pool_dispatch_locked () keeps the calls running within
+       * max-workers); idle, it is retired below. */
       if (worker_used_up (core, worker))
         continue;
       n_live++;
