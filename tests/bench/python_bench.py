@@ -215,8 +215,9 @@ def main():
     import subprocess
     costs = os.path.join(os.environ.get("AFORK_BENCH_DIR", "."), "bench-page-costs")
     if os.access(costs, os.X_OK):
-        print("machine: " + subprocess.run([costs], stdout=subprocess.PIPE, text=True).stdout.strip(),
-              flush=True)
+        result = subprocess.run([costs], stdout=subprocess.PIPE, text=True)
+        if result.returncode == 0:
+            print("machine: " + result.stdout.strip(), flush=True)
 
     rows = Rows(seconds)
     per_round = []

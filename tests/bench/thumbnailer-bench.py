@@ -210,10 +210,14 @@ def main():
              lambda c: run_inprocess(programs, files, args.jobs, args.size, c)),
             ("fork per image, hand-written",
              lambda c: run_inprocess(programs, files, args.jobs, args.size, c, fork=True)),
-            ("gdk-pixbuf-thumbnailer per file",
-             lambda c: run_spawned(files, args.jobs, args.size, c, False)),
         ]
-        if ok:
+        have_gpt = shutil.which("gdk-pixbuf-thumbnailer") is not None
+        if have_gpt:
+            rows.append(("gdk-pixbuf-thumbnailer per file",
+                         lambda c: run_spawned(files, args.jobs, args.size, c, False)))
+        else:
+            log(out, "  (no gdk-pixbuf-thumbnailer rows: the program is not installed)")
+        if ok and have_gpt:
             rows.append(("bwrap + gdk-pixbuf-thumbnailer",
                          lambda c: run_spawned(files, args.jobs, args.size, c, True)))
         if not args.no_scaling:
