@@ -20,6 +20,10 @@
 #include <unistd.h>
 
 static double seconds = 1.5;
+
+/* How long a synchronous afork_pool_call () waits awake for a reply
+ * (AWAKE_WAIT_USEC in afork/afork-pool-sync.c). */
+#define AWAKE_USEC 50
 static char *module_path;
 
 static double
@@ -90,9 +94,12 @@ bench_pipeline (guint load)
   return got / (now () - start);
 }
 
-/* The hand-written ping-pong: 8 bytes each way over a socketpair, blocking. */
+/* The hand-written ping-pong: 8 bytes each way over a socketpair,
+ * blocking. With @awake_usec, the caller first waits that long awake for
+ * each answer (reading without blocking) before it blocks, as a
+ * synchronous afork_pool_call () does: the same trick, by hand. */
 static double
-bench_pingpong (void)
+bench_pingpong (guint awake_usec)
 {
   int sv[2];
   pid_t pid;
@@ -117,8 +124,21 @@ bench_pingpong (void)
   start = now ();
   for (;;)
     {
-      if (write (sv[0], buf, sizeof buf) != sizeof buf ||
-          read (sv[0], buf, sizeof buf) != sizeof buf)
+      gssize got = -1;
+
+      if (write (sv[0], buf, sizeof buf) != sizeof buf)
+        g_error ("ping-pong broke");
+      if (awake_usec > 0)
+        {
+          gint64 until = g_get_monotonic_time () + awake_usec;
+
+          do
+            got = recv (sv[0], buf, sizeof buf, MSG_DONTWAIT);
+          while (got < 0 && errno == EAGAIN && g_get_monotonic_time () < until);
+        }
+      if (got < 0)
+        got = read (sv[0], buf, sizeof buf);
+      if (got != sizeof buf)
         g_error ("ping-pong broke");
       n++;
       if (n % 256 == 0 && now () - start >= seconds)
@@ -480,7 +500,7 @@ main (int    argc,
       char **argv)
 {
   const char *dir = g_getenv ("AFORK_BENCH_DIR");
-  double pingpong[2], ppe[2], one[2];
+  double pingpong[2], ppe[2], one[2], pingpong_awake = 0;
   double one_async, pipeline, queued_first, queued, fresh, fork_run, after_kill, memory;
   guint n_queued = 10000;
 
@@ -505,8 +525,14 @@ main (int    argc,
       if (pinned)
         pin_to_one_cpu ();
       printf ("\n%s\n", pinned ? "pinned to CPU 0" : "unpinned");
-      pingpong[pinned] = bench_pingpong ();
+      pingpong[pinned] = bench_pingpong (0);
       printf ("  C ping-pong over a socketpair      %10.0f round trips/s\n", pingpong[pinned]);
+      if (!pinned)
+        {
+          pingpong_awake = bench_pingpong (AWAKE_USEC);
+          printf ("  the same, waiting awake %u us       %10.0f round trips/s\n", AWAKE_USEC,
+                  pingpong_awake);
+        }
       ppe[pinned] = bench_ppe ();
       printf ("  ProcessPoolExecutor (1 worker)     %10.0f calls/s\n", ppe[pinned]);
       one[pinned] = bench_pool_one_at_a_time ();
@@ -544,6 +570,7 @@ main (int    argc,
   printf ("\nratios (targets in brackets)\n");
   printf ("  one at a time / ping-pong, unpinned  %5.2f  [>= 0.8]\n", one[0] / pingpong[0]);
   printf ("  one at a time / ping-pong, pinned    %5.2f  [>= 0.4]\n", one[1] / pingpong[1]);
+  printf ("    one at a time / ping-pong waiting awake, unpinned %5.2f\n", one[0] / pingpong_awake);
   if (ppe[0] > 0)
     printf ("  one at a time / ProcessPoolExecutor  %5.2f  [>= 3]\n", one[0] / ppe[0]);
   printf ("  queued (load 32) / one at a time     %5.2f  [>= 10]\n", queued / one[0]);
