@@ -287,16 +287,15 @@ pool_call_done (GObject      *source,
   GVariant *reply;
 
   reply = afork_pool_call_with_fds_finish (AFORK_POOL (source), NULL, result, &error);
-  if (reply == NULL && g_error_matches (error, AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED) &&
-      g_task_return_error_if_cancelled (task))
-    {
-      g_error_free (error);
-      return;
-    }
   if (reply == NULL && g_error_matches (error, AFORK_ERROR, AFORK_ERROR_TEMPLATE_EXITED))
     {
       GError *setup_error = NULL;
 
+      if (g_task_return_error_if_cancelled (task))
+        {
+          g_error_free (error);
+          return;
+        }
       if (pool_call_again (self, AFORK_POOL (source), task, &setup_error))
         {
           g_error_free (error);

@@ -37,7 +37,6 @@ pool_nothing (G_GNUC_UNUSED AforkChild *child,
   return NULL;
 }
 
-/* (i): the worker's pid. */
 static void
 exit_in_child (void)
 {
@@ -55,6 +54,7 @@ pool_call_children_exit (G_GNUC_UNUSED AforkChild         *child,
   return pthread_atfork (NULL, NULL, exit_in_child) == 0;
 }
 
+/* (i): the worker's pid. */
 EXPORT GVariant *pool_pid (AforkChild *child, GVariant *parameters, GError **error);
 GVariant *
 pool_pid (G_GNUC_UNUSED AforkChild *child,

@@ -18,16 +18,26 @@
 
 #include "afork-test-common.h"
 
+/* A pool of a template with the test module, in which @call_function (if
+ * not NULL) ran first. */
 static AforkPool *
-make_pool (void)
+make_pool_after_call (const char *call_function)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(AforkProcess) template_process = afork_process_new (&error);
 
   g_assert_no_error (error);
   afork_process_require (template_process, POOL_TEST_MODULE);
+  if (call_function != NULL)
+    afork_process_call (template_process, call_function, NULL);
 
   return afork_pool_new (template_process);
+}
+
+static AforkPool *
+make_pool (void)
+{
+  return make_pool_after_call (NULL);
 }
 
 /* Waits (bounded) until *counter reaches zero, iterating @context. */
@@ -2061,15 +2071,9 @@ test_template_death (gconstpointer data)
 static void
 test_start_fails (void)
 {
+  g_autoptr(AforkPool) pool = make_pool_after_call ("pool_call_children_exit");
   g_autoptr(GError) error = NULL;
-  g_autoptr(AforkProcess) template_process = afork_process_new (&error);
-  g_autoptr(AforkPool) pool = NULL;
   g_autoptr(GVariant) reply = NULL;
-
-  g_assert_no_error (error);
-  afork_process_require (template_process, POOL_TEST_MODULE);
-  afork_process_call (template_process, "pool_call_children_exit", NULL);
-  pool = afork_pool_new (template_process);
 
   reply = afork_pool_call (pool, "pool_echo", NULL, NULL, &error);
   g_assert_null (reply);

@@ -103,8 +103,6 @@ rel_run_crash (G_GNUC_UNUSED AforkChild *child)
   crash ();
 }
 
-/* Writes "pid N\n" into the last descriptor argument, which it takes and
- * closes, so that a test learns the pid of a process in preparation. */
 /* Sets the soft limit of open files to its argument. */
 EXPORT gboolean rel_call_set_nofile (AforkChild *, const char * const *, GError **);
 gboolean
@@ -129,6 +127,8 @@ rel_call_set_nofile (G_GNUC_UNUSED AforkChild *child,
   return TRUE;
 }
 
+/* Writes "pid N\n" into the last descriptor argument, which it takes and
+ * closes, so that a test learns the pid of a process in preparation. */
 EXPORT gboolean rel_call_report_pid (AforkChild *, const char * const *, GError **);
 gboolean
 rel_call_report_pid (AforkChild          *child,
