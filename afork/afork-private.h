@@ -20,7 +20,7 @@ G_BEGIN_DECLS
 #define AFORK_MAX_FDS_PER_MESSAGE 253
 
 /* The highest code of AforkError, for checking codes read off the wire. */
-#define _AFORK_ERROR_LAST AFORK_ERROR_SANDBOX
+#define _AFORK_ERROR_LAST AFORK_ERROR_TEMPLATE_EXITED
 
 /* afork-error.c */
 void      _afork_i18n_init          (void);
