@@ -7,11 +7,7 @@
  * writable, no network, no exec, a memory limit. max-calls-per-worker is 1:
  * every image is decoded in a fresh process forked for it, which a crash,
  * a hang past call-timeout or an allocation past the limit costs that
- * image alone.
- *
- * Where the library is built without pools (THUMB_HAVE_POOL unset), the
- * images are decoded in threads of this process instead: the same code,
- * no isolation at all. thumb_decoder_describe() says which. */
+ * image alone. */
 #include "config.h"
 
 #include "thumbnailer-decoder.h"
@@ -21,11 +17,7 @@
 #include <glib/gi18n-lib.h>
 #include <gio/gunixfdlist.h>
 
-#include <unistd.h>
-
-#ifdef THUMB_HAVE_POOL
 #include <afork/afork.h>
-#endif
 
 struct _ThumbDecoder
 {
@@ -35,9 +27,7 @@ struct _ThumbDecoder
   char *crash_marker;
   char *hang_marker;
   char *description;
-#ifdef THUMB_HAVE_POOL
   AforkPool *pool;
-#endif
 };
 
 G_DEFINE_FINAL_TYPE (ThumbDecoder, thumb_decoder, G_TYPE_OBJECT)
@@ -47,9 +37,7 @@ thumb_decoder_finalize (GObject *object)
 {
   ThumbDecoder *self = THUMB_DECODER (object);
 
-#ifdef THUMB_HAVE_POOL
   g_clear_object (&self->pool);
-#endif
   g_free (self->crash_marker);
   g_free (self->hang_marker);
   g_free (self->description);
@@ -68,7 +56,6 @@ thumb_decoder_init (G_GNUC_UNUSED ThumbDecoder *self)
 {
 }
 
-#ifdef THUMB_HAVE_POOL
 /* Run from the build tree, the program uses the server and the module it
  * was built with; installed, the installed ones. AFORK_THUMBNAILER_MODULE
  * names another module (the tests' way). */
@@ -90,7 +77,6 @@ worker_module_path (void)
   return running_from_build_tree () ? THUMB_MODULE_BUILD_PATH : THUMB_MODULE_INSTALLED_PATH;
 }
 
-#ifdef THUMB_HAVE_SANDBOX
 static AforkSandbox *
 make_sandbox (const ThumbDecoderOptions *options)
 {
@@ -115,7 +101,6 @@ make_sandbox (const ThumbDecoderOptions *options)
 
   return sandbox;
 }
-#endif
 
 static gboolean
 setup_pool (ThumbDecoder  *self,
@@ -139,13 +124,11 @@ setup_pool (ThumbDecoder  *self,
 
   afork_process_require (template, worker_module_path ());
   afork_process_call (template, "afork_thumbnailer_init", (const char * const *) args->pdata);
-#ifdef THUMB_HAVE_SANDBOX
   {
     g_autoptr(AforkSandbox) sandbox = make_sandbox (&self->options);
 
     afork_process_sandbox (template, sandbox);
   }
-#endif
 
   self->pool = afork_pool_new (template);
   afork_pool_set_max_workers (self->pool, self->options.jobs);
@@ -153,15 +136,10 @@ setup_pool (ThumbDecoder  *self,
   afork_pool_set_call_timeout (self->pool, self->options.timeout_ms);
 
   g_free (self->description);
-#ifdef THUMB_HAVE_SANDBOX
   self->description = g_strdup (_("a sandboxed process per image"));
-#else
-  self->description = g_strdup (_("a process per image (no sandbox)"));
-#endif
 
   return TRUE;
 }
-#endif
 
 ThumbDecoder *
 thumb_decoder_new (const ThumbDecoderOptions  *options,
@@ -178,14 +156,8 @@ thumb_decoder_new (const ThumbDecoderOptions  *options,
   self->options.crash_marker = self->crash_marker;
   self->options.hang_marker = self->hang_marker;
 
-#ifdef THUMB_HAVE_POOL
   if (!setup_pool (self, error))
     return NULL;
-#else
-  (void) error;
-  thumb_decode_init ();
-  self->description = g_strdup (_("in this process, without isolation (afork built without pools)"));
-#endif
 
   return g_steal_pointer (&self);
 }
@@ -198,7 +170,6 @@ thumb_decoder_describe (ThumbDecoder *self)
   return self->description;
 }
 
-#ifdef THUMB_HAVE_POOL
 /* A call, kept to be made again on a new pool. */
 typedef struct
 {
@@ -332,39 +303,6 @@ pool_call_done (GObject      *source,
   else
     g_task_return_pointer (task, reply, (GDestroyNotify) g_variant_unref);
 }
-#else
-typedef struct {
-  int fd;
-  guint max_side;
-  GVariant *keys;
-} DecodeData;
-
-static void
-decode_data_free (DecodeData *data)
-{
-  if (data->fd >= 0)
-    close (data->fd);
-  g_clear_pointer (&data->keys, g_variant_unref);
-  g_free (data);
-}
-
-static void
-decode_in_thread (GTask        *task,
-                  G_GNUC_UNUSED gpointer source,
-                  gpointer      task_data,
-                  G_GNUC_UNUSED GCancellable *cancellable)
-{
-  DecodeData *data = task_data;
-  GError *error = NULL;
-  GVariant *reply;
-
-  reply = thumb_decode_fd (data->fd, data->max_side, data->keys, NULL, &error);
-  if (reply == NULL)
-    g_task_return_error (task, error);
-  else
-    g_task_return_pointer (task, g_variant_ref_sink (reply), (GDestroyNotify) g_variant_unref);
-}
-#endif
 
 /* Takes @fd, the image opened for reading. */
 void
@@ -384,7 +322,6 @@ thumb_decoder_decode_async (ThumbDecoder        *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, thumb_decoder_decode_async);
 
-#ifdef THUMB_HAVE_POOL
   {
     PoolCall *call = g_new0 (PoolCall, 1);
 
@@ -393,17 +330,6 @@ thumb_decoder_decode_async (ThumbDecoder        *self,
     g_task_set_task_data (task, call, (GDestroyNotify) pool_call_free);
     pool_call_start (self, g_steal_pointer (&task));
   }
-#else
-  {
-    DecodeData *data = g_new0 (DecodeData, 1);
-
-    data->fd = fd;
-    data->max_side = max_side;
-    data->keys = g_variant_ref_sink (keys);
-    g_task_set_task_data (task, data, (GDestroyNotify) decode_data_free);
-    g_task_run_in_thread (task, decode_in_thread);
-  }
-#endif
 }
 
 GVariant *

@@ -340,13 +340,6 @@ test_crash (void)
   g_autofree char *crash = NULL;
   g_autofree char *out = NULL;
 
-  if (!thumb_test_isolated ())
-    {
-      g_test_skip ("images are decoded in the program itself (afork built without pools): "
-                   "a crash would take the whole run down");
-      return;
-    }
-
   thumb_test_dir_init (&dir);
   write_good_images (&dir, good);
   crash = thumb_test_write_bytes (dir.images, "crash.png", marker, strlen (marker));
@@ -370,13 +363,6 @@ test_hang (void)
   g_autofree char *hang = NULL;
   g_autofree char *out = NULL;
   gint64 start;
-
-  if (!thumb_test_isolated ())
-    {
-      g_test_skip ("images are decoded in the program itself (afork built without pools): "
-                   "there is no worker to stop at the deadline");
-      return;
-    }
 
   thumb_test_dir_init (&dir);
   write_good_images (&dir, good);
@@ -402,12 +388,6 @@ test_no_workers (void)
   g_autoptr(GSubprocessLauncher) launcher = NULL;
   g_autofree char *photo = NULL;
   g_autofree char *fail = NULL;
-
-  if (!thumb_test_isolated ())
-    {
-      g_test_skip ("images are decoded in the program itself (afork built without pools)");
-      return;
-    }
 
   thumb_test_dir_init (&dir);
   photo = thumb_test_write_image (dir.images, "photo.jpg", "jpeg", 64, 64);
@@ -497,12 +477,6 @@ test_sandboxed (void)
   g_autofree char *hang = NULL;
   GPid found = 0;
   GPid pid;
-
-  if (!thumb_test_isolated ())
-    {
-      g_test_skip ("images are decoded in the program itself (afork built without pools)");
-      return;
-    }
 
   thumb_test_dir_init (&dir);
   hang = thumb_test_write_bytes (dir.images, "hang.png", marker, strlen (marker));
@@ -693,12 +667,6 @@ test_template_killed (void)
   TemplateKiller killer = { 0, 0 };
   GThread *thread;
   int status;
-
-  if (!thumb_test_isolated ())
-    {
-      g_test_skip ("images are decoded in the program itself (afork built without pools)");
-      return;
-    }
 
   thumb_test_dir_init (&dir);
   for (int i = 0; i < 100; i++)

@@ -65,14 +65,6 @@ thumb_test_program (void)
   return program;
 }
 
-/* TRUE when images are decoded in processes of their own (the build has
- * pools): a crashing image then fails alone. */
-gboolean
-thumb_test_isolated (void)
-{
-  return g_strcmp0 (g_getenv ("AFORK_THUMBNAILER_ISOLATED"), "1") == 0;
-}
-
 gboolean
 thumb_test_have_format (const char *name)
 {

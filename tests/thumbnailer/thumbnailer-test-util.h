@@ -21,7 +21,6 @@ void         thumb_test_dir_init         (ThumbTestDir *dir);
 void         thumb_test_dir_clear        (ThumbTestDir *dir);
 
 const char  *thumb_test_program          (void);
-gboolean     thumb_test_isolated         (void);
 
 char        *thumb_test_write_image      (const char   *dir,
                                           const char   *name,
