@@ -24,6 +24,12 @@ G_BEGIN_DECLS
 
 typedef struct
 {
+  pid_t pid;
+  int   status_fd;
+} AforkServerChild;
+
+typedef struct
+{
   int         sock;
   GByteArray *in;        /* received bytes not yet decoded */
   GArray     *fds;       /* received descriptors not yet claimed by `h` */
@@ -32,8 +38,13 @@ typedef struct
   GModule    *program;   /* the server program itself, opened by the template */
   GError     *error;     /* the first failed `m` or `c` */
   int         next_status_fd;  /* from `w`, for the next fork */
-  GHashTable *watched;   /* child pid → fd its wait status is written to; NULL: none */
-  GHashTable *children;  /* pids this server forked and reaps; NULL: none */
+  /* The children this server forked and reaps, each with the descriptor
+   * its wait status is written to (-1: none), in one array: a template
+   * writes to it between two forks, and each page it writes then is
+   * copied, the child sharing it. NULL: none yet. */
+  AforkServerChild *children;
+  guint       n_children;
+  guint       children_size;
   int         owner_pidfd;     /* readable once the owner has exited */
   /* A child forked ahead of the next fork request, waiting on spare_sock
    * for the socket of the process it is to become. It is valid while
@@ -62,6 +73,8 @@ void      _afork_server_die                (AforkServer           *server,
                                             const char            *message);
 gboolean  _afork_server_is_template        (AforkServer           *server);
 void      _afork_server_add_child          (AforkServer           *server,
+                                            pid_t                  pid);
+void      _afork_server_remove_child       (AforkServer           *server,
                                             pid_t                  pid);
 void      _afork_server_reset_signals      (void);
 void      _afork_server_restore_nofile     (AforkServer           *server);

@@ -41,8 +41,7 @@ _afork_server_spare_drop (AforkServer *server,
     {
       while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
         ;
-      if (server->children != NULL)
-        g_hash_table_remove (server->children, GINT_TO_POINTER (pid));
+      _afork_server_remove_child (server, pid);
     }
 }
 

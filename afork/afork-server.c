@@ -194,15 +194,62 @@ void
 _afork_server_add_child (AforkServer *server,
                          pid_t        pid)
 {
-  if (server->children == NULL)
-    server->children = g_hash_table_new (NULL, NULL);
-  g_hash_table_add (server->children, GINT_TO_POINTER (pid));
+  if (server->n_children == server->children_size)
+    {
+      server->children_size = MAX (64, server->children_size * 2);
+      server->children = g_renew (AforkServerChild, server->children, server->children_size);
+    }
+  server->children[server->n_children].pid = pid;
+  server->children[server->n_children].status_fd = -1;
+  server->n_children++;
 }
 
-static guint
-table_size (GHashTable *table)
+/* The entry of the child @pid, or NULL. The newest first: the one a
+ * caller looks for is most often the one just forked. */
+static AforkServerChild *
+find_child (AforkServer *server,
+            pid_t        pid)
 {
-  return table != NULL ? g_hash_table_size (table) : 0;
+  for (guint i = server->n_children; i > 0; i--)
+    if (server->children[i - 1].pid == pid)
+      return &server->children[i - 1];
+
+  return NULL;
+}
+
+/* Forgets the child at @index, the order of the others not mattering:
+ * the last takes its place. */
+static void
+remove_child_at (AforkServer *server,
+                 guint        index)
+{
+  server->children[index] = server->children[--server->n_children];
+}
+
+void
+_afork_server_remove_child (AforkServer *server,
+                            pid_t        pid)
+{
+  AforkServerChild *child = find_child (server, pid);
+
+  if (child == NULL)
+    return;
+  if (child->status_fd >= 0)
+    close (child->status_fd);
+  remove_child_at (server, child - server->children);
+}
+
+/* How many children have a parent waiting for their wait status. */
+static guint
+n_watched (AforkServer *server)
+{
+  guint n = 0;
+
+  for (guint i = 0; i < server->n_children; i++)
+    if (server->children[i].status_fd >= 0)
+      n++;
+
+  return n;
 }
 
 /* What a process leaves behind when it stops being the server it was
@@ -211,9 +258,6 @@ table_size (GHashTable *table)
 void
 _afork_server_forget_loop_state (AforkServer *server)
 {
-  GHashTableIter iter;
-  gpointer fd;
-
   if (sigchld_pipe[0] >= 0)
     {
       signal (SIGCHLD, SIG_DFL);
@@ -224,18 +268,16 @@ _afork_server_forget_loop_state (AforkServer *server)
     }
   sigchld_pending = 0;
 
-  /* The tables themselves are the template's: left as they are (a
-   * forked child shares their pages until it writes them), and replaced
-   * by none, made when first needed. Nor does a new process allocate
-   * anything here: on its heap, that would copy pages too. */
-  if (server->watched != NULL)
-    {
-      g_hash_table_iter_init (&iter, server->watched);
-      while (g_hash_table_iter_next (&iter, NULL, &fd))
-        close (GPOINTER_TO_INT (fd));
-    }
-  server->watched = NULL;
+  /* The array itself is the template's: left as it is (a forked child
+   * shares its pages until it writes them), and replaced by none, made
+   * when first needed. Nor does a new process allocate anything here: on
+   * its heap, that would copy pages too. */
+  for (guint i = 0; i < server->n_children; i++)
+    if (server->children[i].status_fd >= 0)
+      close (server->children[i].status_fd);
   server->children = NULL;
+  server->n_children = 0;
+  server->children_size = 0;
 
   if (server->next_status_fd >= 0)
     close (server->next_status_fd);
@@ -262,8 +304,6 @@ _afork_server_forget_loop_state (AforkServer *server)
 static void
 reap_children (AforkServer *server)
 {
-  GHashTableIter iter;
-  gpointer key;
   char drain[64];
 
   sigchld_pending = 0;
@@ -271,19 +311,16 @@ reap_children (AforkServer *server)
     while (read (sigchld_pipe[0], drain, sizeof drain) > 0)
       ;
 
-  if (server->children == NULL)
-    return;
-
-  g_hash_table_iter_init (&iter, server->children);
-  while (g_hash_table_iter_next (&iter, &key, NULL))
+  /* From the last: an entry removed takes the last one's place, which
+   * has been looked at already. */
+  for (guint i = server->n_children; i > 0; i--)
     {
-      pid_t pid = GPOINTER_TO_INT (key);
-      gpointer fd;
+      AforkServerChild child = server->children[i - 1];
       int status;
       pid_t res;
 
       do
-        res = waitpid (pid, &status, WNOHANG);
+        res = waitpid (child.pid, &status, WNOHANG);
       while (res < 0 && errno == EINTR);
 
       if (res == 0)
@@ -291,15 +328,14 @@ reap_children (AforkServer *server)
 
       /* Exited (or, with ECHILD, reaped by someone else: then its status
        * is unknown, which the parent learns from the channel closing). */
-      g_hash_table_iter_remove (&iter);
+      remove_child_at (server, i - 1);
 
-      if (pid == server->spare_pid)
+      if (child.pid == server->spare_pid)
         _afork_server_spare_forget (server);
 
-      if (server->watched != NULL &&
-          g_hash_table_steal_extended (server->watched, GINT_TO_POINTER (pid), NULL, &fd))
+      if (child.status_fd >= 0)
         {
-          if (res == pid)
+          if (res == child.pid)
             {
               guint8 le[4];
               gssize written;
@@ -307,10 +343,10 @@ reap_children (AforkServer *server)
               _afork_wire_encode_u32 (le, (guint32) status);
 
               do
-                written = write (GPOINTER_TO_INT (fd), le, sizeof le);
+                written = write (child.status_fd, le, sizeof le);
               while (written < 0 && errno == EINTR);
             }
-          close (GPOINTER_TO_INT (fd));
+          close (child.status_fd);
         }
     }
 }
@@ -347,16 +383,16 @@ linger_and_exit (AforkServer *server,
 {
   _afork_server_spare_drop (server, TRUE);
 
-  if (table_size (server->watched) > 0 && server->owner_pidfd < 0)
+  if (n_watched (server) > 0 && server->owner_pidfd < 0)
     server->owner_pidfd = open_owner_pidfd (server->child.owner);
 
-  if (table_size (server->watched) > 0 && !owner_is_gone (server))
+  if (n_watched (server) > 0 && !owner_is_gone (server))
     {
       close (server->sock);
       server->sock = -1;
       _afork_server_set_title ("afork-server", server->child.owner, "reaper");
 
-      while (table_size (server->watched) > 0)
+      while (n_watched (server) > 0)
         {
           struct pollfd pfds[2] = {
             { sigchld_pipe[0], POLLIN, 0 },
@@ -768,10 +804,15 @@ handle_fork (AforkServer *server)
   close (fd);
   if (server->next_status_fd >= 0)
     {
-      if (server->watched == NULL)
-        server->watched = g_hash_table_new (NULL, NULL);
-      g_hash_table_insert (server->watched, GINT_TO_POINTER (pid),
-                           GINT_TO_POINTER (server->next_status_fd));
+      AforkServerChild *child = find_child (server, pid);
+
+      /* Every process this server made is among its children, until it
+       * reaps it; were it not, the parent would learn from the channel
+       * closing that its status is unknown. */
+      if (child != NULL)
+        child->status_fd = server->next_status_fd;
+      else
+        close (server->next_status_fd);
     }
   server->next_status_fd = -1;
 
