@@ -839,9 +839,13 @@ loader_before_fork (void)
 
   /* No flush here: every entry flushed Python's streams on its way out,
    * and nothing else runs Python code in a template (it has no thread). */
+  /* Written once: each later fork would copy the page for the same
+   * value. */
   if (!holding_gil)
-    fork_gil = PyGILState_Ensure ();
-  holding_gil = TRUE;
+    {
+      fork_gil = PyGILState_Ensure ();
+      holding_gil = TRUE;
+    }
   freeze_inherited_objects ();
   PyOS_BeforeFork ();
 }
