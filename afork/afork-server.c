@@ -194,6 +194,12 @@ void
 _afork_server_add_child (AforkServer *server,
                          pid_t        pid)
 {
+  /* A child of that pid reaped by someone else (a call function's
+   * waitpid (-1), say) is gone: its parent learns from the channel
+   * closing that its status is unknown, and the status of the new one
+   * cannot go to it. */
+  _afork_server_remove_child (server, pid);
+
   if (server->n_children == server->children_size)
     {
       server->children_size = MAX (64, server->children_size * 2);
