@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #define EXAMPLE_EXPORT __attribute__((visibility("default")))
 
@@ -45,6 +46,10 @@ example_crash (G_GNUC_UNUSED AforkChild *child,
                G_GNUC_UNUSED GVariant   *parameters,
                G_GNUC_UNUSED GError    **error)
 {
+  /* A crash on purpose leaves no core file behind. */
+  struct rlimit no_core = { 0, 0 };
+
+  setrlimit (RLIMIT_CORE, &no_core);
   signal (SIGABRT, SIG_DFL);
   abort ();
 }
