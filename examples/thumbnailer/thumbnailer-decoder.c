@@ -17,6 +17,8 @@
 #include <glib/gi18n-lib.h>
 #include <gio/gunixfdlist.h>
 
+#include <unistd.h>
+
 #include <afork/afork.h>
 
 struct _ThumbDecoder
