@@ -1746,7 +1746,11 @@ test_killed_worker_not_busy (void)
       g_test_message ("load %u, the next call sleeps %u ms", load, next_ms[n]);
       afork_pool_set_max_workers (pool, 1);
       afork_pool_set_load (pool, load);
-      afork_pool_set_call_timeout (pool, 300);
+      /* Long enough for the worker to fork its helper and say so first,
+       * even where a fork takes hundreds of milliseconds (a loaded
+       * machine, a sanitizer build); short enough that both calls end
+       * well before the helper lets the socket go. */
+      afork_pool_set_call_timeout (pool, 1500);
       g_signal_connect (pool, "event::helper", G_CALLBACK (helper_cb), &helper);
       batch_init (&batch);
       batch.pending += 2;
