@@ -28,7 +28,6 @@ struct _ThumbDecoder
   ThumbDecoderOptions options;
   char *crash_marker;
   char *hang_marker;
-  char *description;
   AforkPool *pool;
 };
 
@@ -42,7 +41,6 @@ thumb_decoder_finalize (GObject *object)
   g_clear_object (&self->pool);
   g_free (self->crash_marker);
   g_free (self->hang_marker);
-  g_free (self->description);
 
   G_OBJECT_CLASS (thumb_decoder_parent_class)->finalize (object);
 }
@@ -109,6 +107,7 @@ setup_pool (ThumbDecoder  *self,
             GError       **error)
 {
   g_autoptr(AforkProcess) template = NULL;
+  g_autoptr(AforkSandbox) sandbox = NULL;
   g_autoptr(GPtrArray) args = g_ptr_array_new_with_free_func (g_free);
 
   if (g_getenv ("AFORK_SERVER") == NULL && running_from_build_tree ())
@@ -126,19 +125,13 @@ setup_pool (ThumbDecoder  *self,
 
   afork_process_require (template, worker_module_path ());
   afork_process_call (template, "afork_thumbnailer_init", (const char * const *) args->pdata);
-  {
-    g_autoptr(AforkSandbox) sandbox = make_sandbox (&self->options);
-
-    afork_process_sandbox (template, sandbox);
-  }
+  sandbox = make_sandbox (&self->options);
+  afork_process_sandbox (template, sandbox);
 
   self->pool = afork_pool_new (template);
   afork_pool_set_max_workers (self->pool, self->options.jobs);
   afork_pool_set_max_calls_per_worker (self->pool, 1);
   afork_pool_set_call_timeout (self->pool, self->options.timeout_ms);
-
-  g_free (self->description);
-  self->description = g_strdup (_("a sandboxed process per image"));
 
   return TRUE;
 }
@@ -169,7 +162,7 @@ thumb_decoder_describe (ThumbDecoder *self)
 {
   g_return_val_if_fail (THUMB_IS_DECODER (self), NULL);
 
-  return self->description;
+  return _("a sandboxed process per image");
 }
 
 /* A call, kept to be made again on a new pool. */
