@@ -170,6 +170,13 @@ void           _afork_pool_fail_queue_locked           (Core         *core,
                                                         const GError *error);
 GMainContext * _afork_pool_context                     (void);
 
+typedef enum
+{
+  WRITE_DONE,
+  WRITE_BLOCKED,
+  WRITE_FAILED,
+} WriteResult;
+
 /* Calls (afork-pool.c). */
 Call *         _afork_pool_call_new                    (AforkPool    *self,
                                                         const char   *function,
@@ -180,15 +187,28 @@ void           _afork_pool_call_submit                 (Call *call);
 void           _afork_pool_call_unref                  (Call *call);
 void           _afork_pool_emit_events                 (AforkPool *pool,
                                                         GQueue    *events);
+void           _afork_pool_call_wake_locked            (Call *call);
+void           _afork_pool_call_starts_locked          (Call *call);
+void           _afork_pool_call_finish_locked          (Call           *call,
+                                                        AforkWireValue *reply,
+                                                        GUnixFDList    *out_fds,
+                                                        GError         *error);
 
 /* Workers (afork-pool.c). */
 Worker *       _afork_pool_worker_ref                  (Worker *worker);
 void           _afork_pool_worker_unref                (Worker *worker);
-gboolean       _afork_pool_worker_read_locked          (Worker *worker,
-                                                        GError **error);
 void           _afork_pool_dispatch_locked             (Core *core);
 void           _afork_pool_worker_idle_locked          (Worker *worker);
+void           _afork_pool_worker_lost_locked          (Worker *worker,
+                                                        GError *head_error);
+
+/* Workers' sockets and rings (afork-pool-io.c). */
+WriteResult    _afork_pool_worker_flush_locked         (Worker *worker);
+gboolean       _afork_pool_worker_read_locked          (Worker *worker,
+                                                        GError **error);
 void           _afork_pool_worker_update_source_locked (Worker *worker);
+void           _afork_pool_worker_start_ring           (Worker *worker);
+void           _afork_pool_worker_watch_locked         (Worker *worker);
 
 /* The template (afork-pool-template.c). */
 gboolean       _afork_pool_template_gone_locked        (Core *core);
