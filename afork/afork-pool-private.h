@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* What the files of AforkPool share: its state (a Core per pool, shared
  * under its lock with the pool thread), its calls and its workers
- * (afork-pool.c), the handling of a template that exits
+ * (afork-pool.c), the I/O on the workers' sockets and rings
+ * (afork-pool-io.c), the handling of a template that exits
  * (afork-pool-template.c) and the synchronous calls (afork-pool-sync.c). */
 #pragma once
 
