@@ -171,6 +171,7 @@ void           _afork_pool_fail_queue_locked           (Core         *core,
                                                         const GError *error);
 GMainContext * _afork_pool_context                     (void);
 
+/* What a flush of a worker's frames came to (afork-pool-io.c). */
 typedef enum
 {
   WRITE_DONE,
