@@ -128,6 +128,43 @@ pool_sleep (G_GNUC_UNUSED AforkChild *child,
   return g_variant_new ("(i)", (gint32) getpid ());
 }
 
+/* (su): marks its arrival in the directory s, then waits until u calls
+ * have arrived there, for 60 s at most; returns (i) its pid. Calls that
+ * meet run at the same time, in as many workers. */
+EXPORT GVariant *pool_meet (AforkChild *child, GVariant *parameters, GError **error);
+GVariant *
+pool_meet (G_GNUC_UNUSED AforkChild *child,
+           GVariant                 *parameters,
+           GError                  **error)
+{
+  const char *dir_path;
+  guint32 wanted;
+  g_autofree char *mark = NULL;
+  gint64 deadline = g_get_monotonic_time () + 60 * G_USEC_PER_SEC;
+  guint arrived = 0;
+
+  g_variant_get (parameters, "(&su)", &dir_path, &wanted);
+  mark = g_strdup_printf ("%s/%d", dir_path, (int) getpid ());
+  if (!g_file_set_contents (mark, "", 0, error))
+    return NULL;
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autoptr(GDir) dir = g_dir_open (dir_path, 0, error);
+
+      if (dir == NULL)
+        return NULL;
+      for (arrived = 0; g_dir_read_name (dir) != NULL; arrived++)
+        ;
+      if (arrived >= wanted)
+        return g_variant_new ("(i)", (gint32) getpid ());
+      g_usleep (5 * 1000);
+    }
+
+  g_set_error (error, POOL_TEST_ERROR, 1, "Only %u of %u calls met", arrived, wanted);
+  return NULL;
+}
+
 /* (u): sleeps that many ms; returns (xx), when it started and ended on
  * the monotonic clock (the same in every process), in µs. */
 EXPORT GVariant *pool_interval (AforkChild *child, GVariant *parameters, GError **error);

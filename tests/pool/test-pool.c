@@ -2,6 +2,7 @@
 /* AforkPool through real workers: values, descriptors, errors, deaths,
  * cancellation, closing, the workers' life, events and threads. */
 #include <afork/afork.h>
+#include <glib/gstdio.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -616,10 +617,13 @@ test_grow_shrink (void)
   g_autoptr(AforkPool) pool = make_pool ();
   GMainContext *context = g_main_context_default ();
   g_autoptr(GHashTable) pids = g_hash_table_new (NULL, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *meeting = g_dir_make_tmp ("afork-pool-meet-XXXXXX", &error);
   guint max_seen = 0;
   gint64 deadline;
   Batch batch;
 
+  g_assert_no_error (error);
   batch_init (&batch);
   afork_pool_set_max_workers (pool, 4);
   afork_pool_set_min_workers (pool, 1);
@@ -628,25 +632,35 @@ test_grow_shrink (void)
   g_assert_cmpuint (afork_pool_get_min_workers (pool), ==, 1);
   g_assert_cmpuint (afork_pool_get_idle_timeout (pool), ==, 200);
 
-  for (guint i = 0; i < 40; i++)
+  /* Each of the first four calls waits for the other three, so the pool
+   * must run four workers at once however long they take to start; the
+   * four calls queued behind them must not bring a fifth. */
+  for (guint i = 0; i < 8; i++)
     {
       batch.pending++;
-      afork_pool_call_async (pool, "pool_sleep", g_variant_new ("(u)", 50), NULL, batch_cb, &batch);
+      afork_pool_call_async (pool, "pool_meet", g_variant_new ("(su)", meeting, 4), NULL,
+                             batch_cb, &batch);
     }
   while (batch.pending > 0)
     {
       max_seen = MAX (max_seen, afork_pool_get_n_workers (pool));
       g_main_context_iteration (context, TRUE);
     }
+  if (batch.errors->len > 0)
+    g_error ("A call failed: %s", ((GError *) batch.errors->pdata[0])->message);
   g_assert_cmpuint (max_seen, ==, 4);
   for (guint i = 0; i < batch.replies->len; i++)
     {
       gint32 pid;
+      g_autofree char *mark = NULL;
 
       g_variant_get (batch.replies->pdata[i], "(i)", &pid);
       g_hash_table_add (pids, GINT_TO_POINTER (pid));
+      mark = g_strdup_printf ("%s/%d", meeting, (int) pid);
+      g_unlink (mark);
     }
   g_assert_cmpuint (g_hash_table_size (pids), ==, 4);
+  g_assert_cmpint (g_rmdir (meeting), ==, 0);
 
   /* Idle: down to min-workers. */
   deadline = g_get_monotonic_time () + AFORK_TEST_WAIT_SECONDS * G_USEC_PER_SEC;
